@@ -1,0 +1,3 @@
+from keras_labs.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,207 @@
+"""The `keras-labs` command line.
+
+    keras-labs list
+    keras-labs run LAB|all [--preset P] [--set key=value ...] [--epochs N] [--seed N] [--out DIR]
+                           [--data auto|sample|full] [--data-dir DIR] [--export-dir DIR]
+                           [--deterministic] [--strategy default|mirrored|multiworker]
+                           [--mixed-precision]
+    keras-labs data prepare NAME... [--from DIR] [--data-dir DIR] [--force]
+    keras-labs data list [--data-dir DIR]
+
+A mistake the user can fix (unknown lab, preset, key or value; data not prepared; corrupt
+files; unwritable output) prints one line and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and still exit code 2)."""
+
+    def error(self, message):
+        raise _UsageError(f"{self.prog}: {message}")
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _quiet_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        import absl.logging
+
+        absl.logging.set_verbosity(absl.logging.ERROR)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="keras-labs", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    listing = commands.add_parser("list", help="the labs and their presets")
+    listing.add_argument("--verbose", action="store_true", help="also every config key")
+
+    run = commands.add_parser("run", help="run a lab (or all of them)")
+    run.add_argument("lab", help="a lab name from `keras-labs list`, or `all`")
+    run.add_argument("--preset", help="named configuration (default: the lab's default)")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override one config field (repeatable)")
+    run.add_argument("--epochs", type=_positive_int)
+    run.add_argument("--seed", type=_non_negative_int)
+    run.add_argument("--out", default="runs", help="root of run folders (default: runs)")
+    run.add_argument("--data", choices=("auto", "sample", "full"))
+    run.add_argument("--data-dir", help="tfds data dir (default: $TFDS_DATA_DIR)")
+    run.add_argument("--export-dir", help="root of SavedModel exports (default: saved_models)")
+    run.add_argument("--deterministic", action="store_true", default=None)
+    run.add_argument("--strategy", choices=("default", "mirrored", "multiworker"))
+    run.add_argument("--mixed-precision", action="store_true", default=None)
+
+    data = commands.add_parser("data", help="prepare and list datasets")
+    data_commands = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    prepare = data_commands.add_parser("prepare", help="prepare datasets into the tfds data dir")
+    prepare.add_argument("names", nargs="+", metavar="NAME")
+    prepare.add_argument("--from", dest="from_dir", metavar="DIR",
+                         help="folder with the original files (or subfolders named after datasets)")
+    prepare.add_argument("--data-dir")
+    prepare.add_argument("--force", action="store_true", help="rebuild a prepared dataset")
+    data_list = data_commands.add_parser("list", help="datasets, prepared or not")
+    data_list.add_argument("--data-dir")
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except _UsageError as error:
+        print(error, file=sys.stderr)
+        return EXIT_USAGE
+    _quiet_tensorflow()
+    from keras_labs import KerasLabsError
+
+    try:
+        if args.command == "list":
+            return _list(args)
+        if args.command == "run":
+            return _run(args)
+        if args.data_command == "prepare":
+            return _prepare(args)
+        return _data_list(args)
+    except KerasLabsError as error:
+        print(f"keras-labs: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("keras-labs: interrupted", file=sys.stderr)
+        return 130
+
+
+def _list(args) -> int:
+    from keras_labs import config, labs
+
+    for name in labs.names():
+        lab = labs.get(name)
+        presets = ", ".join(lab.PRESETS)
+        print(f"{name:12s} {lab.DESCRIPTION}  [presets: {presets}; default {lab.DEFAULT_PRESET}]")
+        if args.verbose:
+            defaults = lab.PRESETS[lab.DEFAULT_PRESET]
+            for key in config.field_names(type(defaults)):
+                print(f"    {key} = {getattr(defaults, key)!r}")
+    return 0
+
+
+def _run(args) -> int:
+    from keras_labs import labs, runs
+
+    flags = {"epochs": args.epochs, "seed": args.seed, "data": args.data,
+             "data_dir": args.data_dir, "export_dir": args.export_dir,
+             "deterministic": args.deterministic, "strategy": args.strategy,
+             "mixed_precision": args.mixed_precision}
+    if args.lab == "all":
+        return _run_all(args, flags)
+    lab = labs.get(args.lab)
+    config = labs.resolve_config(lab, args.preset, args.set, **flags)
+    workdir = runs.new_run_dir(args.out, lab.NAME, args.preset or lab.DEFAULT_PRESET)
+    print(f"{lab.NAME}: run folder {workdir}", flush=True)
+    lab.run(config, str(workdir))
+    print(f"{lab.NAME}: done; results in {workdir}", flush=True)
+    return 0
+
+
+def _run_all(args, flags) -> int:
+    """Runs every lab with the same preset in turn, in one process (TensorFlow loads once)."""
+    import keras
+
+    from keras_labs import labs, runs
+
+    preset = args.preset or "quick"
+    chosen = [labs.get(name) for name in labs.names()]
+    configs = []
+    for lab in chosen:  # validate all configs before the first run starts
+        lab_flags = {key: value for key, value in flags.items()
+                     if value is not None and (key != "epochs" or hasattr(lab.PRESETS[preset], "epochs"))}
+        configs.append(labs.resolve_config(lab, preset, args.set, **lab_flags))
+    for lab, config in zip(chosen, configs, strict=True):
+        keras.backend.clear_session()
+        workdir = runs.new_run_dir(args.out, lab.NAME, preset)
+        print(f"=== {lab.NAME} ({preset}): {workdir}", flush=True)
+        lab.run(config, str(workdir))
+    print(f"all {len(chosen)} labs done; run folders under {args.out}", flush=True)
+    return 0
+
+
+def _prepare(args) -> int:
+    from keras_labs import data
+
+    for name in args.names:  # reject every unknown name before preparing anything
+        data.check_name(name)
+    for name in args.names:
+        data.prepare(name, args.from_dir, args.data_dir, force=args.force)
+    return 0
+
+
+def _data_list(args) -> int:
+    from keras_labs import data
+
+    root = data.resolve_data_dir(args.data_dir)
+    print(f"tfds data dir: {root}")
+    for status in data.list_datasets(root):
+        sample = "embedded sample available" if status["sample"] else "no embedded sample"
+        if not status["prepared"]:
+            print(f"{status['name']:17s} not prepared ({sample})")
+            continue
+        splits = ", ".join(f"{split} {count}" for split, count in status["splits"].items())
+        partial = "PARTIAL" if status["partial"] else "complete"
+        print(f"{status['name']:17s} prepared {status['version']}  {splits}  {partial}  "
+              f"from {status['origin']} via {status['method']}  ({sample})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,171 @@
+"""Typed lab configurations: dataclasses with named presets, validated `key=value` overrides.
+
+Every lab defines a dataclass that extends `LabConfig` and declares its fields with `option()`,
+which carries the constraints (`choices`, `minimum`, `maximum`, `positive`) that `validate()`
+checks. The CLI's `--set key=value` goes through `apply_overrides()`, so a bad key or value is
+rejected with a message that quotes it and lists what is valid, before anything runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from typing import Any
+
+from keras_labs import ConfigError
+
+
+def option(default: Any, *, help: str = "", choices: tuple | None = None,
+           minimum: float | None = None, maximum: float | None = None,
+           positive: bool = False) -> Any:
+    """Declares a config field with its constraints.
+
+    Args:
+        default: The default value (tuples for sequence fields, so configs stay hashable).
+        help: One line shown by `keras-labs list --verbose`.
+        choices: The only allowed values.
+        minimum: Inclusive lower bound.
+        maximum: Inclusive upper bound.
+        positive: The value must be strictly greater than zero.
+    """
+    metadata = {"help": help, "choices": choices, "minimum": minimum, "maximum": maximum,
+                "positive": positive}
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+@dataclasses.dataclass(frozen=True)
+class LabConfig:
+    """Fields every lab shares: reproducibility, data choice, distribution and export."""
+
+    seed: int = option(0, help="global random seed", minimum=0)
+    data: str = option("auto", choices=("auto", "sample", "full"),
+                       help="full: prepared tfds data; sample: embedded sample; auto: full if prepared")
+    data_dir: str = option("", help="tfds data dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)")
+    deterministic: bool = option(False, help="enable TensorFlow op determinism")
+    strategy: str = option("default", choices=("default", "mirrored", "multiworker"),
+                           help="tf.distribute strategy")
+    mixed_precision: bool = option(False, help="mixed_float16 on GPU (ignored with a warning on CPU)")
+    export_dir: str = option("saved_models", help="root folder of SavedModel exports")
+
+    def validate(self) -> LabConfig:
+        """Checks every field against its declared type and constraints.
+
+        Returns:
+            The config itself, so calls chain.
+
+        Raises:
+            ConfigError: A value is out of range, not one of its choices, or of the wrong type.
+        """
+        hints = typing.get_type_hints(type(self))
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            _check_type(field.name, value, hints[field.name])
+            meta = field.metadata
+            if meta.get("choices") is not None and value not in meta["choices"]:
+                raise ConfigError(f"{field.name}={value!r} is not valid; valid values: "
+                                  f"{', '.join(map(str, meta['choices']))}")
+            numbers = value if isinstance(value, tuple) else (value,)
+            for number in numbers:
+                if isinstance(number, bool) or not isinstance(number, int | float):
+                    continue
+                if number != number:  # NaN
+                    raise ConfigError(f"{field.name}={value!r} is not a number")
+                if meta.get("positive") and number <= 0:
+                    raise ConfigError(f"{field.name}={value!r} is not valid; it must be > 0")
+                if meta.get("minimum") is not None and number < meta["minimum"]:
+                    raise ConfigError(f"{field.name}={value!r} is not valid; it must be >= {meta['minimum']}")
+                if meta.get("maximum") is not None and number > meta["maximum"]:
+                    raise ConfigError(f"{field.name}={value!r} is not valid; it must be <= {meta['maximum']}")
+        self.check()
+        return self
+
+    def check(self) -> None:
+        """Cross-field checks; labs override this and raise `ConfigError`."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+def field_names(config_class: type[LabConfig]) -> list[str]:
+    return [field.name for field in dataclasses.fields(config_class)]
+
+
+def apply_overrides(config: LabConfig, overrides: dict[str, str] | list[str]) -> LabConfig:
+    """Returns a copy of `config` with `key=value` strings (or a dict of strings) applied.
+
+    Raises:
+        ConfigError: Unknown key (the message lists the valid ones) or a value that does not parse.
+    """
+    if isinstance(overrides, list):
+        pairs = {}
+        for item in overrides:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise ConfigError(f"--set expects key=value, got {item!r}")
+            pairs[key.strip()] = value.strip()
+        overrides = pairs
+    hints = typing.get_type_hints(type(config))
+    valid = field_names(type(config))
+    changes = {}
+    for key, text in overrides.items():
+        if key not in valid:
+            raise ConfigError(f"unknown config key {key!r}; valid keys: {', '.join(valid)}")
+        changes[key] = parse_value(key, text, hints[key]) if isinstance(text, str) else text
+    return dataclasses.replace(config, **changes)
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def parse_value(key: str, text: str, annotation: Any) -> Any:
+    """Parses the string `text` as the type `annotation` of field `key`."""
+    origin = typing.get_origin(annotation)
+    if origin is tuple:
+        (item_type, *_rest) = typing.get_args(annotation)
+        items = [item for item in text.split(",") if item.strip()]
+        return tuple(parse_value(key, item.strip(), item_type) for item in items)
+    if origin in (typing.Union, types.UnionType):
+        args = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        if text.lower() in ("none", "null", ""):
+            return None
+        return parse_value(key, text, args[0])
+    try:
+        if annotation is bool:
+            if text.lower() in _TRUE:
+                return True
+            if text.lower() in _FALSE:
+                return False
+            raise ValueError
+        if annotation is int:
+            return int(text)
+        if annotation is float:
+            return float(text)
+    except ValueError:
+        raise ConfigError(f"{key}={text!r} is not a valid {annotation.__name__}") from None
+    return text
+
+
+def _check_type(name: str, value: Any, annotation: Any) -> None:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            return
+        annotation = [arg for arg in typing.get_args(annotation) if arg is not type(None)][0]
+        origin = typing.get_origin(annotation)
+    if origin is tuple:
+        if not isinstance(value, tuple):
+            raise ConfigError(f"{name}={value!r} is not valid; expected a tuple")
+        return
+    expected = {bool: bool, int: int, float: (int, float), str: str}.get(annotation)
+    if expected is None:
+        return
+    if annotation is not bool and isinstance(value, bool):
+        raise ConfigError(f"{name}={value!r} is not a valid {annotation.__name__}")
+    if not isinstance(value, expected):
+        raise ConfigError(f"{name}={value!r} is not a valid {annotation.__name__}")

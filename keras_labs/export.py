@@ -1,0 +1,49 @@
+"""SavedModel export: written to a temporary folder next to the target, renamed when complete."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import keras
+
+from keras_labs import KerasLabsError
+
+
+def export_model(model: keras.Model, export_root: str | os.PathLike, lab: str, run_id: str,
+                 export=None) -> Path:
+    """Exports `model` as a TensorFlow SavedModel to `export_root/<lab>/<run_id>/`.
+
+    Args:
+        model: The trained model; `model.export()` writes its `serve` endpoint.
+        export_root: The root of exports (`--export-dir`, default `saved_models`).
+        lab: The lab's name.
+        run_id: The run's id; an existing export of that id is never replaced.
+        export: Optional `callable(path)` that writes a custom SavedModel instead of
+            `model.export(path)` (a generator with its own signature, for example).
+
+    Returns:
+        The export folder.
+    """
+    destination = Path(export_root).expanduser() / lab / run_id
+    if destination.exists():
+        raise KerasLabsError(f"export {str(destination)!r} exists already; not overwriting it")
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{run_id}.partial-", dir=destination.parent))
+    except OSError as error:
+        raise KerasLabsError(f"cannot write exports under {str(destination.parent)!r}: "
+                             f"{error.strerror}") from None
+    try:
+        target = staging / "model"
+        if export is None:
+            model.export(str(target), format="tf_saved_model", verbose=False)
+        else:
+            export(str(target))
+        os.rename(target, destination)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    print(f"exported SavedModel to {destination}", flush=True)
+    return destination

@@ -1,0 +1,171 @@
+"""Run folders: `runs/<lab>/<run-id>/` with config.json, env.json, history.csv, metrics.json,
+tb/ and plots/. A run id is never reused and an existing folder is never written into.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import platform
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from keras_labs import ConfigError, KerasLabsError
+from keras_labs.config import LabConfig
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def new_run_dir(out: str | os.PathLike, lab: str, preset: str | None = None) -> Path:
+    """Creates and returns a fresh `out/<lab>/<timestamp>-<preset>-<random>` folder."""
+    parent = Path(out).expanduser() / lab
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise KerasLabsError(f"cannot create output folder {str(parent)!r}: {error.strerror}") from None
+    if not os.access(parent, os.W_OK):
+        raise KerasLabsError(f"output folder {str(parent)!r} is not writable")
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    while True:
+        run_id = "-".join(part for part in (stamp, preset, secrets.token_hex(2)) if part)
+        path = parent / run_id
+        try:
+            path.mkdir()  # exclusive: an existing folder raises, and we draw another id
+            return path
+        except FileExistsError:
+            continue
+
+
+def _git_state() -> dict[str, Any]:
+    def git(*args):
+        return subprocess.run(["git", "-C", str(PACKAGE_ROOT), *args], capture_output=True,
+                              text=True, timeout=10)
+    try:
+        commit = git("rev-parse", "HEAD")
+        if commit.returncode:
+            return {"commit": None, "dirty": None}
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+        return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+
+
+def environment() -> dict[str, Any]:
+    """Package versions, devices, git commit and host facts for env.json."""
+    import keras
+    import sklearn
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    return {
+        "python": sys.version.split()[0],
+        "packages": {"tensorflow": tf.__version__, "keras": keras.__version__,
+                     "tensorflow_datasets": tfds.__version__, "numpy": np.__version__,
+                     "scikit-learn": sklearn.__version__},
+        "keras_backend": keras.backend.backend(),
+        "devices": [device.name for device in tf.config.list_logical_devices()],
+        "gpus": [device.name for device in tf.config.list_physical_devices("GPU")],
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "hostname": platform.node(),
+        "git": _git_state(),
+        "command": sys.argv,
+    }
+
+
+class Run:
+    """One lab run's folder and its records.
+
+    Args:
+        lab: The lab's name.
+        config: Its resolved, validated config.
+        workdir: The run folder; created if missing, refused if it already has files.
+    """
+
+    def __init__(self, lab: str, config: LabConfig, workdir: str | os.PathLike):
+        self.lab = lab
+        self.config = config
+        self.workdir = Path(workdir)
+        if self.workdir.exists() and any(self.workdir.iterdir()):
+            raise ConfigError(f"run folder {str(self.workdir)!r} already has files; a run never "
+                              "writes into an existing run")
+        try:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            self.plots_dir.mkdir()
+            self.tb_dir.mkdir()
+        except OSError as error:
+            raise KerasLabsError(f"cannot write the run folder {str(self.workdir)!r}: "
+                                 f"{error.strerror}") from None
+        self.run_id = self.workdir.name
+        self.started = datetime.datetime.now()
+        self.data_sources: dict[str, dict] = {}
+        self.env = {"lab": lab, "run_id": self.run_id, "seed": config.seed,
+                    "deterministic": config.deterministic, "started": self.started.isoformat(
+                        timespec="seconds"), **environment(), "data": self.data_sources}
+        self.write_json("config.json", config.to_dict())
+        self.write_json("env.json", self.env)
+
+    @property
+    def plots_dir(self) -> Path:
+        return self.workdir / "plots"
+
+    @property
+    def tb_dir(self) -> Path:
+        return self.workdir / "tb"
+
+    @property
+    def history_path(self) -> Path:
+        return self.workdir / "history.csv"
+
+    def plot_path(self, name: str) -> Path:
+        return self.plots_dir / f"{name}.png"
+
+    def record_data(self, source) -> None:
+        """Notes a `data.DataSource` in env.json (and says loudly when it is a sample)."""
+        self.data_sources[source.name] = {
+            "kind": source.kind, "partial": source.partial, "origin": source.origin,
+            "splits": source.splits, "data_dir": source.data_dir}
+        print(f"data: {source.describe()}", flush=True)
+        self.write_json("env.json", self.env)
+
+    def write_json(self, name: str, payload: Any) -> Path:
+        path = self.workdir / name
+        temporary = path.with_suffix(path.suffix + ".tmp")
+        temporary.write_text(json.dumps(to_jsonable(payload), indent=2, sort_keys=True))
+        os.replace(temporary, path)
+        return path
+
+    def finish(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        """Writes metrics.json (with the data sources and wall time) and returns the metrics."""
+        metrics = dict(metrics)
+        metrics.setdefault("data", {name: {"kind": info["kind"], "partial": info["partial"]}
+                                    for name, info in self.data_sources.items()})
+        metrics["wall_time_s"] = round((datetime.datetime.now() - self.started).total_seconds(), 2)
+        self.env["finished"] = datetime.datetime.now().isoformat(timespec="seconds")
+        self.write_json("env.json", self.env)
+        self.write_json("metrics.json", metrics)
+        return metrics
+
+
+def to_jsonable(value: Any) -> Any:
+    """Converts NumPy scalars and arrays, paths and tuples to JSON types; NaN becomes null."""
+    if isinstance(value, dict):
+        return {str(key): to_jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
