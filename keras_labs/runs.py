@@ -91,7 +91,7 @@ class Run:
 
     def __init__(self, lab: str, config: LabConfig, workdir: str | os.PathLike):
         self.lab = lab
-        self.config = config
+        self.config = config.validate()
         self.workdir = Path(workdir)
         if self.workdir.exists() and any(self.workdir.iterdir()):
             raise ConfigError(f"run folder {str(self.workdir)!r} already has files; a run never "

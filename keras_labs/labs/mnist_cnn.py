@@ -21,7 +21,7 @@ DESCRIPTION = "small CNN on MNIST (report 000, ex. 2: 95%); test/per-class accur
 
 @dataclasses.dataclass(frozen=True)
 class Config(LabConfig):
-    epochs: int = option(6, minimum=1, help="passes over the training data")
+    epochs: int = option(8, minimum=1, help="passes over the training data")
     batch_size: int = option(128, minimum=1, maximum=65536, help="examples per step")
     learning_rate: float = option(2e-3, positive=True, maximum=10.0,
                                   help="peak Adam learning rate (cosine decay to 0)")

@@ -1,0 +1,77 @@
+"""The command line: bad input exits 2 with one clear line; fail fast on unprepared data."""
+
+import pytest
+from conftest import run_cli
+
+
+def error_lines(result):
+    """stderr lines that are ours (TensorFlow's start-up chatter is not)."""
+    return [line for line in result.stderr.splitlines() if line.startswith("keras-labs")]
+
+
+@pytest.mark.parametrize("args, quoted, valid", [
+    (["run", "no-such-lab"], "'no-such-lab'", "mnist-cnn"),
+    (["run", "mnist-cnn", "--preset", "nope"], "'nope'", "seed, quick"),
+    (["run", "mnist-cnn", "--set", "learning_rate=-1"], "learning_rate=-1.0", "> 0"),
+    (["run", "mnist-cnn", "--set", "nope=1"], "'nope'", "learning_rate"),
+    (["run", "mnist-cnn", "--set", "epochs=many"], "'many'", "int"),
+    (["run", "mnist-cnn", "--epochs", "0"], "'0'", "at least 1"),
+    (["run", "mnist-cnn", "--data", "everything"], "'everything'", "'auto', 'sample', 'full'"),
+    (["data", "prepare", "mnsit"], "'mnsit'", "fashion_mnist"),
+    (["frobnicate"], "'frobnicate'", "list"),
+])
+def test_bad_input_exits_2_with_one_line(args, quoted, valid, tmp_path):
+    result = run_cli(*args, "--out", str(tmp_path)) if args[0] == "run" else run_cli(*args)
+    assert result.returncode == 2, result.stderr
+    lines = error_lines(result)
+    assert len(lines) == 1, result.stderr
+    assert quoted in lines[0] and valid in lines[0]
+    assert "Traceback" not in result.stderr
+    assert not list(tmp_path.iterdir())  # nothing was started
+
+
+def test_unprepared_full_data_fails_fast_naming_prepare(tmp_path):
+    # The timeout proves there is no tfds download retry loop (~200 s offline).
+    result = run_cli("run", "mnist-cnn", "--data", "full", "--out", str(tmp_path / "runs"),
+                     env={"TFDS_DATA_DIR": str(tmp_path / "empty")}, timeout=120)
+    assert result.returncode == 2
+    (line,) = error_lines(result)
+    assert "not prepared" in line and "keras-labs data prepare mnist" in line
+    assert "Traceback" not in result.stderr
+
+
+def test_prepare_from_missing_folder_is_one_line(tmp_path):
+    result = run_cli("data", "prepare", "mnist", "--from", str(tmp_path / "nowhere"),
+                     "--data-dir", str(tmp_path / "tfds"))
+    assert result.returncode == 2
+    (line,) = error_lines(result)
+    assert "nowhere" in line and "is not a folder" in line
+
+
+def test_unwritable_output_folder(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = run_cli("run", "mnist-cnn", "--preset", "quick", "--out", str(blocker / "runs"))
+    assert result.returncode == 2
+    (line,) = error_lines(result)
+    assert "cannot create output folder" in line
+
+
+def test_list_shows_labs_and_presets():
+    result = run_cli("list")
+    assert result.returncode == 0
+    assert "mnist-cnn" in result.stdout and "seed, quick" in result.stdout
+
+
+def test_data_list_reports_prepared_partial(tmp_path):
+    from test_data import make_cifar_dir
+
+    make_cifar_dir(tmp_path / "src")
+    result = run_cli("data", "prepare", "cifar10", "--from", str(tmp_path / "src"),
+                     "--data-dir", str(tmp_path / "tfds"))
+    assert result.returncode == 0, result.stderr
+    listing = run_cli("data", "list", "--data-dir", str(tmp_path / "tfds"))
+    cifar = next(line for line in listing.stdout.splitlines() if line.startswith("cifar10"))
+    assert "train 21" in cifar and "test 4" in cifar and "PARTIAL" in cifar
+    mnist = next(line for line in listing.stdout.splitlines() if line.startswith("mnist"))
+    assert "not prepared" in mnist

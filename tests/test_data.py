@@ -1,0 +1,202 @@
+"""Data layer: validation of original files, offline prepare (atomic), listing, loading."""
+
+import gzip
+import json
+import os
+import tarfile
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from keras_labs import DataError, data
+
+
+def write_idx(path, array, magic):
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    with gzip.open(path, "wb") as handle:
+        handle.write(header + array.astype(np.uint8).tobytes())
+
+
+def make_mnist_dir(folder, train=60, test=20, seed=0):
+    """A tiny MNIST-format dataset: valid files whose checksums do not match tfds's."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for prefix, count in (("train", train), ("t10k", test)):
+        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (count, 28, 28)), 2051)
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", np.arange(count) % 10, 2049)
+    return folder
+
+
+def make_cifar_dir(folder, records=(7, 3, 3, 3, 5), test=4):
+    rng = np.random.default_rng(1)
+    batches = folder / "cifar-10-batches-bin"
+    batches.mkdir(parents=True)
+    for name, count in [*zip(data.CIFAR_TRAIN_FILES, records, strict=True), ("test_batch.bin", test)]:
+        labels = (np.arange(count) % 10).astype(np.uint8)[:, None]
+        pixels = rng.integers(0, 256, (count, 3072)).astype(np.uint8)
+        (batches / name).write_bytes(np.concatenate([labels, pixels], axis=1).tobytes())
+    return batches
+
+
+def test_read_idx_rejects_wrong_magic(tmp_path):
+    path = tmp_path / "x.gz"
+    write_idx(path, np.zeros((2, 28, 28)), 2049)
+    with pytest.raises(DataError, match=r"x.gz: wrong magic number 2049 \(want 2051\)"):
+        data.read_idx(path, 2051)
+
+
+def test_read_idx_rejects_truncated_gzip(tmp_path):
+    path = tmp_path / "t.gz"
+    write_idx(path, np.zeros((50, 28, 28)), 2051)
+    path.write_bytes(path.read_bytes()[:-40])
+    with pytest.raises(DataError, match=r"t.gz: not a complete gzip file"):
+        data.read_idx(path, 2051)
+
+
+def test_read_idx_rejects_size_not_matching_header(tmp_path):
+    path = tmp_path / "s.gz"
+    with gzip.open(path, "wb") as handle:
+        handle.write((2051).to_bytes(4, "big") + (3).to_bytes(4, "big") + (28).to_bytes(4, "big")
+                     + (28).to_bytes(4, "big") + bytes(28 * 28 * 2))
+    with pytest.raises(DataError, match=r"s.gz: 1584 bytes after decompression, header says 2368"):
+        data.read_idx(path, 2051)
+
+
+def test_read_cifar_batch_needs_whole_records(tmp_path):
+    path = tmp_path / "data_batch_1.bin"
+    path.write_bytes(bytes(3073 * 2 + 5))
+    with pytest.raises(DataError, match=r"data_batch_1.bin: 6151 bytes is not a whole number of 3073-byte"):
+        data.read_cifar_batch(path)
+
+
+def test_prepare_recompressed_mnist_uses_our_builder(tmp_path):
+    source = make_mnist_dir(tmp_path / "src" / "mnist")
+    status = data.prepare("mnist", tmp_path / "src", tmp_path / "tfds", log=lambda _: None)
+    assert status["prepared"] and status["splits"] == {"train": 60, "test": 20}
+    assert status["partial"] is True and "keras_labs builder" in status["method"]
+    assert status["origin"] == str(source.resolve())
+    datasets, source_info = data.load("mnist", data="full", data_dir=tmp_path / "tfds")
+    images, labels = data.to_numpy(datasets["train"])
+    assert images.shape == (60, 28, 28, 1) and np.bincount(labels).tolist() == [6] * 10
+    assert source_info.kind == "full" and source_info.partial
+    # Nothing temporary is left in the data dir.
+    assert sorted(p.name for p in (tmp_path / "tfds").iterdir()) == ["mnist"]
+
+
+def test_prepare_partial_cifar_from_extracted_folder_and_archive(tmp_path):
+    make_cifar_dir(tmp_path / "src")
+    status = data.prepare("cifar10", tmp_path / "src", tmp_path / "a", log=lambda _: None)
+    assert status["splits"] == {"train": 21, "test": 4} and status["partial"] is True
+    builder = tfds.builder("cifar10", data_dir=str(tmp_path / "a"))
+    assert builder.info.metadata["partial"] is True  # recorded in the dataset info itself
+    info_file = tmp_path / "a" / "cifar10" / "3.0.2" / "dataset_info.json"
+    assert "PARTIAL" in json.loads(info_file.read_text())["description"]
+    assert builder.info.features["label"].names[0] == "airplane"
+    archive_dir = tmp_path / "arch"
+    archive_dir.mkdir()
+    with tarfile.open(archive_dir / "cifar-10-binary-partial.tar.gz", "w:gz") as tar:
+        tar.add(tmp_path / "src" / "cifar-10-batches-bin", arcname="cifar-10-batches-bin")
+    status = data.prepare("cifar10", archive_dir, tmp_path / "b", log=lambda _: None)
+    assert status["splits"] == {"train": 21, "test": 4}
+
+
+def test_corrupt_source_leaves_earlier_dataset_intact(tmp_path):
+    make_mnist_dir(tmp_path / "good")
+    data.prepare("mnist", tmp_path / "good", tmp_path / "tfds", log=lambda _: None)
+    before = sorted(os.listdir(tmp_path / "tfds" / "mnist" / "3.0.1"))
+    bad = make_mnist_dir(tmp_path / "bad", train=30)
+    (bad / "t10k-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8b\x08\x00garbage")
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte.gz: not a complete gzip file"):
+        data.prepare("mnist", bad, tmp_path / "tfds", force=True, log=lambda _: None)
+    assert sorted(os.listdir(tmp_path / "tfds" / "mnist" / "3.0.1")) == before
+    assert sorted(p.name for p in (tmp_path / "tfds").iterdir()) == ["mnist"]
+    assert data.dataset_status("mnist", tmp_path / "tfds")["splits"]["train"] == 60
+
+
+def test_missing_source_file_is_named(tmp_path):
+    source = make_mnist_dir(tmp_path / "m")
+    (source / "train-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DataError, match=r"missing source file .*train-labels-idx1-ubyte.gz"):
+        data.prepare("mnist", source, tmp_path / "tfds", log=lambda _: None)
+    assert not (tmp_path / "tfds" / "mnist").exists()
+
+
+def test_unknown_dataset_lists_valid_ones():
+    with pytest.raises(DataError, match=r"unknown dataset 'mnsit'; valid datasets: mnist, fashion_mnist"):
+        data.check_name("mnsit")
+
+
+def test_full_unprepared_fails_fast_auto_falls_back(empty_data_dir, capsys):
+    with pytest.raises(DataError, match=r"not prepared in .*keras-labs data prepare mnist"):
+        data.load("mnist", data="full")
+    datasets, source = data.load("mnist", data="auto")
+    assert source.kind == "sample" and source.splits == {"train": 4000, "test": 1000}
+    assert "EMBEDDED SAMPLE" in capsys.readouterr().err
+    with pytest.raises(DataError, match=r"'svhn_cropped' is not prepared and has no embedded sample"):
+        data.load("svhn_cropped", data="auto")
+
+
+def test_samples_are_real_and_small():
+    datasets, _ = data.load("cifar10", data="sample")
+    images, labels = data.to_numpy(datasets["train"])
+    assert images.shape == (1000, 32, 32, 3) and images.dtype == np.uint8
+    assert len(set(labels.tolist())) == 10 and images.std() > 30
+    texts, _ = data.load_text(data="sample", splits=("train", "validation", "test"))
+    assert texts["train"].startswith("First Citizen")
+    assert sum(len(t) for t in texts.values()) == 1115394
+    total = sum(p.stat().st_size for p in data.SAMPLES_DIR.iterdir())
+    assert total < 8e6
+
+
+def test_image_pipeline_on_mock_data_scales_and_batches():
+    with tfds.testing.mock_data(num_examples=20):
+        dataset = tfds.load("cifar10", split="train", as_supervised=True)
+        batches = data.image_pipeline(dataset, batch_size=8, training=True, seed=3, augment=True,
+                                      normalize="symmetric")
+        images, labels = next(iter(batches))
+    assert images.shape == (8, 32, 32, 3) and images.dtype == tf.float32
+    assert -1.0 <= float(tf.reduce_min(images)) and float(tf.reduce_max(images)) <= 1.0
+    assert labels.shape == (8,)
+
+
+def test_image_pipeline_shuffle_is_seeded():
+    images = np.arange(64, dtype=np.uint8).reshape(64, 1, 1, 1)
+    dataset = tf.data.Dataset.from_tensor_slices((images, np.arange(64)))
+    def order(seed):
+        batches = data.image_pipeline(dataset, batch_size=64, training=True, seed=seed)
+        return next(iter(batches))[1].numpy().tolist()
+    assert order(1) == order(1) and order(1) != order(2)
+    assert sorted(order(1)) == list(range(64))
+
+
+def test_image_pipeline_converts_channels_and_size():
+    dataset = tf.data.Dataset.from_tensor_slices((np.zeros((4, 28, 28, 1), np.uint8), np.zeros(4)))
+    images, _ = next(iter(data.image_pipeline(dataset, batch_size=4, training=False, channels=3, size=32)))
+    assert images.shape == (4, 32, 32, 3)
+
+
+def test_vocabulary_maps_unknown_to_oov_and_windows_shift():
+    vocabulary = data.Vocabulary.from_text("hello world")
+    assert vocabulary.encode("hZ")[1] == data.Vocabulary.OOV_ID
+    assert vocabulary.unknown("hZQZ") == ["Z", "Q"]
+    assert vocabulary.decode(vocabulary.encode("hello")) == "hello"
+    windows = data.text_windows(np.arange(20), sequence_length=4, batch_size=2, training=False)
+    inputs, targets = next(iter(windows))
+    assert inputs.numpy().tolist() == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert targets.numpy().tolist() == [[1, 2, 3, 4], [5, 6, 7, 8]]
+
+
+@pytest.mark.realdata
+def test_real_data_prepared_and_listed(real_data_dir):
+    root = real_data_dir("mnist", "cifar10", "tiny_shakespeare")
+    statuses = {status["name"]: status for status in data.list_datasets(root)}
+    assert statuses["mnist"]["splits"] == {"train": 60000, "test": 10000}
+    assert statuses["mnist"]["partial"] is False
+    assert statuses["cifar10"]["splits"] == {"train": 8152, "test": 1017}
+    assert statuses["cifar10"]["partial"] is True
+    texts, source = data.load_text(data="full", data_dir=root, splits=("train", "validation"))
+    assert source.kind == "full" and len(texts["train"]) == 1003854
+    datasets, source = data.load("cifar10", ("test",), data="full", data_dir=root)
+    assert source.splits == {"test": 1017} and source.partial
