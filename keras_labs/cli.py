@@ -149,16 +149,27 @@ def _run(args) -> int:
     config = labs.resolve_config(lab, args.preset, args.set, **flags)
     workdir = runs.new_run_dir(args.out, lab.NAME, args.preset or lab.DEFAULT_PRESET)
     print(f"{lab.NAME}: run folder {workdir}", flush=True)
-    lab.run(config, str(workdir))
+    _run_one(lab, config, workdir)
     print(f"{lab.NAME}: done; results in {workdir}", flush=True)
     return 0
+
+
+def _run_one(lab, config, workdir) -> None:
+    """Runs a lab; a run that fails says why in `FAILED.txt` in its own (new) folder."""
+    try:
+        lab.run(config, str(workdir))
+    except BaseException as error:
+        if workdir.is_dir():
+            reason = str(error) or type(error).__name__
+            (workdir / "FAILED.txt").write_text(f"{type(error).__name__}: {reason}\n")
+        raise
 
 
 def _run_all(args, flags) -> int:
     """Runs every lab with the same preset in turn, in one process (TensorFlow loads once)."""
     import keras
 
-    from keras_labs import labs, runs
+    from keras_labs import KerasLabsError, labs, runs
 
     preset = args.preset or "quick"
     chosen = [labs.get(name) for name in labs.names()]
@@ -167,11 +178,20 @@ def _run_all(args, flags) -> int:
         lab_flags = {key: value for key, value in flags.items()
                      if value is not None and (key != "epochs" or hasattr(lab.PRESETS[preset], "epochs"))}
         configs.append(labs.resolve_config(lab, preset, args.set, **lab_flags))
+    failed = []
     for lab, config in zip(chosen, configs, strict=True):
         keras.backend.clear_session()
         workdir = runs.new_run_dir(args.out, lab.NAME, preset)
         print(f"=== {lab.NAME} ({preset}): {workdir}", flush=True)
-        lab.run(config, str(workdir))
+        try:
+            _run_one(lab, config, workdir)
+        except KerasLabsError as error:  # one lab's bad data must not stop the tour
+            print(f"keras-labs: error: {lab.NAME}: {error}", file=sys.stderr, flush=True)
+            failed.append(lab.NAME)
+    if failed:
+        print(f"keras-labs: error: {len(failed)} of {len(chosen)} labs failed: "
+              f"{', '.join(failed)}", file=sys.stderr)
+        return EXIT_USAGE
     print(f"all {len(chosen)} labs done; run folders under {args.out}", flush=True)
     return 0
 
