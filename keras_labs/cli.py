@@ -147,11 +147,19 @@ def _run(args) -> int:
         return _run_all(args, flags)
     lab = labs.get(args.lab)
     config = labs.resolve_config(lab, args.preset, args.set, **flags)
+    _preflight(lab, config)
     workdir = runs.new_run_dir(args.out, lab.NAME, args.preset or lab.DEFAULT_PRESET)
     print(f"{lab.NAME}: run folder {workdir}", flush=True)
     _run_one(lab, config, workdir)
     print(f"{lab.NAME}: done; results in {workdir}", flush=True)
     return 0
+
+
+def _preflight(lab, config) -> None:
+    """Checks the lab's datasets before anything is created (fail fast, no empty run folder)."""
+    from keras_labs import data
+
+    data.require(getattr(lab, "DATASETS", ()), config.data, config.data_dir)
 
 
 def _run_one(lab, config, workdir) -> None:
@@ -178,6 +186,7 @@ def _run_all(args, flags) -> int:
         lab_flags = {key: value for key, value in flags.items()
                      if value is not None and (key != "epochs" or hasattr(lab.PRESETS[preset], "epochs"))}
         configs.append(labs.resolve_config(lab, preset, args.set, **lab_flags))
+        _preflight(lab, configs[-1])
     failed = []
     for lab, config in zip(chosen, configs, strict=True):
         keras.backend.clear_session()

@@ -38,6 +38,7 @@ def test_unprepared_full_data_fails_fast_naming_prepare(tmp_path):
     (line,) = error_lines(result)
     assert "not prepared" in line and "keras-labs data prepare mnist" in line
     assert "Traceback" not in result.stderr
+    assert not (tmp_path / "runs").exists()  # checked before any run folder is made
 
 
 def test_prepare_from_missing_folder_is_one_line(tmp_path):

@@ -200,3 +200,13 @@ def test_real_data_prepared_and_listed(real_data_dir):
     assert source.kind == "full" and len(texts["train"]) == 1003854
     datasets, source = data.load("cifar10", ("test",), data="full", data_dir=root)
     assert source.splits == {"test": 1017} and source.partial
+
+
+def test_download_without_network_fails_fast_with_advice(tmp_path, monkeypatch):
+    def unreachable(*args, **kwargs):
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(data.socket, "create_connection", unreachable)
+    with pytest.raises(DataError, match=r"cannot reach storage.googleapis.com .* --from DIR"):
+        data.prepare("mnist", None, tmp_path / "tfds", log=lambda _: None)
+    assert not (tmp_path / "tfds" / "mnist").exists()

@@ -1,5 +1,6 @@
-"""The lab registry: name -> module. Each module defines NAME, DESCRIPTION, Config (a
-`LabConfig` dataclass), PRESETS ({name: Config}), DEFAULT_PRESET and `run(config, workdir)`.
+"""The lab registry: name -> module. Each module defines NAME, DESCRIPTION, DATASETS (the tfds
+names it loads, checked before a run starts), Config (a `LabConfig` dataclass), PRESETS
+({name: Config}), DEFAULT_PRESET and `run(config, workdir)`.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from keras_labs.config import LabConfig, option
 
 NAME = "mnist-cnn"
 DESCRIPTION = "small CNN on MNIST (report 000, ex. 2: 95%); test/per-class accuracy, SavedModel"
+DATASETS = ("mnist",)
 
 
 @dataclasses.dataclass(frozen=True)
