@@ -559,6 +559,14 @@ def sample_text() -> str:
 # Loading
 
 
+def require(names: Iterable[str], data: str, data_dir=None) -> None:
+    """Fails fast, before a run starts, when `data="full"` and a dataset is not prepared."""
+    for name in names:
+        check_name(name)
+        if data == "full" and not is_prepared(name, data_dir):
+            _choose(name, data, data_dir)  # raises the standard not-prepared error
+
+
 def _choose(name: str, data: str, data_dir) -> tuple[str, Path]:
     if data not in ("auto", "full", "sample"):
         raise DataError(f"data={data!r} is not valid; valid values: auto, sample, full")
@@ -640,6 +648,37 @@ def load_text(name: str = "tiny_shakespeare", splits: Iterable[str] = ("train", 
     texts = {split: parts[split] for split in splits}
     return texts, DataSource(name, "sample", False, "embedded copy of Tiny Shakespeare",
                              {s: len(t) for s, t in texts.items()})
+
+
+def load_uci_digits(test_fraction: float = 0.25, seed: int = 0
+                    ) -> tuple[dict[str, tf.data.Dataset], DataSource]:
+    """The UCI handwritten digits that ship with scikit-learn, as an offline image dataset.
+
+    1,797 8x8 images of digits 0-9 (ink 0-16, white on black like MNIST), scaled to uint8
+    0-255 with one channel, split stratified by class with a fixed `seed`, so the test split
+    is the same in every run.
+
+    Returns:
+        ({"train": ..., "test": ...} datasets of (uint8 (8, 8, 1) image, int64 label)), the
+        `DataSource`).
+    """
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction={test_fraction!r} is not valid; it must be in (0, 1)")
+    digits = load_digits()
+    images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
+    labels = digits.target.astype(np.int64)
+    train_images, test_images, train_labels, test_labels = train_test_split(
+        images, labels, test_size=test_fraction, random_state=seed, stratify=labels)
+    datasets = {"train": tf.data.Dataset.from_tensor_slices((train_images, train_labels)),
+                "test": tf.data.Dataset.from_tensor_slices((test_images, test_labels))}
+    source = DataSource("uci_digits", "full", False,
+                        "scikit-learn load_digits (UCI optical recognition of handwritten "
+                        f"digits, 8x8), stratified split with seed {seed}",
+                        {"train": len(train_labels), "test": len(test_labels)})
+    return datasets, source
 
 
 def class_names(name: str) -> list[str]:
