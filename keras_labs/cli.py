@@ -7,6 +7,7 @@
                            [--mixed-precision]
     keras-labs data prepare NAME... [--from DIR] [--data-dir DIR] [--force]
     keras-labs data list [--data-dir DIR]
+    keras-labs report RUNS [--out DIR]
 
 A mistake the user can fix (unknown lab, preset, key or value; data not prepared; corrupt
 files; unwritable output) prints one line and exits with code 2.
@@ -64,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--strategy", choices=("default", "mirrored", "multiworker"))
     run.add_argument("--mixed-precision", action="store_true", default=None)
 
+    report = commands.add_parser("report", help="one self-contained HTML report over run folders")
+    report.add_argument("runs", help="folder of runs (e.g. runs)")
+    report.add_argument("--out", help="output folder (default: RUNS/report)")
+
     data = commands.add_parser("data", help="prepare and list datasets")
     data_commands = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
     prepare = data_commands.add_parser("prepare", help="prepare datasets into the tfds data dir")
@@ -111,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             return _list(args)
         if args.command == "run":
             return _run(args)
+        if args.command == "report":
+            return _report(args)
         if args.data_command == "prepare":
             return _prepare(args)
         return _data_list(args)
@@ -202,6 +209,14 @@ def _run_all(args, flags) -> int:
               f"{', '.join(failed)}", file=sys.stderr)
         return EXIT_USAGE
     print(f"all {len(chosen)} labs done; run folders under {args.out}", flush=True)
+    return 0
+
+
+def _report(args) -> int:
+    from keras_labs import report
+
+    path = report.build(args.runs, args.out or os.path.join(args.runs, "report"))
+    print(f"report: {path}")
     return 0
 
 
