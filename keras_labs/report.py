@@ -198,7 +198,14 @@ td, th {{ border: 1px solid #ccc; padding: .25em .6em; text-align: left; font-si
 .plots {{ display: flex; flex-wrap: wrap; gap: 1em; }}
 figure {{ margin: 0; }} img {{ max-width: 560px; border: 1px solid #ddd; }}
 section {{ border-top: 2px solid #888; margin-top: 2em; }} .verdict {{ background: #f4f4f0; padding: .5em; }}
-</style></head><body>
+</style>
+<script>
+// Marks how many images failed to decode, so a headless browser test can check the page.
+window.addEventListener("load", () => {{
+  document.body.dataset.brokenImages =
+    [...document.images].filter((image) => !image.complete || image.naturalWidth === 0).length;
+}});
+</script></head><body>
 <h1>keras_labs report</h1>
 <p>Runs under <code>{html.escape(str(root.resolve()))}</code>; generated {datetime.datetime.now().isoformat(timespec='seconds')}.</p>
 <table><tr><th>lab</th><th>runs</th><th>data</th><th>verdict</th></tr>{''.join(summary)}</table>

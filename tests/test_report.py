@@ -33,3 +33,29 @@ def test_report_on_missing_or_empty_folder_is_a_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(KerasLabsError, match="no run folders"):
         report.build(tmp_path / "empty", tmp_path / "out")
+
+
+def test_report_renders_in_headless_chromium(tmp_path):
+    import shutil
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium is not installed (.ci/run installs Debian's chromium)")
+    labs = ["mnist-cnn", "cifar-cnn", "gan"]
+    for lab in labs:
+        fake_run(tmp_path / "runs", lab, "r", {"test_accuracy": 0.9})
+    page = report.build(tmp_path / "runs", tmp_path / "out")
+    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+             "--no-first-run", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+             "--virtual-time-budget=5000"]
+    dom = subprocess.run([*flags, "--dump-dom", page.as_uri()], capture_output=True, text=True,
+                         timeout=120).stdout
+    assert 'data-broken-images="0"' in dom
+    for lab in labs:
+        assert f'<section id="{lab}">' in dom
+    shot = tmp_path / "shot.png"
+    subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1280,2000", page.as_uri()],
+                   capture_output=True, timeout=120)
+    assert shot.stat().st_size > 10_000
