@@ -5,8 +5,11 @@ in `training.standard_callbacks`.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import keras
+import numpy as np
+import tensorflow as tf
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -18,3 +21,258 @@ class EpochTimer(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["epoch_time_s"] = time.perf_counter() - self._start
+
+
+# --------------------------------------------------------------------------------------------
+# Instrumentation: what the network does inside, written to TensorBoard as training goes.
+
+# Layers whose output is "the activation" of the convolution before them (through batch norm).
+_ACTIVATION_LAYERS = (keras.layers.Activation, keras.layers.ReLU, keras.layers.LeakyReLU,
+                      keras.layers.ELU, keras.layers.PReLU, keras.layers.Softmax)
+
+
+def conv_activations(model: keras.Model, layer_names=None) -> dict:
+    """{conv layer name: the tensor that holds its activations} for a functional model.
+
+    A Conv2D with a built-in activation is its own activation. A linear Conv2D followed by
+    (optionally) BatchNormalization and then an activation layer is represented by that
+    activation layer's output, so a ReLU network shows its zeros as the report-002 plots did;
+    a linear Conv2D with nothing after it is represented by its own output.
+
+    Args:
+        model: A functional (or Sequential) Keras model.
+        layer_names: Only these Conv2D layers (default: every Conv2D layer).
+
+    Raises:
+        ValueError: A name in `layer_names` is not a Conv2D layer of the model, or the model has
+            no Conv2D layer.
+    """
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)
+             and not isinstance(layer, keras.layers.Conv2DTranspose)]
+    if layer_names is not None:
+        known = {layer.name for layer in convs}
+        unknown = [name for name in layer_names if name not in known]
+        if unknown:
+            raise ValueError(f"layer_names={unknown!r}: not Conv2D layers of model "
+                             f"{model.name!r}; its Conv2D layers: {', '.join(sorted(known))}")
+        convs = [layer for layer in convs if layer.name in layer_names]
+    if not convs:
+        raise ValueError(f"model {model.name!r} has no Conv2D layer to instrument")
+    consumers = {}
+    for layer in model.layers:
+        inputs = layer.input if isinstance(layer.input, list | tuple) else [layer.input]
+        for tensor in inputs:
+            consumers.setdefault(id(tensor), []).append(layer)
+    tensors = {}
+    for conv in convs:
+        tensor = conv.output
+        linear = keras.activations.serialize(conv.activation) in ("linear", None) or (
+            getattr(conv.activation, "__name__", "") == "linear")
+        while linear:
+            followers = consumers.get(id(tensor), [])
+            if len(followers) != 1:
+                break
+            follower = followers[0]
+            if isinstance(follower, keras.layers.BatchNormalization):
+                tensor = follower.output
+                continue
+            if isinstance(follower, _ACTIVATION_LAYERS):
+                tensor = follower.output
+            break
+        tensors[conv.name] = tensor
+    return tensors
+
+
+class _StepInterval(keras.callbacks.Callback):
+    """Calls `self.record(step)` at the start of training, every `every_n_steps` optimizer
+    steps, and at the end of training.
+
+    The step is the optimizer's iteration count, so the interval holds with any
+    `steps_per_execution` (callbacks then fire once per execution; a record happens at the first
+    callback at or after each multiple of the interval).
+    """
+
+    def __init__(self, every_n_steps: int):
+        super().__init__()
+        if every_n_steps < 1:
+            raise ValueError(f"every_n_steps={every_n_steps!r} is not valid; it must be >= 1")
+        self.every_n_steps = every_n_steps
+        self._last = None
+
+    def _step(self) -> int:
+        return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+
+    def _maybe_record(self, force: bool = False) -> None:
+        step = self._step()
+        due = self._last is None or step // self.every_n_steps > self._last // self.every_n_steps
+        if (due or force) and step != self._last:
+            self._last = step
+            self.record(step)
+
+    def on_train_begin(self, logs=None):
+        self._last = None
+        self._maybe_record()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._maybe_record()
+
+    def on_train_end(self, logs=None):
+        self._maybe_record(force=True)
+
+    def record(self, step: int) -> None:
+        raise NotImplementedError
+
+
+class ActivationStatistics(_StepInterval):
+    """Histograms and summary statistics of every conv layer's activations on a fixed probe batch.
+
+    Keras's TensorBoard callback logs weight histograms only; this logs what the convolutions
+    produce, at a set interval in steps, under the tags `activations/<layer>` (histogram) and
+    `activations/<layer>/<stat>` for the scalars min, max, mean, std and zero_fraction.
+
+    Args:
+        probe_images: The fixed batch of model inputs (always the same images, so changes
+            between steps come from the weights only).
+        log_dir: Folder of the TensorBoard event files (for example `run.tb_dir / "instrumentation"`).
+        every_n_steps: Interval in optimizer steps.
+        layer_names: Only these Conv2D layers (default: all).
+        buckets: Histogram buckets.
+    """
+
+    STATISTICS = ("min", "max", "mean", "std", "zero_fraction")
+
+    def __init__(self, probe_images, log_dir, every_n_steps: int = 100, layer_names=None,
+                 buckets: int = 40):
+        super().__init__(every_n_steps)
+        self.probe_images = np.asarray(probe_images)
+        self.log_dir = str(log_dir)
+        self.layer_names = layer_names
+        self.buckets = buckets
+        self._probe = None
+        self._writer = None
+
+    def on_train_begin(self, logs=None):
+        tensors = conv_activations(self.model, self.layer_names)
+        self._names = list(tensors)
+        self._probe = keras.Model(self.model.input, list(tensors.values()),
+                                  name=f"{self.model.name}_activation_probe")
+        self._writer = tf.summary.create_file_writer(self.log_dir)
+        super().on_train_begin(logs)
+
+    def statistics(self) -> dict[str, dict[str, float]]:
+        """{layer: {stat: value}} of the activations on the probe batch, right now."""
+        outputs = self._probe(self.probe_images, training=False)
+        outputs = outputs if isinstance(outputs, list | tuple) else [outputs]
+        result = {}
+        for name, output in zip(self._names, outputs, strict=True):
+            values = keras.ops.convert_to_numpy(output).astype(np.float32)
+            result[name] = {"values": values, "min": float(values.min()),
+                            "max": float(values.max()), "mean": float(values.mean()),
+                            "std": float(values.std()),
+                            "zero_fraction": float(np.mean(values == 0.0))}
+        return result
+
+    def record(self, step: int) -> None:
+        with self._writer.as_default(step=step):
+            for name, stats in self.statistics().items():
+                tf.summary.histogram(f"activations/{name}", stats["values"], buckets=self.buckets)
+                for statistic in self.STATISTICS:
+                    tf.summary.scalar(f"activations/{name}/{statistic}", stats[statistic])
+        self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        super().on_train_end(logs)
+        self._writer.close()
+
+
+def filter_grid(kernel, scale: int = 6, columns: int | None = None) -> np.ndarray:
+    """A conv kernel (kh, kw, in, out) as one uint8 image grid, one tile per output filter.
+
+    Three input channels are shown as RGB; any other count as the grayscale mean over inputs.
+    Every filter is min-max scaled on its own (shape, not magnitude, is what one reads off),
+    enlarged `scale` times, and separated from its neighbours by a 1-pixel gray line.
+    """
+    kernel = np.asarray(kernel, dtype=np.float32)
+    if kernel.ndim != 4:
+        raise ValueError(f"kernel of shape {kernel.shape} is not a Conv2D kernel (kh, kw, in, out)")
+    filters = np.moveaxis(kernel, -1, 0)  # (out, kh, kw, in)
+    if filters.shape[-1] != 3:
+        filters = filters.mean(axis=-1, keepdims=True).repeat(3, axis=-1)
+    low = filters.min(axis=(1, 2, 3), keepdims=True)
+    high = filters.max(axis=(1, 2, 3), keepdims=True)
+    filters = (filters - low) / np.maximum(high - low, 1e-8)
+    filters = filters.repeat(scale, axis=1).repeat(scale, axis=2)
+    count, height, width = filters.shape[:3]
+    columns = columns or int(np.ceil(np.sqrt(count)))
+    rows = int(np.ceil(count / columns))
+    grid = np.full((rows * (height + 1) + 1, columns * (width + 1) + 1, 3), 0.5, np.float32)
+    for index in range(count):
+        row, column = divmod(index, columns)
+        top, left = 1 + row * (height + 1), 1 + column * (width + 1)
+        grid[top:top + height, left:left + width] = filters[index]
+    return (grid * 255).round().astype(np.uint8)
+
+
+class FilterImages(_StepInterval):
+    """The first conv layer's kernels as an image grid, in TensorBoard and as PNG files, over
+    training.
+
+    TensorBoard gets the grid under the tag `filters/<layer>` every `every_n_steps` steps; the
+    PNG `filters_<layer>_step<N>.png` goes to `plots_dir` at the start, at every epoch end and at
+    the end of training.
+
+    Args:
+        log_dir: Folder of the TensorBoard event files.
+        plots_dir: Folder of the PNG files (None: no PNG files).
+        every_n_steps: Interval in optimizer steps for TensorBoard.
+        layer_name: The conv layer to show (default: the model's first Conv2D layer).
+        scale: Pixels per kernel element in TensorBoard (twice that in the PNG files).
+    """
+
+    def __init__(self, log_dir, plots_dir=None, every_n_steps: int = 100,
+                 layer_name: str | None = None, scale: int = 8):
+        super().__init__(every_n_steps)
+        self.log_dir = str(log_dir)
+        self.plots_dir = None if plots_dir is None else Path(plots_dir)
+        self.layer_name = layer_name
+        self.scale = scale
+        self.png_paths: list[Path] = []
+        self._writer = None
+
+    def on_train_begin(self, logs=None):
+        if self.layer_name is None:
+            self.layer_name = next(iter(conv_activations(self.model)))
+        self._layer = self.model.get_layer(self.layer_name)
+        if not isinstance(self._layer, keras.layers.Conv2D):
+            raise ValueError(f"layer_name={self.layer_name!r} is not a Conv2D layer")
+        self._writer = tf.summary.create_file_writer(self.log_dir)
+        super().on_train_begin(logs)
+        self.save_png(self._step())
+
+    def grid(self) -> np.ndarray:
+        return filter_grid(keras.ops.convert_to_numpy(self._layer.kernel), scale=self.scale)
+
+    def record(self, step: int) -> None:
+        with self._writer.as_default(step=step):
+            tf.summary.image(f"filters/{self.layer_name}", self.grid()[None], max_outputs=1)
+        self._writer.flush()
+
+    def save_png(self, step: int) -> None:
+        if self.plots_dir is None:
+            return
+        path = self.plots_dir / f"filters_{self.layer_name}_step{step:06d}.png"
+        if path in self.png_paths:
+            return
+        self.plots_dir.mkdir(parents=True, exist_ok=True)
+        # twice the TensorBoard scale: a PNG is looked at without TensorBoard's zoom
+        kernel = keras.ops.convert_to_numpy(self._layer.kernel)
+        tf.io.write_file(str(path), tf.io.encode_png(filter_grid(kernel, scale=2 * self.scale)))
+        self.png_paths.append(path)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.save_png(self._step())
+
+    def on_train_end(self, logs=None):
+        super().on_train_end(logs)
+        self.save_png(self._step())
+        self._writer.close()

@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--deterministic", action="store_true", default=None)
     run.add_argument("--strategy", choices=("default", "mirrored", "multiworker"))
     run.add_argument("--mixed-precision", action="store_true", default=None)
+    run.add_argument("--resume", metavar="RUN_DIR",
+                     help="continue an interrupted run folder from its last checkpoint")
 
     report = commands.add_parser("report", help="one self-contained HTML report over run folders")
     report.add_argument("runs", help="folder of runs (e.g. runs)")
@@ -153,11 +155,34 @@ def _run(args) -> int:
     if args.lab == "all":
         return _run_all(args, flags)
     lab = labs.get(args.lab)
+    if args.resume:
+        return _resume(lab, args.resume)
     config = labs.resolve_config(lab, args.preset, args.set, **flags)
     _preflight(lab, config)
     workdir = runs.new_run_dir(args.out, lab.NAME, args.preset or lab.DEFAULT_PRESET)
     print(f"{lab.NAME}: run folder {workdir}", flush=True)
     _run_one(lab, config, workdir)
+    print(f"{lab.NAME}: done; results in {workdir}", flush=True)
+    return 0
+
+
+def _resume(lab, run_dir: str) -> int:
+    """Continues `run_dir` with the lab's own `resume(workdir)` (config.json is reused)."""
+    from pathlib import Path
+
+    from keras_labs import ConfigError
+
+    if not hasattr(lab, "resume"):
+        raise ConfigError(f"lab {lab.NAME} cannot resume a run; labs that can: gan")
+    workdir = Path(run_dir)
+    if not (workdir / "config.json").is_file():
+        raise ConfigError(f"--resume {run_dir!r} is not a run folder (no config.json)")
+    print(f"{lab.NAME}: resuming {workdir}", flush=True)
+    try:
+        lab.resume(str(workdir))
+    except BaseException as error:
+        (workdir / "FAILED.txt").write_text(f"{type(error).__name__}: {error}\n")
+        raise
     print(f"{lab.NAME}: done; results in {workdir}", flush=True)
     return 0
 

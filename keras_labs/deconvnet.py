@@ -142,16 +142,16 @@ class Deconvnet:
                 if layer_.use_bias:
                     x = x + _as_float32(layer_.bias)
                 if step.relu_after:
-                    x = tf.nn.relu(x)
+                    x = _forward_relu(x)
             elif step.kind == "relu":
                 record.append(None)
-                x = tf.nn.relu(x)
+                x = _forward_relu(x)
             elif step.kind == "pool":
-                record.append(tf.shape(x))
+                input_shape = tf.shape(x, out_type=tf.int64)
                 x, switches = tf.nn.max_pool_with_argmax(
                     x, ksize=layer_.pool_size, strides=layer_.strides,
                     padding=layer_.padding.upper(), include_batch_in_index=True)
-                record[-1] = (record[-1], switches)
+                record.append((input_shape, switches))
             elif step.kind == "batch_norm":
                 record.append(None)
                 x = tf.cast(layer_(x, training=False), tf.float32)
@@ -308,9 +308,9 @@ def unpool(signal, switches, input_shape) -> tf.Tensor:
 
     Overlapping pooling windows that chose the same position add up, as the gradient does.
     """
-    size = tf.reduce_prod(tf.cast(input_shape, tf.int64))
+    input_shape = tf.cast(input_shape, tf.int64)
     flat = tf.scatter_nd(tf.reshape(switches, (-1, 1)), tf.reshape(signal, (-1,)),
-                         tf.reshape(size, (1,)))
+                         tf.reshape(tf.reduce_prod(input_shape), (1,)))
     return tf.reshape(flat, input_shape)
 
 
@@ -336,9 +336,9 @@ def select(activations, feature, keep_max):
     flat = tf.reshape(signal, (batch, -1))
     # Masked-out positions must never win the argmax, even when every activation is negative
     # (a linear convolution).
-    scores = tf.where(tf.repeat(mask, tf.shape(flat)[1] // channels, axis=0) > 0,
-                      tf.reshape(flat, (-1,)), tf.fill([tf.size(flat)], -np.inf))
-    scores = tf.reshape(scores, tf.shape(flat))
+    # Channels vary fastest in the flattened (h, w, C) order, so the mask tiles along it.
+    selected = tf.tile(mask, [1, tf.shape(flat)[1] // channels]) > 0
+    scores = tf.where(selected, flat, tf.fill(tf.shape(flat), tf.constant(-np.inf, flat.dtype)))
     single = flat * tf.one_hot(tf.argmax(scores, axis=-1), tf.shape(flat)[1])
     signal = tf.where(keep_max, tf.reshape(single, tf.shape(activations)), signal)
     return signal, tf.where(feature == _ALL_FEATURES, tf.fill([batch], -1), chosen)
@@ -363,6 +363,13 @@ def support_box(projection: np.ndarray, threshold: float = 0.05) -> tuple[int, i
         return 0, 0, magnitude.shape[0], magnitude.shape[1]
     rows, columns = np.nonzero(magnitude >= threshold * peak)
     return int(rows.min()), int(columns.min()), int(rows.max()) + 1, int(columns.max()) + 1
+
+
+def _forward_relu(x) -> tf.Tensor:
+    # Not tf.nn.relu: Grappler rewrites max_pool(relu(x)) as relu(max_pool(x)) ("max of a
+    # monotonic function"), which it cannot do for max_pool_with_argmax's switch output; the
+    # failed rewrite costs a warning and the graph's other optimizations.
+    return tf.maximum(x, tf.zeros((), x.dtype))
 
 
 def _as_float32(variable) -> tf.Tensor:

@@ -126,3 +126,80 @@ def classification_metrics(labels: np.ndarray, predictions: np.ndarray,
         "confusion_matrix": confusion.tolist(),
         "test_examples": int(len(labels)),
     }
+
+
+def mnist_classifier(datasets: dict[str, tf.data.Dataset], source, export_root, *,
+                     epochs: int = 2, train_examples: int = 0, seed: int = 0,
+                     batch_size: int = 128, strategy: tf.distribute.Strategy | None = None
+                     ) -> tuple[keras.Model, dict]:
+    """A trained MNIST CNN (`models.mnist_cnn`) used as an instrument by other labs: the GAN
+    lab scores its samples with it, the adversarial lab attacks it.
+
+    It is trained on the lab's own data (`datasets["train"]`, the first `train_examples` when
+    > 0) and evaluated on `datasets["test"]`, then saved as
+    `<export_root>/_classifiers/<key>.keras` with a `.json` note (test accuracy, settings); a
+    later run with the same data kind, size and settings reuses that file instead of training.
+    The global seeds are reset to `seed` afterwards, so what the lab does next is the same
+    whether the classifier was trained or reused.
+
+    Args:
+        datasets: {"train": ..., "test": ...} (uint8 image, label) datasets from `data.load`.
+        source: Their `data.DataSource` (its kind and sizes are part of the cache key).
+        export_root: The root of exports (`config.export_dir`).
+        epochs: Passes over the training examples.
+        train_examples: Train on the first N examples only (0: all).
+        seed: Seed of the initialization and the shuffle.
+        batch_size: Examples per step.
+        strategy: Build (or load) and train the model in this strategy's scope.
+
+    Returns:
+        (the model, taking [0, 1] images of shape (28, 28, 1) and returning class
+        probabilities, with a penultimate layer named "features"; a dict with `path`, `reused`,
+        `test_accuracy`, `epochs`, `train_examples`).
+    """
+    from pathlib import Path
+
+    from keras_labs import data, models
+
+    kind = source.kind + ("-partial" if source.partial else "")
+    key = (f"mnist_cnn-{kind}-{source.splits.get('train', 0)}-"
+           f"{train_examples or 'all'}ex-{epochs}ep-seed{seed}")
+    folder = Path(export_root).expanduser() / "_classifiers"
+    path, note_path = folder / f"{key}.keras", folder / f"{key}.json"
+    strategy = strategy or tf.distribute.get_strategy()
+    if path.is_file() and note_path.is_file():
+        with strategy.scope():
+            model = keras.saving.load_model(path, compile=False)
+        info = {**json.loads(note_path.read_text()), "path": str(path), "reused": True}
+        print(f"classifier: reusing {path} (test accuracy {info['test_accuracy']:.4f})", flush=True)
+        keras.utils.set_random_seed(seed)
+        return model, info
+
+    keras.utils.set_random_seed(seed)
+    train_split = datasets["train"].take(train_examples) if train_examples else datasets["train"]
+    train = data.image_pipeline(train_split, batch_size=batch_size, training=True, seed=seed)
+    test = data.image_pipeline(datasets["test"], batch_size=512, training=False)
+    steps = max(int(train.cardinality()), 1) * epochs
+    with strategy.scope():
+        model = models.mnist_cnn(name="mnist_classifier")
+        model.compile(optimizer=keras.optimizers.Adam(
+            keras.optimizers.schedules.CosineDecay(2e-3, decay_steps=steps)),
+            loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    print(f"classifier: training models.mnist_cnn for {epochs} epoch(s) on "
+          f"{train_examples or 'all'} {source.kind} training examples", flush=True)
+    model.fit(train, epochs=epochs, shuffle=False, verbose=verbosity())
+    labels, predictions, _ = predict_labels(model, test)
+    info = {"test_accuracy": float((labels == predictions).mean()), "epochs": epochs,
+            "train_examples": train_examples, "seed": seed, "data": kind}
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        staging = folder / f".{key}.partial-{os.getpid()}.keras"
+        model.save(staging)
+        os.replace(staging, path)  # atomic: a concurrent run sees the whole file or none
+        note_path.write_text(json.dumps(info, indent=2))
+    except OSError as error:
+        raise KerasLabsError(f"cannot save the classifier under {str(folder)!r}: "
+                             f"{error.strerror}") from None
+    print(f"classifier: test accuracy {info['test_accuracy']:.4f}; saved to {path}", flush=True)
+    keras.utils.set_random_seed(seed)
+    return model, {**info, "path": str(path), "reused": False}

@@ -1,0 +1,205 @@
+"""Lab `deconvnet`: what do the feature maps of a small CIFAR-10 CNN respond to?
+
+Seed report 002, task 2: train a two-stage CNN on CIFAR-10, then map activations back to pixel
+space with a Zeiler-Fergus deconvnet (`keras_labs.deconvnet`): the switches of every max pool
+are recorded on the way up; on the way down the signal is unpooled with them, rectified and
+passed through the transposed convolution with the layer's own filters. The report's three
+views:
+
+1. all activations of conv block 1 and of conv block 2, projected for 5 test images;
+2. only the strongest feature map of each block (every other activation set to zero);
+3. for one feature map, the 9 examples that activate it most, each with the projection of its
+   strongest activation (the paper's figure 2), here for both blocks.
+
+The run leaves those grids, the first-layer filters, training curves, test accuracy, the top-9
+examples of each chosen map in metrics.json, and the classifier as a SavedModel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_labs import ConfigError, data, export, models, runs, training, visualization
+from keras_labs.config import LabConfig, option
+from keras_labs.deconvnet import Deconvnet, support_box, to_display
+
+NAME = "deconvnet"
+DESCRIPTION = ("Zeiler-Fergus deconvnet on a CIFAR-10 CNN (report 002, task 2): projections of "
+               "conv blocks 1-2, strongest maps, top-9 grids")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(LabConfig):
+    dataset: str = option("cifar10", choices=("cifar10", "mnist"))
+    epochs: int = option(8, minimum=1, help="passes over the training data")
+    batch_size: int = option(64, minimum=1, maximum=65536, help="examples per step")
+    learning_rate: float = option(1e-3, positive=True, maximum=10.0, help="Adam learning rate")
+    filters: tuple[int, ...] = option((32, 64), positive=True,
+                                      help="conv widths, one per block (conv, relu, max pool)")
+    dense_units: int = option(256, minimum=1)
+    dropout: float = option(0.3, minimum=0.0, maximum=0.95)
+    batch_norm: bool = option(False, help="batch norm after each conv (folded into the "
+                                          "projection's filters)")
+    train_examples: int = option(0, minimum=0, help="use only the first N training examples (0: all)")
+    images: int = option(5, minimum=1, maximum=64, help="test images for the projection grids")
+    feature: int = option(-1, minimum=-1, help="feature map of the top-k grids (-1: the one with "
+                                               "the largest activation on the searched examples)")
+    top_k: int = option(9, minimum=1, maximum=64, help="examples per top-k grid")
+    search_examples: int = option(0, minimum=0, help="test examples searched for the top-k grids "
+                                                     "(0: the whole test split)")
+
+    def check(self) -> None:
+        if self.feature >= min(self.filters):
+            raise ConfigError(f"feature={self.feature!r} is not valid; the narrowest block has "
+                              f"{min(self.filters)} feature maps")
+
+
+PRESETS = {
+    "seed": Config(),
+    "quick": Config(epochs=1, train_examples=2000, search_examples=500),
+}
+DEFAULT_PRESET = "seed"
+
+
+def run(config: Config, workdir: str) -> dict:
+    """Trains the CNN, projects its feature maps to pixel space, and exports the classifier."""
+    run = runs.Run(NAME, config, workdir)
+    strategy = training.setup(config)
+
+    datasets, source = data.load(config.dataset, ("train", "test"), data=config.data,
+                                 data_dir=config.data_dir)
+    run.record_data(source)
+    train_split = datasets["train"]
+    if config.train_examples:
+        train_split = train_split.take(config.train_examples)
+    train = data.image_pipeline(train_split, batch_size=config.batch_size, training=True,
+                                seed=config.seed)
+    test = data.image_pipeline(datasets["test"], batch_size=256, training=False)
+
+    # The classic deconvnet network: per block a convolution, a ReLU and a max pool, then a
+    # dense head the deconvnet never looks at.
+    with strategy.scope():
+        model = models.mnist_cnn(input_shape=tuple(train.element_spec[0].shape[1:]),
+                                 filters=config.filters, dense_units=config.dense_units,
+                                 dropout=config.dropout, batch_norm=config.batch_norm,
+                                 name=f"{config.dataset}_cnn")
+        model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
+                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.summary(print_fn=lambda line, **_: print(line))
+    blocks = [f"pool{stage}" for stage in range(1, len(config.filters) + 1)][:2]
+
+    # The test split doubles as the per-epoch validation curve; nothing is selected on it.
+    history = model.fit(train, validation_data=test, epochs=config.epochs, shuffle=False,
+                        callbacks=training.standard_callbacks(run), verbose=training.verbosity())
+    training.check_finite(history)
+    labels, predictions, _ = training.predict_labels(model, test)
+    metrics = training.classification_metrics(labels, predictions, num_classes=10)
+    metrics["test_loss"] = float(history.history["val_loss"][-1])
+    metrics["train_accuracy"] = float(history.history["accuracy"][-1])
+    metrics["projected_layers"] = blocks
+
+    projector = Deconvnet(model)
+    names = data.class_names(config.dataset)
+    images, image_labels = next(iter(test.unbatch().batch(config.images)))
+    images = images.numpy()
+
+    # 1. All activations of each block, projected together.
+    all_maps = {block: projector.project(images, block) for block in blocks}
+    _projection_table(images, all_maps, run.plot_path("projections_all"),
+                      "all feature maps projected to pixels", image_labels.numpy(), names)
+
+    # 2. Only each image's strongest map (the others zeroed before projecting).
+    strongest, strongest_maps = {}, {}
+    for block in blocks:
+        strongest[block] = projector.strongest_features(images, block).tolist()
+        strongest_maps[block] = projector.project(images, block, feature="strongest")
+    _projection_table(images, strongest_maps, run.plot_path("projections_strongest"),
+                      "strongest feature map only", image_labels.numpy(), names, strongest)
+    metrics["strongest_features"] = strongest
+
+    # 3. The top-k examples of one map per block, each with its strongest activation projected.
+    searched = datasets["test"]
+    if config.search_examples:
+        searched = searched.take(config.search_examples)
+    searched = data.image_pipeline(searched, batch_size=256, training=False)
+    metrics["top_activations"] = {}
+    for block in blocks:
+        feature = config.feature if config.feature >= 0 else _most_active(projector, searched, block)
+        top = projector.top_activations(searched, block, feature, k=config.top_k)
+        _top_grid(top, names, run.plot_path(f"top{config.top_k}_{block}"))
+        metrics["top_activations"][block] = {
+            "feature": top.feature, "test_indices": top.indices.tolist(),
+            "activations": [round(float(a), 4) for a in top.activations],
+            "labels": [names[int(label)] for label in top.labels]}
+
+    kernel = model.get_layer("conv1_1").kernel.numpy()  # (3, 3, channels, filters)
+    visualization.image_grid(to_display(np.moveaxis(kernel, -1, 0)), run.plot_path("filters_conv1"),
+                             columns=8, title="conv1 filters (0.5 = zero)")
+    visualization.plot_history(visualization.read_history(run.history_path),
+                               run.plot_path("curves"), title=f"{NAME} ({source.kind} data)")
+
+    # How long one projection of a 64-image batch through both blocks takes, once traced
+    # (scripts/benchmark_deconvnet.py measures it properly).
+    batch = np.resize(images, (64, *images.shape[1:]))
+    project = projector.projection_function(blocks[-1])
+    project(batch, tf.constant(-1), tf.constant(False))
+    start = time.perf_counter()
+    project(batch, tf.constant(-1), tf.constant(False))[0].numpy()
+    metrics["projection_64_images_s"] = round(time.perf_counter() - start, 4)
+
+    metrics["epoch_time_s"] = [round(t, 2) for t in history.history["epoch_time_s"]]
+    metrics["parameters"] = int(model.count_params())
+    metrics["export"] = str(export.export_model(model, config.export_dir, NAME, run.run_id))
+    print(f"{NAME}: test accuracy {metrics['test_accuracy']:.4f}; strongest maps {strongest}; "
+          f"top-{config.top_k} maps " + ", ".join(
+              f"{block} #{info['feature']}" for block, info in metrics["top_activations"].items()))
+    return run.finish(metrics)
+
+
+def _most_active(projector: Deconvnet, dataset: tf.data.Dataset, layer: str) -> int:
+    """The feature map of `layer` with the largest single activation over `dataset`."""
+    peaks = None
+    for images, _ in dataset:
+        activations, _ = projector.forward(images, layer)
+        batch_peaks = tf.reduce_max(activations, axis=(0, 1, 2)).numpy()
+        peaks = batch_peaks if peaks is None else np.maximum(peaks, batch_peaks)
+    return int(np.argmax(peaks))
+
+
+def _projection_table(images, projections: dict[str, np.ndarray], path, title, labels, names,
+                      features: dict[str, list[int]] | None = None) -> None:
+    rows, captions = [], []
+    for index, image in enumerate(images):
+        row = [image, *(to_display(projections[block][index:index + 1])[0] for block in projections)]
+        rows.append(np.stack(row))
+        captions.append([names[int(labels[index])], *(
+            f"{block}" + (f" map {features[block][index]}" if features else " all maps")
+            for block in projections)])
+    visualization.image_table(rows, path, cell_titles=captions, title=f"Deconvnet: {title}")
+
+
+def _top_grid(top, names, path) -> None:
+    """The paper's figure 2 for one feature map: per example, the image with the part its
+    strongest activation sees outlined, that patch, and the projection of the activation over
+    the same patch; three examples per row."""
+    displayed = to_display(top.projections)
+    rows, captions, boxes = [], [], []
+    for index in range(len(top.images)):
+        if index % 3 == 0:
+            rows.append([])
+            captions.append([])
+            boxes.append([])
+        upper, left, lower, right = support_box(top.projections[index])
+        rows[-1] += [top.images[index], top.images[index][upper:lower, left:right],
+                     displayed[index][upper:lower, left:right]]
+        name = names[int(top.labels[index])] if top.labels is not None else ""
+        captions[-1] += [f"{name} {top.activations[index]:.2f}", "patch", "projection"]
+        boxes[-1] += [(upper, left, lower, right), None, None]
+    visualization.image_table(
+        rows, path, cell_titles=captions, boxes=boxes,
+        title=f"Deconvnet: top {len(top.images)} test images of {top.layer} map {top.feature}")

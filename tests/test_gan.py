@@ -1,0 +1,220 @@
+"""The gan lab: losses, the custom train_step (default and mirrored), a tiny run, resume."""
+
+import csv
+import dataclasses
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_labs import ConfigError, training
+from keras_labs.labs import gan
+
+TINY = dataclasses.replace(
+    gan.PRESETS["quick"], data="sample", iterations=30, sample_every=10, batch_size=32,
+    train_examples=256, mlp_units=(32,), latent_dim=8, score_samples=50, classifier_epochs=1,
+    classifier_examples=256, steps_per_execution=1, inputs="symmetric", latent="gaussian")
+
+
+@pytest.fixture(scope="module")
+def export_root(tmp_path_factory):
+    # Shared by the module's runs, so the scoring classifier is trained once and then reused.
+    return tmp_path_factory.mktemp("gan_exports")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, export_root):
+    config = dataclasses.replace(TINY, export_dir=str(export_root)).validate()
+    workdir = tmp_path_factory.mktemp("gan") / "run"
+    return workdir, gan.run(config, str(workdir))
+
+
+def test_losses_are_the_named_objectives():
+    logits = tf.constant([[-3.0], [-0.5], [0.0], [2.0]])
+    d_fake = tf.sigmoid(logits).numpy()
+    np.testing.assert_allclose(gan.generator_loss(logits, "minimax"),
+                               np.mean(np.log(1.0 - d_fake)), rtol=1e-5)
+    np.testing.assert_allclose(gan.generator_loss(logits, "non_saturating"),
+                               np.mean(-np.log(d_fake)), rtol=1e-5)
+    real = tf.constant([[1.0], [3.0]])
+    d_real = tf.sigmoid(real).numpy()
+    expected = np.mean(-0.9 * np.log(d_real) - 0.1 * np.log(1 - d_real)) + np.mean(-np.log(1 - d_fake))
+    np.testing.assert_allclose(gan.discriminator_loss(real, logits, label_smoothing=0.1),
+                               expected, rtol=1e-5)
+    with pytest.raises(ValueError, match="'wasserstein'"):
+        gan.generator_loss(logits, "wasserstein")
+
+
+def _fit_tiny(strategy, config, steps=4, seed=3):
+    keras.utils.set_random_seed(seed)
+    images = np.random.default_rng(0).random((64, 28, 28, 1)).astype(np.float32)
+    labels = np.arange(64) % 10
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(
+        8, drop_remainder=True).repeat()
+    with strategy.scope():
+        model = gan.GAN(gan.build_generator(config), gan.build_discriminator(config),
+                        loss=config.loss, latent=config.latent, latent_dim=config.latent_dim,
+                        conditional=config.conditional, seed=seed)
+        model.compile(d_optimizer=keras.optimizers.Adam(1e-3),
+                      g_optimizer=keras.optimizers.Adam(1e-3))
+    state = model.rng.state.numpy().copy()
+    history = model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)
+    return model, history, state
+
+
+@pytest.mark.parametrize("strategy_name", ["default", "mirrored"])
+def test_train_step_updates_both_networks(strategy_name):
+    strategy = training.make_strategy(strategy_name)
+    assert strategy.num_replicas_in_sync == (2 if strategy_name == "mirrored" else 1)
+    config = dataclasses.replace(TINY, conditional=True, loss="minimax")
+    model, history, state = _fit_tiny(strategy, config)
+    assert model.steps == 4 and int(keras.ops.convert_to_numpy(model.d_optimizer.iterations)) == 4
+    assert all(np.isfinite(history.history[key][-1]) for key in ("d_loss", "g_loss"))
+    assert 0.0 < history.history["d_real"][-1] < 1.0
+    assert not np.array_equal(model.rng.state.numpy(), state)  # draws came from the model's rng
+    assert model.generator([np.zeros((2, 8), np.float32), np.array([1, 2])]).shape == (2, 28, 28, 1)
+
+
+def test_same_seed_same_training():
+    config = dataclasses.replace(TINY, architecture="dcgan", dcgan_filters=(4, 8))
+    first, _, _ = _fit_tiny(tf.distribute.get_strategy(), config, steps=2)
+    second, _, _ = _fit_tiny(tf.distribute.get_strategy(), config, steps=2)
+    for a, b in zip(first.generator.weights, second.generator.weights, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_frechet_distance_of_gaussians():
+    mean_a, mean_b = np.zeros(3), np.array([1.0, 2.0, 0.0])
+    covariance = np.diag([1.0, 4.0, 9.0])
+    assert gan.frechet_distance(mean_a, covariance, mean_a, covariance) == pytest.approx(0, abs=1e-6)
+    # Equal covariances: only the squared distance of the means remains.
+    assert gan.frechet_distance(mean_a, covariance, mean_b, covariance) == pytest.approx(5.0)
+    # 1-D: (s_a - s_b)^2 for standard deviations s.
+    assert gan.frechet_distance(np.zeros(1), np.eye(1) * 4, np.zeros(1), np.eye(1)) == pytest.approx(1.0)
+
+
+def test_tiny_run_records_scores_plots_and_export(tiny_run):
+    workdir, metrics = tiny_run
+    on_disk = json.loads((workdir / "metrics.json").read_text())
+    for key in ("largest_class_share", "class_entropy", "classifier_fid"):
+        assert on_disk[key] == metrics[key]
+        assert len(metrics["over_training"][key]) == 3
+    assert 0.1 <= metrics["largest_class_share"] <= 1.0
+    assert 0.0 <= metrics["class_entropy"] <= np.log2(10) + 1e-9
+    assert metrics["classifier_fid"] >= 0 and len(metrics["class_histogram"]) == 10
+    assert metrics["over_training"]["step"] == [10, 20, 30] and metrics["iterations"] == 30
+    assert metrics["real_data_reference"]["classifier_fid"] < metrics["classifier_fid"]
+    plots = {path.name for path in (workdir / "plots").iterdir()}
+    assert plots >= {"losses.png", "scores.png", "class_histogram.png", "contact_sheet.png",
+                     "samples_final.png", "samples_step000010.png", "samples_step000030.png"}
+    with open(workdir / "history.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(row["epoch"]) for row in rows] == [0, 1, 2]
+    assert {"d_loss", "g_loss", "largest_class_share", "classifier_fid"} <= set(rows[0])
+    assert len(json.loads((workdir / "scores.json").read_text())) == 3
+    assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("-30")
+    events = list((workdir / "tb" / "samples").glob("events.out.tfevents*"))
+    assert events
+    exported = tf.saved_model.load(metrics["export"])
+    images = exported.serve(tf.zeros((3, 8))).numpy()
+    assert images.shape == (3, 28, 28, 1) and images.min() >= 0.0 and images.max() <= 1.0
+
+
+class _Interrupt(keras.callbacks.Callback):
+    """Stands in for a kill: raises once training has gone `after` steps."""
+
+    def __init__(self, after):
+        super().__init__()
+        self.after = after
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.model.steps >= self.after:
+            raise KeyboardInterrupt("killed")
+
+
+def test_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, export_root):
+    config = dataclasses.replace(TINY, export_dir=str(export_root)).validate()
+    workdir = tmp_path / "interrupted"
+    with pytest.raises(KeyboardInterrupt):
+        gan.run(config, str(workdir), callbacks=[_Interrupt(after=15)])
+    assert not (workdir / "metrics.json").exists()
+    assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("-10")
+    (workdir / "FAILED.txt").write_text("KeyboardInterrupt: killed\n")  # as the CLI leaves it
+
+    steps_seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            steps_seen.append(self.model.steps)
+
+    metrics = gan.resume(str(workdir), callbacks=[Record()])
+    assert steps_seen == [10]  # restored, not started over
+    assert metrics["resumed_from_step"] == 10 and metrics["iterations"] == 30
+    assert metrics["over_training"]["step"] == [10, 20, 30]
+    with open(workdir / "history.csv", newline="") as handle:
+        assert [int(row["epoch"]) for row in csv.DictReader(handle)] == [0, 1, 2]
+    with open(workdir / "losses.csv", newline="") as handle:
+        steps = [int(row["step"]) for row in csv.DictReader(handle)]
+    assert steps == sorted(set(steps)) and steps[-1] == 30
+    env = json.loads((workdir / "env.json").read_text())
+    assert len(env["resumed"]) == 1 and env["data"]["mnist"]["kind"] == "sample"
+    assert env["resumed"][0]["previous_failure"] == "KeyboardInterrupt: killed"
+    assert not (workdir / "FAILED.txt").exists()
+
+    with pytest.raises(ConfigError, match="finished already"):
+        gan.resume(str(workdir))
+
+
+@pytest.mark.slow
+def test_killed_process_resumes(tmp_path, export_root, tiny_run):
+    """A real SIGKILL of a training process, then `resume` in this one."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    del tiny_run  # only so that the scoring classifier is in export_root already
+    workdir = tmp_path / "killed"
+    config = dataclasses.replace(TINY, iterations=200, export_dir=str(export_root)).validate()
+    child = ("import json, sys\nfrom keras_labs.labs import gan\n"
+             "gan.run(gan.Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in "
+             "json.loads(sys.argv[1]).items()}), sys.argv[2])\n")
+    process = subprocess.Popen([sys.executable, "-c", child, config.to_json(), str(workdir)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    try:
+        while process.poll() is None and tf.train.latest_checkpoint(
+                str(workdir / "checkpoints")) is None:
+            time.sleep(0.05)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    metrics = gan.resume(str(workdir))
+    assert metrics["resumed_from_step"] >= 10 and metrics["iterations"] == 200
+    assert metrics["over_training"]["step"] == list(range(10, 201, 10))
+
+
+def test_resume_refuses_folders_without_a_checkpoint(tmp_path):
+    with pytest.raises(ConfigError, match="not a run folder"):
+        gan.resume(str(tmp_path))
+    (tmp_path / "config.json").write_text(json.dumps(TINY.to_dict()))
+    with pytest.raises(ConfigError, match="no checkpoint"):
+        gan.resume(str(tmp_path))
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(ConfigError, match="not a multiple of sample_every"):
+        dataclasses.replace(TINY, iterations=25).validate()
+    with pytest.raises(ConfigError, match="loss='hinge'"):
+        dataclasses.replace(TINY, loss="hinge").validate()
+    with pytest.raises(ConfigError, match="dcgan_filters"):
+        dataclasses.replace(TINY, architecture="dcgan", dcgan_filters=(8, 16, 32)).validate()
+    assert set(gan.PRESETS) >= {"minimax-20k", "minimax-100k", "non_saturating-20k",
+                                "non_saturating-100k", "quick"}
+    assert gan.PRESETS["minimax-100k"].iterations == 100000
+    assert {gan.PRESETS[name].loss for name in ("minimax-20k", "non_saturating-20k")} == {
+        "minimax", "non_saturating"}

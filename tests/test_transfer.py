@@ -1,0 +1,231 @@
+"""The transfer lab: three strategies side by side, the kept MNIST source model, the SVHN path
+(tfds mock data), and the fast, clear failure without ImageNet weights."""
+
+import csv
+import dataclasses
+import json
+import socket
+import time
+import urllib.request
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from keras_labs import ConfigError, DataError, data
+from keras_labs.labs import transfer
+
+TINY = dataclasses.replace(
+    transfer.PRESETS["quick"], data="sample", source_epochs=1, source_train_examples=512,
+    epochs=2, warmup_epochs=1, batch_size=64, target_train_examples=256, target_test_examples=200)
+
+
+def _weights_cached(prefix: str) -> bool:
+    from keras.src.backend import config
+
+    return any((Path(config.keras_home()) / "models").glob(f"{prefix}*"))
+
+
+def _online(host: str = "storage.googleapis.com") -> bool:
+    try:
+        socket.create_connection((host, 443), timeout=3).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def lab_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("transfer")
+
+
+@pytest.fixture(scope="module")
+def digits_run(lab_root):
+    config = dataclasses.replace(TINY, export_dir=str(lab_root / "saved_models")).validate()
+    workdir = lab_root / "runs" / "transfer" / "digits"
+    return workdir, transfer.run(config, str(workdir)), config
+
+
+def test_three_strategies_side_by_side_on_digits(digits_run):
+    workdir, metrics, _ = digits_run
+    on_disk = json.loads((workdir / "metrics.json").read_text())
+    for name in ("scratch", "fine_tune", "feature_extraction"):
+        result = on_disk[name]["digits"]
+        assert 0.0 <= result["accuracy"] <= 1.0
+        assert result["time_s"] > 0 and result["epochs"] == 2
+    # Feature extraction trains only the new head: 128 features x 10 classes + 10 biases.
+    assert on_disk["feature_extraction"]["digits"]["trainable_parameters"] == 128 * 10 + 10
+    # Fine-tuning ends with the whole network trainable but the batch norm scales and offsets
+    # (2 x (32 + 64) of them), which stay frozen with the moving statistics.
+    assert (on_disk["fine_tune"]["digits"]["trainable_parameters"] + 2 * (32 + 64)
+            == on_disk["scratch"]["digits"]["trainable_parameters"] > 100_000)
+    assert on_disk["fine_tune"]["digits"]["fine_tune_from_epoch"] == 2
+    assert 0.0 <= on_disk["zero_shot"]["digits"] <= 1.0
+    assert [row["strategy"] for row in on_disk["table"]] == [
+        "zero_shot", "scratch", "fine_tune", "feature_extraction"]
+    assert "| digits | feature_extraction |" in (workdir / "table.md").read_text()
+    assert on_disk["data"]["uci_digits"]["kind"] == "full"
+    assert on_disk["data"]["mnist"]["kind"] == "sample"
+
+
+def test_learning_curves_plot_history_and_export(digits_run):
+    workdir, metrics, _ = digits_run
+    assert (workdir / "plots" / "learning_curves.png").stat().st_size > 10_000
+    with open(workdir / "history.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {(row["strategy"], row["phase"]) for row in rows} == {
+        ("scratch", "train"), ("feature_extraction", "train"), ("fine_tune", "warmup"),
+        ("fine_tune", "fine_tune")}
+    assert len(rows) == 3 * 2
+    assert list((workdir / "tb").rglob("events.out.tfevents*"))
+    assert Path(metrics["export"], "saved_model.pb").is_file()
+    assert metrics["best"]["strategy"] in transfer.STRATEGIES
+
+
+def test_source_model_is_kept_and_reused(digits_run, lab_root):
+    _, metrics, config = digits_run
+    kept = Path(metrics["source"]["path"])
+    assert kept.is_file() and kept.parent.parent.name == "_sources"
+    assert metrics["source"]["reused"] is False and 0.0 <= metrics["source"]["test_accuracy"] <= 1.0
+    assert not list(kept.parent.parent.glob(".*partial*")), "a staging folder was left behind"
+    model, info = transfer.mnist_source(config, _Recorder())
+    assert info["reused"] is True and info["test_accuracy"] == metrics["source"]["test_accuracy"]
+    assert model.get_layer("features").output.shape[-1] == 128
+
+
+class _Recorder:
+    """Stands in for a Run where only record_data is used (a reused source trains nothing)."""
+
+    run_id = "reuse-check"
+
+    def record_data(self, source):
+        self.source = source
+
+
+def test_fine_tuning_keeps_batch_norm_in_inference_mode():
+    keras.utils.set_random_seed(0)
+    source = transfer.models.mnist_cnn(input_shape=(32, 32, 3), filters=(4, 8), dense_units=8)
+    base = keras.Model(source.input, source.get_layer("features").output)
+    transfer.unfreeze_except_batch_norm(base)
+    model = transfer.transfer_model(base, [], pretrained=True, dropout=0.0, name="check")
+    model.compile(optimizer=keras.optimizers.SGD(0.5), loss="sparse_categorical_crossentropy")
+    batch_norm = base.get_layer("bn1_1")
+    conv = base.get_layer("conv1_1")
+    mean_before = np.array(batch_norm.moving_mean)
+    gamma_before = np.array(batch_norm.gamma)
+    kernel_before = np.array(conv.kernel)
+    images = np.random.default_rng(0).random((32, 32, 32, 3), dtype=np.float32) * 5
+    model.fit(images, np.arange(32) % 10, epochs=1, batch_size=32, verbose=0)
+    np.testing.assert_array_equal(np.array(batch_norm.moving_mean), mean_before)
+    np.testing.assert_array_equal(np.array(batch_norm.gamma), gamma_before)
+    assert not np.allclose(np.array(conv.kernel), kernel_before), "the base did not train"
+
+
+def _write_svhn_metadata(data_dir: Path) -> None:
+    """The dataset_info files tfds needs to call svhn_cropped prepared; the examples are mocked."""
+    builder = tfds.builder("svhn_cropped", data_dir=str(data_dir))
+    Path(builder.data_dir).mkdir(parents=True)
+    builder.info.write_to_directory(builder.data_dir)
+
+
+def test_svhn_target_through_tfds_mock_data(lab_root, monkeypatch):
+    data_dir = lab_root / "tfds"
+    _write_svhn_metadata(data_dir)
+    monkeypatch.setenv("TFDS_DATA_DIR", str(data_dir))
+    # data=auto: MNIST is not prepared there, so the source comes from the embedded sample (the
+    # same recipe as the digits run, so it is reused), while svhn_cropped counts as prepared.
+    config = dataclasses.replace(TINY, data="auto", data_dir=str(data_dir),
+                                 export_dir=str(lab_root / "saved_models"),
+                                 targets=("svhn_cropped",)).validate()
+    with tfds.testing.mock_data(num_examples=64, data_dir=str(data_dir)):
+        metrics = transfer.run(config, str(lab_root / "runs" / "transfer" / "svhn"))
+    assert metrics["source"]["reused"] is True
+    assert metrics["data"]["svhn_cropped"]["kind"] == "full"
+    for name in ("scratch", "fine_tune", "feature_extraction"):
+        assert set(metrics[name]) == {"svhn_cropped"}
+        assert 0.0 <= metrics[name]["svhn_cropped"]["accuracy"] <= 1.0
+    assert 0.0 <= metrics["zero_shot"]["svhn_cropped"] <= 1.0
+
+
+def test_svhn_not_prepared_is_a_clear_data_error(empty_data_dir):
+    with pytest.raises(DataError, match="svhn_cropped.*keras-labs data prepare"):
+        data.load("svhn_cropped", data="auto", data_dir=empty_data_dir)
+
+
+@pytest.mark.skipif(_weights_cached("mobilenet_v2"), reason="ImageNet weights are cached here")
+def test_imagenet_offline_fails_fast_and_clearly(tmp_path):
+    if _online():
+        pytest.skip("the network is reachable: the weights would download")
+    config = dataclasses.replace(TINY, source="imagenet", export_dir=str(tmp_path / "sm")).validate()
+    start = time.perf_counter()
+    with pytest.raises(DataError, match="ImageNet weights of mobilenet_v2.*source=mnist"):
+        transfer.run(config, str(tmp_path / "run"))
+    assert time.perf_counter() - start < 20
+    assert not (tmp_path / "sm").exists(), "nothing is trained or exported without a source"
+
+
+@pytest.mark.skipif(_weights_cached("mobilenet_v2"), reason="ImageNet weights are cached here")
+def test_imagenet_download_that_hangs_times_out(monkeypatch):
+    # A server that accepts the connection and never answers, like a firewall that drops packets.
+    server = socket.create_server(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/weights.h5"
+    real_retrieve = urllib.request.urlretrieve
+    monkeypatch.setattr("keras.src.utils.file_utils.urlretrieve",
+                        lambda origin, filename, hook=None: real_retrieve(url, filename, hook))
+    start = time.perf_counter()
+    try:
+        with pytest.raises(DataError, match="ImageNet weights"):
+            transfer.imagenet_base("mobilenet_v2", 96, timeout=1.0)
+    finally:
+        server.close()
+    assert time.perf_counter() - start < 20
+    assert socket.getdefaulttimeout() is None, "the socket timeout leaked"
+
+
+def _stand_in_backbone(include_top, weights, input_shape):
+    """A tiny convolutional network shaped like a keras.applications backbone without its top."""
+    assert (include_top, weights) == (False, "imagenet")
+    inputs = keras.Input(shape=input_shape)
+    x = keras.layers.Conv2D(8, 3, strides=2, use_bias=False)(inputs)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    outputs = keras.layers.ReLU()(x)
+    return keras.Model(inputs, outputs)
+
+
+def test_imagenet_path_end_to_end_with_a_stand_in_backbone(tmp_path, monkeypatch):
+    # Everything but the download: resized and rescaled inputs, pooled 4-D features, no
+    # zero-shot score (ImageNet classes are not digits), batch norm frozen while fine-tuning.
+    monkeypatch.setattr(keras.applications, "MobileNetV2", _stand_in_backbone)
+    config = dataclasses.replace(TINY, source="imagenet", imagenet_size=40, epochs=2,
+                                 warmup_epochs=1, target_train_examples=64,
+                                 target_test_examples=64, export_dir=str(tmp_path / "sm")).validate()
+    metrics = transfer.run(config, str(tmp_path / "run"))
+    assert metrics["source"] == {"kind": "imagenet", "backbone": "mobilenet_v2", "input_size": 40}
+    assert metrics["zero_shot"] == {}
+    head = 8 * 10 + 10  # 8 pooled features -> 10 classes
+    assert metrics["feature_extraction"]["digits"]["trainable_parameters"] == head
+    assert metrics["fine_tune"]["digits"]["trainable_parameters"] == head + 3 * 3 * 3 * 8
+    assert metrics["scratch"]["digits"]["trainable_parameters"] == head + 3 * 3 * 3 * 8 + 2 * 8
+    assert [row["strategy"] for row in metrics["table"]] == list(transfer.STRATEGIES)
+
+
+def test_config_rejects_unknown_target_and_warmup_beyond_epochs():
+    with pytest.raises(ConfigError, match="'mnist_m'"):
+        dataclasses.replace(TINY, targets=("digits", "mnist_m")).validate()
+    with pytest.raises(ConfigError, match="warmup_epochs=2"):
+        dataclasses.replace(TINY, epochs=2, warmup_epochs=2).validate()
+    with pytest.raises(ConfigError, match="twice"):
+        dataclasses.replace(TINY, targets=("digits", "digits")).validate()
+
+
+def test_uci_digits_split_is_fixed_and_stratified():
+    first, source = data.load_uci_digits()
+    second, _ = data.load_uci_digits()
+    images, labels = data.to_numpy(first["test"])
+    again, _ = data.to_numpy(second["test"])
+    np.testing.assert_array_equal(images, again)
+    assert images.shape[1:] == (8, 8, 1) and images.dtype == np.uint8 and images.max() == 255
+    assert source.splits == {"train": 1347, "test": 450}
+    assert np.bincount(labels).min() >= 40  # every class held out in proportion
