@@ -7,6 +7,8 @@
                            [--mixed-precision]
     keras-labs data prepare NAME... [--from DIR] [--data-dir DIR] [--force]
     keras-labs data list [--data-dir DIR]
+    keras-labs sweep LAB --grid KEY=V1,V2 [--grid ...] [--preset P] [--set key=value ...]
+                         [--out DIR] [--data auto|sample|full] [--data-dir DIR]
     keras-labs report RUNS [--out DIR]
 
 A mistake the user can fix (unknown lab, preset, key or value; data not prepared; corrupt
@@ -67,6 +69,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", metavar="RUN_DIR",
                      help="continue an interrupted run folder from its last checkpoint")
 
+    sweep = commands.add_parser("sweep", help="run the product of a grid of config values")
+    sweep.add_argument("lab", help="a lab name from `keras-labs list`")
+    sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                       help="values of one config field (repeatable; the product is run)")
+    sweep.add_argument("--preset", help="the base configuration (default: the lab's default)")
+    sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override one base config field (repeatable)")
+    sweep.add_argument("--epochs", type=_positive_int)
+    sweep.add_argument("--seed", type=_non_negative_int)
+    sweep.add_argument("--out", default="runs", help="root of run folders (default: runs)")
+    sweep.add_argument("--data", choices=("auto", "sample", "full"))
+    sweep.add_argument("--data-dir", help="tfds data dir (default: $TFDS_DATA_DIR)")
+    sweep.add_argument("--deterministic", action="store_true", default=None)
+
     report = commands.add_parser("report", help="one self-contained HTML report over run folders")
     report.add_argument("runs", help="folder of runs (e.g. runs)")
     report.add_argument("--out", help="output folder (default: RUNS/report)")
@@ -118,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
             return _list(args)
         if args.command == "run":
             return _run(args)
+        if args.command == "sweep":
+            return _sweep(args)
         if args.command == "report":
             return _report(args)
         if args.data_command == "prepare":
@@ -234,6 +252,20 @@ def _run_all(args, flags) -> int:
               f"{', '.join(failed)}", file=sys.stderr)
         return EXIT_USAGE
     print(f"all {len(chosen)} labs done; run folders under {args.out}", flush=True)
+    return 0
+
+
+def _sweep(args) -> int:
+    from keras_labs import labs, sweeps
+
+    lab = labs.get(args.lab)
+    flags = {"epochs": args.epochs, "seed": args.seed, "data": args.data,
+             "data_dir": args.data_dir, "deterministic": args.deterministic}
+    config = labs.resolve_config(lab, args.preset, args.set, **flags)
+    grid = sweeps.parse_grid(args.grid)
+    _preflight(lab, config)
+    folder = sweeps.sweep(lab, config, grid, args.out, label=args.preset or lab.DEFAULT_PRESET)
+    print(f"{lab.NAME}: sweep done; table in {folder / 'results.md'}", flush=True)
     return 0
 
 

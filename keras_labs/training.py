@@ -66,7 +66,12 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
             return tf.distribute.MirroredStrategy()
         split_cpu(2)
         devices = [device.name for device in tf.config.list_logical_devices("CPU")]
-        return tf.distribute.MirroredStrategy(devices=devices)
+        # Reduce on one device rather than with collective ops: collective instance keys are
+        # process-wide, so a second MirroredStrategy in the same process (the tour, a sweep,
+        # the test suite) would otherwise meet the first one's all-reduces and fail with a
+        # "shape mismatch in the collective instance".
+        return tf.distribute.MirroredStrategy(
+            devices=devices, cross_device_ops=tf.distribute.ReductionToOneDevice())
     if name == "multiworker":
         if "TF_CONFIG" not in os.environ:
             raise ConfigError("strategy='multiworker' needs the cluster in the TF_CONFIG "

@@ -76,3 +76,32 @@ def test_data_list_reports_prepared_partial(tmp_path):
     assert "train 21" in cifar and "test 4" in cifar and "PARTIAL" in cifar
     mnist = next(line for line in listing.stdout.splitlines() if line.startswith("mnist"))
     assert "not prepared" in mnist
+
+
+@pytest.mark.parametrize("grid, quoted", [
+    (["--grid", "optimizer=adam,lion"], "'lion'"),
+    (["--grid", "colour=red"], "'colour'"),
+    (["--grid", "activation"], "'activation'"),
+])
+def test_bad_sweep_grid_exits_2_before_any_run(grid, quoted, tmp_path):
+    result = run_cli("sweep", "cifar-cnn", "--preset", "quick", "--data", "sample", *grid,
+                     "--out", str(tmp_path / "runs"))
+    assert result.returncode == 2, result.stderr
+    (line,) = error_lines(result)
+    assert quoted in line
+    assert not list((tmp_path / "runs").rglob("metrics.json"))
+
+
+def test_sweep_command_runs_a_2x2_grid_and_writes_the_table(tmp_path):
+    result = run_cli("sweep", "cifar-cnn", "--preset", "quick", "--data", "sample",
+                     "--set", "train_examples=64", "--set", "test_examples=32",
+                     "--set", "batch_size=32", "--set", "steps_per_execution=1",
+                     "--set", "probe_every_steps=1", "--set", "histogram_freq=0",
+                     "--epochs", "1", "--grid", "activation=relu,tanh",
+                     "--grid", "optimizer=adam,momentum", "--out", str(tmp_path / "runs"),
+                     env={"TFDS_DATA_DIR": str(tmp_path / "empty")}, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (table,) = (tmp_path / "runs" / "cifar-cnn").glob("sweep-quick-*/results.md")
+    rows = [line for line in table.read_text().splitlines() if line.startswith("| 0")]
+    assert len(rows) == 4 and "tanh" in rows[3] and "momentum" in rows[3]
+    assert (table.parent / "hparams").is_dir()

@@ -1,0 +1,218 @@
+"""Lab `mnist-rnn`: SimpleRNN, LSTM and GRU reading MNIST digits row by row, against the CNN.
+
+Seed report 002, task 3: every 28x28 image is a sequence of 28 time steps of 28 pixels; one
+recurrent layer reads it and a softmax on its last output names the digit. The report trained
+SimpleRNN, LSTM and GRU cells with 20, 15, 10 and 5 hidden units and saw LSTM at ~95% (15-20
+units), ~90% (10) and ~75% (5), GRU at ~95% / ~85% / ~65%, SimpleRNN lower. This lab trains all
+twelve in one run, with train and test accuracy and loss curves for each, one table of the
+twelve against the report's figures (metrics.json, results.md), and, for the report's part C,
+the CNN of `mnist-cnn` (`keras_labs.models.mnist_cnn`) trained on the same data and epochs:
+parameters, accuracy and time per epoch side by side.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+
+import keras
+from keras import layers
+
+from keras_labs import ConfigError, data, models, runs, training
+from keras_labs.callbacks import EpochTimer
+from keras_labs.config import LabConfig, option
+
+NAME = "mnist-rnn"
+DESCRIPTION = ("SimpleRNN/LSTM/GRU x 20/15/10/5 units on MNIST rows (report 002 task 3, part C "
+               "vs the CNN): 12-run table")
+
+CELLS = {"simple": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}
+CELL_TITLES = {"simple": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
+# Report 002's test accuracies ("~95%" ...); SimpleRNN was only "lower".
+REPORT_002 = {"lstm": {20: 0.95, 15: 0.95, 10: 0.90, 5: 0.75},
+              "gru": {20: 0.95, 15: 0.95, 10: 0.85, 5: 0.65}}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(LabConfig):
+    epochs: int = option(8, minimum=1, help="passes over the training data, every model")
+    batch_size: int = option(128, minimum=1, maximum=65536)
+    learning_rate: float = option(1e-2, positive=True, maximum=1.0,
+                                  help="peak Adam learning rate (cosine decay to 0)")
+    cells: tuple[str, ...] = option(("simple", "lstm", "gru"), help="simple, lstm and/or gru")
+    hidden_sizes: tuple[int, ...] = option((20, 15, 10, 5), positive=True)
+    clipnorm: float = option(1.0, minimum=0.0, help="gradient norm clip (0: off)")
+    unroll: bool = option(True, help="unroll the 28 steps (faster under XLA)")
+    train_examples: int = option(0, minimum=0, help="use only the first N training examples (0: all)")
+    test_examples: int = option(0, minimum=0, help="score only the first N test examples (0: all)")
+    compare_cnn: bool = option(True, help="part C: also train the mnist-cnn CNN")
+    steps_per_execution: int = option(1, minimum=1)
+
+    def check(self) -> None:
+        unknown = [cell for cell in self.cells if cell not in CELLS]
+        if unknown or not self.cells:
+            raise ConfigError(f"cells={self.cells!r} is not valid; choose from "
+                              f"{', '.join(CELLS)}")
+
+
+PRESETS = {
+    "seed": Config(steps_per_execution=4),
+    "quick": Config(epochs=1, train_examples=4000, test_examples=2000, batch_size=64,
+                    unroll=False, steps_per_execution=8),
+}
+DEFAULT_PRESET = "seed"
+
+
+def build_row_rnn(cell: str, units: int, unroll: bool = True) -> keras.Model:
+    """28 rows of 28 pixels through one recurrent layer; a softmax on its last output."""
+    inputs = keras.Input(shape=(28, 28, 1), name="image")
+    rows = layers.Reshape((28, 28), name="rows")(inputs)
+    features = CELLS[cell](units, unroll=unroll, name=cell)(rows)
+    outputs = layers.Dense(10, activation="softmax", name="probabilities", dtype="float32")(features)
+    return keras.Model(inputs, outputs, name=f"{cell}_{units}")
+
+
+def train_one(model, train, test, config: Config, run: runs.Run, label: str,
+              strategy) -> dict:
+    """Fits one model with its own curves (history/<label>.csv, tb/<label>); returns its row."""
+    with strategy.scope():
+        steps = max(int(train.cardinality()), 1) * config.epochs
+        schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=steps)
+        model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=config.clipnorm or None),
+                      loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                      steps_per_execution=config.steps_per_execution)
+    history_dir = run.workdir / "history"
+    history_dir.mkdir(exist_ok=True)
+    callbacks = [EpochTimer(),
+                 keras.callbacks.TensorBoard(log_dir=str(run.tb_dir / label)),
+                 keras.callbacks.CSVLogger(str(history_dir / f"{label}.csv")),
+                 keras.callbacks.TerminateOnNaN()]
+    # The test split doubles as the per-epoch curve (as in the report); nothing is tuned on it.
+    # shuffle=False: the tf.data pipeline shuffles, seeded.
+    history = model.fit(train, validation_data=test, epochs=config.epochs, shuffle=False,
+                        callbacks=callbacks, verbose=training.verbosity())
+    training.check_finite(history)
+    times = history.history["epoch_time_s"]
+    return {
+        "test_accuracy": float(history.history["val_accuracy"][-1]),
+        "test_loss": float(history.history["val_loss"][-1]),
+        "train_accuracy": float(history.history["accuracy"][-1]),
+        "train_loss": float(history.history["loss"][-1]),
+        "parameters": int(model.count_params()),
+        # The first epoch also compiles; the median is the steady per-epoch time.
+        "epoch_time_s": round(statistics.median(times[1:] or times), 2),
+        "history": {key: [float(v) for v in values] for key, values in history.history.items()},
+    }
+
+
+def run(config: Config, workdir: str) -> dict:
+    """Trains the twelve row RNNs (and the CNN), writes the curves, the table and the metrics."""
+    run = runs.Run(NAME, config, workdir)
+    strategy = training.setup(config)
+
+    datasets, source = data.load("mnist", ("train", "test"), data=config.data,
+                                 data_dir=config.data_dir)
+    run.record_data(source)
+    train_split = datasets["train"]
+    if config.train_examples:
+        train_split = train_split.take(config.train_examples)
+    train = data.image_pipeline(train_split, batch_size=config.batch_size, training=True,
+                                seed=config.seed)
+    test_split = datasets["test"]
+    if config.test_examples:
+        test_split = test_split.take(config.test_examples)
+    test = data.image_pipeline(test_split, batch_size=1024, training=False)
+
+    results: dict[str, dict[str, dict]] = {}
+    for cell in config.cells:
+        results[cell] = {}
+        for units in config.hidden_sizes:
+            keras.backend.clear_session(free_memory=False)
+            keras.utils.set_random_seed(config.seed)
+            with strategy.scope():
+                model = build_row_rnn(cell, units, unroll=config.unroll)
+            label = f"{cell}-{units}"
+            print(f"=== {NAME}: {CELL_TITLES[cell]} with {units} hidden units", flush=True)
+            row = train_one(model, train, test, config, run, label, strategy)
+            target = REPORT_002.get(cell, {}).get(units)
+            row["report_002"] = target
+            row["meets_report_002"] = None if target is None else row["test_accuracy"] >= target
+            results[cell][str(units)] = row
+
+    metrics = {"results": results}
+    if config.compare_cnn:
+        keras.backend.clear_session(free_memory=False)
+        keras.utils.set_random_seed(config.seed)
+        with strategy.scope():
+            cnn = models.mnist_cnn()
+        print(f"=== {NAME}: part C, the mnist-cnn CNN", flush=True)
+        metrics["cnn"] = train_one(cnn, train, test, config, run, "cnn", strategy)
+
+    plot_curves(results, metrics.get("cnn"), run.plot_path("curves"),
+                title=f"{NAME}: MNIST rows as sequences ({source.kind} data)")
+    table = results_table(results, metrics.get("cnn"), config)
+    (run.workdir / "results.md").write_text(table)
+    print(table)
+    targets = [row["meets_report_002"] for cell in results.values() for row in cell.values()
+               if row["meets_report_002"] is not None]
+    metrics["all_meet_report_002"] = all(targets) if targets else None
+    for cell in results.values():  # the per-epoch curves live in history/*.csv and the plot
+        for row in cell.values():
+            row.pop("history")
+    if "cnn" in metrics:
+        metrics["cnn"].pop("history")
+    metrics["table"] = "results.md"
+    return run.finish(metrics)
+
+
+def results_table(results: dict, cnn: dict | None, config: Config) -> str:
+    """The twelve runs (and the CNN) as one Markdown table, with report 002's figures."""
+    lines = [f"Test accuracy on MNIST ({config.epochs} epochs each, batch {config.batch_size}, "
+             f"Adam {config.learning_rate:g} with cosine decay).", "",
+             "| model | hidden units | parameters | train accuracy | test accuracy | "
+             "report 002 | time per epoch (s) |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for cell, rows in results.items():
+        for units, row in rows.items():
+            report = "lower" if cell == "simple" else (
+                f"~{row['report_002']:.0%}" if row["report_002"] is not None else "-")
+            mark = {True: " (met)", False: " (NOT met)", None: ""}[row["meets_report_002"]]
+            lines.append(f"| {CELL_TITLES[cell]} | {units} | {row['parameters']:,} | "
+                         f"{row['train_accuracy']:.2%} | {row['test_accuracy']:.2%} | "
+                         f"{report}{mark} | {row['epoch_time_s']:.1f} |")
+    if cnn is not None:
+        lines.append(f"| CNN (mnist-cnn) | - | {cnn['parameters']:,} | {cnn['train_accuracy']:.2%} "
+                     f"| {cnn['test_accuracy']:.2%} | - | {cnn['epoch_time_s']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_curves(results: dict, cnn: dict | None, path, title: str = "") -> str:
+    """One row per cell: test accuracy and loss per epoch, one line per hidden size (train dashed)."""
+    import matplotlib.pyplot as plt
+
+    from keras_labs import visualization  # noqa: F401  (selects the Agg backend)
+
+    figure, axes = plt.subplots(len(results), 2, figsize=(11, 3.2 * len(results)), squeeze=False)
+    for row_axes, (cell, rows) in zip(axes, results.items(), strict=True):
+        for column, metric in enumerate(("accuracy", "loss")):
+            axis = row_axes[column]
+            for color, (units, row) in zip(plt.cm.viridis_r([0.2, 0.4, 0.6, 0.8, 1.0]),
+                                           rows.items(), strict=False):
+                epochs = range(1, len(row["history"][metric]) + 1)
+                axis.plot(epochs, row["history"][f"val_{metric}"], color=color, marker="o",
+                          label=f"{units} units (test)")
+                axis.plot(epochs, row["history"][metric], color=color, linestyle="--",
+                          label=f"{units} units (train)")
+            if cnn is not None:
+                axis.plot(range(1, len(cnn["history"][metric]) + 1), cnn["history"][f"val_{metric}"],
+                          color="tab:red", marker="s", label="CNN (test)")
+            axis.set_title(f"{CELL_TITLES[cell]}: {metric}")
+            axis.set_xlabel("epoch")
+            axis.grid(alpha=0.3)
+            axis.legend(fontsize=7)
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return str(path)

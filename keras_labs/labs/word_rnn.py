@@ -1,0 +1,206 @@
+"""Lab `word-rnn`: a word-level GRU/LSTM language model on Tiny Shakespeare.
+
+Seed report 000, exercise 4, task 4: the char-RNN of `char-rnn` trained on words instead of
+characters, "2000 epochs", with its perplexity curve. Words keep their inner apostrophes
+("Call'd"), punctuation marks and newlines are tokens of their own, and spaces are implied
+between tokens (`keras_labs.text.tokenize_words`; the text joins back almost exactly). The
+vocabulary keeps the `vocabulary_size - 1` most frequent training tokens; the rest read as the
+out-of-vocabulary token (id 0), and a prime's unknown words are listed next to its sample.
+
+Word perplexity does not compare with character perplexity, so the lab also reports bits per
+character: the model's total nats over the whole validation text (state carried across it) plus,
+for each out-of-vocabulary word, the cost of spelling it out with the training text's character
+frequencies (the model only says "some rare word"), divided by the validation text's characters
+and by ln 2. That is the figure to hold against `char-rnn`'s bits_per_char.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+import warnings
+from collections import Counter
+
+import keras
+
+from keras_labs import ConfigError, data, export, runs, text, training
+from keras_labs.config import LabConfig, option
+from keras_labs.labs.char_rnn import SEED_PRIMES
+
+NAME = "word-rnn"
+DESCRIPTION = ("word-level GRU/LSTM on Tiny Shakespeare (report 000 ex. 4 task 4): word "
+               "perplexity, bits/char, samples, generator SavedModel")
+
+PRIMES = (*SEED_PRIMES, "ROMEO:", "To be, or not to be", "My lord, the king")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(LabConfig):
+    steps: int = option(2000, minimum=1, help="training steps (the report's 'epochs': one batch each)")
+    log_every: int = option(100, minimum=1, help="steps between validation points of the curves")
+    vocabulary_size: int = option(8000, minimum=2, help="cap, out-of-vocabulary token included")
+    batch_size: int = option(32, minimum=1, maximum=65536, help="windows per step")
+    sequence_length: int = option(50, minimum=2, help="tokens per training window")
+    window_stride: int = option(0, minimum=0, help="tokens between window starts (0: a quarter window)")
+    cell: str = option("gru", choices=("gru", "lstm"))
+    units: int = option(100, minimum=1, help="width of each recurrent layer")
+    num_layers: int = option(2, minimum=1, maximum=8)
+    embedding_dim: int = option(100, minimum=1)
+    dropout: float = option(0.0, minimum=0.0, maximum=0.9, help="on the embedding and between layers")
+    learning_rate: float = option(0.01, positive=True, maximum=1.0, help="peak Adam learning rate")
+    warmup_steps: int = option(0, minimum=0)
+    final_learning_rate: float = option(1.0, minimum=0.0, maximum=1.0,
+                                        help="cosine decay to this fraction of the peak (1: constant)")
+    clipnorm: float = option(1.0, minimum=0.0, help="gradient norm clip (0: off)")
+    compute_dtype: str = option("float32", choices=("float32", "bfloat16"))
+    steps_per_execution: int = option(1, minimum=1)
+    max_minutes: float = option(0.0, minimum=0.0, help="stop training after this wall time (0: off)")
+    train_tokens: int = option(0, minimum=0, help="use only the first N training tokens (0: all)")
+    validation_chars: int = option(0, minimum=0,
+                                   help="score only the first N validation characters (0: all)")
+    sample_length: int = option(80, minimum=0, help="tokens generated per prime")
+    temperature: float = option(0.8, positive=True, maximum=10.0)
+    top_k: int = option(40, minimum=0, help="sample among the k likeliest words (0: all)")
+
+    def check(self) -> None:
+        if self.log_every > self.steps:
+            raise ConfigError(f"log_every={self.log_every} is not valid; it must be <= "
+                              f"steps={self.steps}")
+        if self.log_every % self.steps_per_execution:
+            raise ConfigError(f"log_every={self.log_every} is not valid; it must be a multiple "
+                              f"of steps_per_execution={self.steps_per_execution}")
+        if self.warmup_steps >= self.steps:
+            raise ConfigError(f"warmup_steps={self.warmup_steps} is not valid; it must be < "
+                              f"steps={self.steps}")
+
+
+PRESETS = {
+    # The reports' char-rnn defaults (2-layer GRU-100, Adam 0.01, 2000 steps, loss every 100)
+    # on words, in windows of 50 words.
+    "seed": Config(),
+    "best": Config(steps=800, log_every=100, batch_size=64, sequence_length=64, units=256,
+                   num_layers=1, embedding_dim=256, dropout=0.3, learning_rate=3e-3,
+                   warmup_steps=50, final_learning_rate=0.02, compute_dtype="bfloat16",
+                   steps_per_execution=10),
+    "quick": Config(steps=120, log_every=40, vocabulary_size=3000, batch_size=32,
+                    sequence_length=32, units=128, num_layers=1, embedding_dim=64,
+                    learning_rate=5e-3, validation_chars=20000, sample_length=40,
+                    steps_per_execution=20),
+}
+DEFAULT_PRESET = "seed"
+
+
+def spelling_nats(words: list[str], train_tokens: list[str]) -> float:
+    """Nats to spell `words` out character by character, each followed by an end mark.
+
+    The characters (and the end mark, once per token) are drawn from their add-one smoothed
+    frequencies in the training tokens: a cheap stand-in for the spelling a word model leaves
+    unsaid when it predicts the out-of-vocabulary token.
+    """
+    counts = Counter(char for token in train_tokens for char in token)
+    counts["<end>"] = len(train_tokens)
+    total = sum(counts.values()) + len(counts) + 1  # add-one, plus one unseen-character slot
+    cost = {char: -math.log((count + 1) / total) for char, count in counts.items()}
+    unseen = -math.log(1 / total)
+    return sum(sum(cost.get(char, unseen) for char in word) + cost["<end>"] for word in words)
+
+
+def run(config: Config, workdir: str) -> dict:
+    """Trains the word model, scores it (word perplexity, bits per character), samples, exports."""
+    run = runs.Run(NAME, config, workdir)
+    strategy = training.setup(config)
+
+    texts, source = data.load_text("tiny_shakespeare", ("train", "validation"), data=config.data,
+                                   data_dir=config.data_dir)
+    run.record_data(source)
+    train_tokens = text.tokenize_words(texts["train"])[: config.train_tokens or None]
+    validation_text = texts["validation"][: config.validation_chars or None]
+    validation_tokens = text.tokenize_words(validation_text)
+    vocabulary = data.Vocabulary.from_text(train_tokens, max_size=config.vocabulary_size)
+    (run.workdir / "vocabulary.json").write_text(vocabulary.to_json())
+    train_ids, validation_ids = vocabulary.encode(train_tokens), vocabulary.encode(validation_tokens)
+    oov_words = [token for token, i in zip(validation_tokens, validation_ids, strict=True) if i == 0]
+    print(f"{NAME}: {len(vocabulary):,} tokens in the vocabulary (out-of-vocabulary included); "
+          f"{len(train_ids):,} training and {len(validation_ids):,} validation tokens, "
+          f"{len(oov_words) / max(len(validation_ids), 1):.1%} of them out of vocabulary")
+
+    stride = config.window_stride or max(config.sequence_length // 4, 1)
+    train = text.training_windows(train_ids, sequence_length=config.sequence_length,
+                                  batch_size=config.batch_size, stride=stride, seed=config.seed)
+    validation = data.text_windows(validation_ids, sequence_length=config.sequence_length,
+                                   batch_size=256, training=False)
+
+    with strategy.scope():
+        model, step_model, state_sizes = text.build_language_model(
+            len(vocabulary), cell=config.cell, units=config.units, num_layers=config.num_layers,
+            embedding_dim=config.embedding_dim, dropout=config.dropout,
+            compute_dtype=config.compute_dtype, name="word_rnn")
+        schedule = text.cosine_schedule(config.learning_rate, config.steps, config.warmup_steps,
+                                        config.final_learning_rate)
+        model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=config.clipnorm or None),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      steps_per_execution=config.steps_per_execution)
+    model.summary(print_fn=lambda line, **_: print(line))
+
+    chars_per_token = len(validation_text) / max(len(validation_tokens), 1)
+    budget = text.TimeBudget(config.max_minutes)
+    callbacks = [text.LanguageModelMetrics("word", chars_per_token),
+                 *training.standard_callbacks(run, extra=[budget])]
+    load_before = os.getloadavg()
+    started, cpu_started = time.perf_counter(), time.process_time()
+    with warnings.catch_warnings():
+        # Keras warns when the validation windows are not a multiple of steps_per_execution;
+        # the last partial execution is still scored.
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        history = model.fit(train, steps_per_epoch=config.log_every,
+                            epochs=math.ceil(config.steps / config.log_every),
+                            validation_data=validation, shuffle=False, callbacks=callbacks,
+                            verbose=training.verbosity())
+    train_seconds, train_cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+    training.check_finite(history)
+
+    nats, count = text.stateful_loss(step_model, state_sizes, validation_ids,
+                                     start_id=vocabulary.index.get("\n", 0))
+    oov_nats = spelling_nats(oov_words, train_tokens)
+    validation_loss = nats / count
+    steps_done = budget.stopped_at_step or len(history.history["loss"]) * config.log_every
+    metrics = {
+        "validation_loss": validation_loss,
+        "perplexity": math.exp(validation_loss),
+        "bits_per_word": validation_loss / math.log(2),
+        "bits_per_char": (nats + oov_nats) / len(validation_text) / math.log(2),
+        "bits_per_char_without_oov_spelling": nats / len(validation_text) / math.log(2),
+        "validation_loss_windowed": float(history.history["val_loss"][-1]),
+        "train_loss": float(history.history["loss"][-1]),
+        "validation_tokens": count,
+        "validation_characters": len(validation_text),
+        "out_of_vocabulary_rate": len(oov_words) / max(count, 1),
+        "vocabulary_size": len(vocabulary),
+        "parameters": int(model.count_params()),
+        "steps": int(min(steps_done, config.steps)),
+        "train_time_s": round(train_seconds, 1),
+        "train_cpu_time_s": round(train_cpu_seconds, 1),
+        "load_average": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
+    }
+
+    text.plot_language_curves(history.history, run.plot_path("curves"),
+                              steps_per_point=config.log_every, token_name="word",
+                              title=f"{NAME} ({source.kind} data, {config.cell.upper()} "
+                                    f"{config.num_layers}x{config.units}, "
+                                    f"{len(vocabulary):,} tokens)")
+
+    generator = text.TextGenerator(step_model, state_sizes, vocabulary, level="word",
+                                   top_k=config.top_k, seed=config.seed)
+    metrics["samples"] = text.write_samples(run.workdir / "samples.txt", generator, PRIMES,
+                                            length=config.sample_length,
+                                            temperature=config.temperature, top_k=config.top_k)
+    metrics["export"] = str(export.export_model(model, config.export_dir, NAME, run.run_id,
+                                                export=generator.save))
+    print(f"{NAME}: validation word perplexity {metrics['perplexity']:.1f}, "
+          f"{metrics['bits_per_char']:.3f} bits/char, after {metrics['steps']} steps in "
+          f"{train_seconds / 60:.1f} min")
+    print(json.dumps(metrics["samples"][3], ensure_ascii=False)[:400])
+    return run.finish(metrics)

@@ -1,0 +1,416 @@
+"""Recurrent language models shared by the `char-rnn` and `word-rnn` labs.
+
+One model definition serves training, evaluation and generation: `build_language_model`
+returns a training model (token ids in, next-token logits out) and a *step model* that shares its
+layers and also takes and returns the recurrent states. The step model runs the whole prime
+through the RNN in one call and then samples one token at a time from the kept state, so a
+10,000-character prime costs one pass, not 10,000 re-reads.
+
+`TextGenerator` wraps the step model, the vocabulary and the tokenizer in a `tf.Module` whose
+`tf.function` is both the labs' own sampler and the exported SavedModel's serving signature
+(prime string, length, temperature in; text out), so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import time
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers, ops
+
+from keras_labs import ConfigError
+from keras_labs.data import Vocabulary
+
+# Words keep inner apostrophes ("Call'd", "'tis"); every other non-space character and every
+# newline is a token of its own. The same rules run in Python (training data) and in the
+# SavedModel (RE2 regular expressions), so a prime is tokenized alike in both.
+_PUNCTUATION = r"([^A-Za-z'\s])"
+_NEWLINE = "\n"
+
+
+def tokenize_words(text: str) -> list[str]:
+    """Splits text into word, punctuation and newline tokens (spaces are implied between tokens)."""
+    spaced = re.sub(_PUNCTUATION, r" \1 ", text).replace(_NEWLINE, f" {_NEWLINE} ")
+    return [token for token in spaced.split(" ") if token]
+
+
+def detokenize_words(tokens: Sequence[str]) -> str:
+    """Joins word tokens back into readable text (no space before punctuation or around newlines)."""
+    text = " ".join(tokens)
+    text = re.sub(r" ?\n ?", "\n", text)
+    return re.sub(r" ([.,;:!?])", r"\1", text)
+
+
+def split_tokens(text: str, level: str) -> list[str]:
+    """The tokens of `text` at `level` "char" or "word"."""
+    if level == "char":
+        return list(text)
+    if level == "word":
+        return tokenize_words(text)
+    raise ValueError(f"level={level!r} is not valid; valid values: char, word")
+
+
+# --------------------------------------------------------------------------------------------
+# Model
+
+
+def build_language_model(vocabulary_size: int, *, cell: str = "gru", units: int = 256,
+                         num_layers: int = 2, embedding_dim: int = 64, dropout: float = 0.0,
+                         compute_dtype: str = "float32", name: str = "language_model"
+                         ) -> tuple[keras.Model, keras.Model, list[int]]:
+    """An embedding, a stack of GRU or LSTM layers and a softmax head over the vocabulary.
+
+    Args:
+        vocabulary_size: Output classes (id 0 is the out-of-vocabulary token).
+        cell: "gru" or "lstm".
+        units: Width of every recurrent layer.
+        num_layers: Recurrent layers stacked.
+        embedding_dim: Width of the token embedding.
+        dropout: Dropout on the embedding and between layers (training only).
+        compute_dtype: "float32", or "bfloat16" to run the matrix products in bfloat16 (on CPUs
+            with AVX512-BF16 this is ~1.5x faster); weights, logits and states stay float32.
+        name: The training model's name.
+
+    Returns:
+        (training model: ids (batch, time) -> logits (batch, time, vocabulary);
+         step model: [ids, *states] -> [logits, *states], sharing the training model's weights;
+         the width of each state tensor, in the order the step model takes them).
+    """
+    if cell not in ("gru", "lstm"):
+        raise ValueError(f"cell={cell!r} is not valid; valid values: gru, lstm")
+    if compute_dtype not in ("float32", "bfloat16"):
+        raise ValueError(f"compute_dtype={compute_dtype!r} is not valid; valid values: "
+                         "float32, bfloat16")
+    policy = "mixed_bfloat16" if compute_dtype == "bfloat16" else None
+    embedding = layers.Embedding(vocabulary_size, embedding_dim, name="embedding", dtype=policy)
+    recurrent = []
+    for index in range(1, num_layers + 1):
+        layer_class = layers.GRU if cell == "gru" else layers.LSTM
+        recurrent.append(layer_class(units, return_sequences=True, return_state=True,
+                                     name=f"{cell}{index}", dtype=policy))
+    dropouts = [layers.Dropout(dropout, name=f"dropout{index}") for index in range(num_layers + 1)]
+    head = layers.Dense(vocabulary_size, name="logits", dtype="float32")
+    states_per_layer = 1 if cell == "gru" else 2
+
+    def stack(ids, initial_states=None):
+        x = dropouts[0](embedding(ids))
+        final_states = []
+        for index, layer in enumerate(recurrent):
+            initial = None
+            if initial_states is not None:
+                initial = initial_states[index * states_per_layer:(index + 1) * states_per_layer]
+            x, *states = layer(x, initial_state=initial)
+            final_states.extend(ops.cast(state, "float32") for state in states)
+            x = dropouts[index + 1](x)
+        return head(x), final_states
+
+    ids = keras.Input(shape=(None,), dtype="int32", name="ids")
+    logits, _ = stack(ids)
+    model = keras.Model(ids, logits, name=name)
+
+    step_ids = keras.Input(shape=(None,), dtype="int32", name="ids")
+    state_inputs = [keras.Input(shape=(units,), name=f"state{index}")
+                    for index in range(num_layers * states_per_layer)]
+    step_logits, step_states = stack(step_ids, state_inputs)
+    step_model = keras.Model([step_ids, *state_inputs], [step_logits, *step_states],
+                             name=f"{name}_step")
+    return model, step_model, [units] * len(state_inputs)
+
+
+def zero_states(state_sizes: Sequence[int], batch_size) -> list[tf.Tensor]:
+    return [tf.zeros((batch_size, size), tf.float32) for size in state_sizes]
+
+
+# --------------------------------------------------------------------------------------------
+# Training helpers
+
+
+class LanguageModelMetrics(keras.callbacks.Callback):
+    """Adds perplexity and bits per token (and per character) to the logs, from the loss.
+
+    Derived from the mean cross-entropy in nats, so they cost nothing per step. Put it before
+    the loggers (CSVLogger, TensorBoard) so they record the additions.
+
+    Args:
+        token_name: "char" or "word": the bits metric is called `bits_per_<token_name>`.
+        chars_per_token: Mean characters per token of the validation text; adds
+            `val_bits_per_char` for word models so they compare with character models.
+    """
+
+    def __init__(self, token_name: str = "char", chars_per_token: float | None = None):
+        super().__init__()
+        self.token_name = token_name
+        self.chars_per_token = chars_per_token
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        for prefix in ("", "val_"):
+            loss = logs.get(f"{prefix}loss")
+            if loss is None:
+                continue
+            logs[f"{prefix}perplexity"] = math.exp(min(loss, 50.0))
+            logs[f"{prefix}bits_per_{self.token_name}"] = loss / math.log(2)
+            if self.chars_per_token and self.token_name != "char" and prefix == "val_":
+                logs["val_bits_per_char"] = loss / self.chars_per_token / math.log(2)
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stops training once `minutes` of wall-clock time have passed since training began."""
+
+    def __init__(self, minutes: float):
+        super().__init__()
+        self.seconds = minutes * 60.0
+        self.stopped_at_step = None
+
+    def on_train_begin(self, logs=None):
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.seconds and time.perf_counter() - self._start > self.seconds:
+            self.stopped_at_step = int(self.model.optimizer.iterations.numpy())
+            self.model.stop_training = True
+
+
+def training_windows(ids: np.ndarray, *, sequence_length: int, batch_size: int, stride: int,
+                     seed: int = 0) -> tf.data.Dataset:
+    """Endless batches of (input, shifted target) windows drawn uniformly from the whole text.
+
+    The same windows as `data.text_windows(..., stride=stride)`, cut with NumPy (a strided view:
+    `Dataset.window` takes ~9 CPU-seconds on Tiny Shakespeare) and shuffled all together every
+    pass: `text_windows` shuffles within 10,000 windows, so on a long text each batch would come
+    from one stretch of the play and the model would chase the local scene, not the language.
+    """
+    ids = np.asarray(ids, dtype=np.int32)
+    if len(ids) <= sequence_length:
+        raise ConfigError(f"sequence_length={sequence_length} is not valid; the training text "
+                          f"has only {len(ids)} tokens")
+    chunks = np.lib.stride_tricks.sliding_window_view(ids, sequence_length + 1)[::stride]
+    windows = tf.data.Dataset.from_tensor_slices(np.ascontiguousarray(chunks))
+    windows = windows.shuffle(len(chunks), seed=seed, reshuffle_each_iteration=True).repeat()
+    return (windows.batch(batch_size, drop_remainder=True)
+            .map(lambda chunk: (chunk[:, :-1], chunk[:, 1:]), num_parallel_calls=tf.data.AUTOTUNE)
+            .prefetch(tf.data.AUTOTUNE))
+
+
+def cosine_schedule(learning_rate: float, total_steps: int, warmup_steps: int = 0,
+                    final_fraction: float = 0.0):
+    """Linear warm-up to `learning_rate`, then cosine decay to `final_fraction` of it."""
+    warmup_steps = min(warmup_steps, max(total_steps - 1, 0))
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=learning_rate if warmup_steps == 0 else 0.0,
+        decay_steps=max(total_steps - warmup_steps, 1), alpha=final_fraction,
+        warmup_target=learning_rate if warmup_steps else None, warmup_steps=warmup_steps)
+
+
+def stateful_loss(step_model: keras.Model, state_sizes: Sequence[int], ids: np.ndarray, *,
+                  start_id: int, streams: int = 8, chunk: int = 256) -> tuple[float, int]:
+    """Summed cross-entropy (nats) of every token of `ids`, each given all tokens before it.
+
+    The text is cut into `streams` contiguous pieces read in parallel, `chunk` tokens at a time,
+    with the recurrent state carried from chunk to chunk, so every token but the first of each
+    piece sees a long context (as it does during generation). The very first token is predicted
+    from `start_id` (a newline), so all `len(ids)` tokens are scored.
+
+    Returns:
+        (total nats, number of tokens scored).
+    """
+    ids = np.asarray(ids, dtype=np.int32)
+    inputs = np.concatenate([[start_id], ids[:-1]]).astype(np.int32)
+    streams = max(1, min(streams, len(ids)))
+    length = len(ids) // streams
+    total, count = 0.0, 0
+
+    @tf.function(reduce_retracing=True)
+    def score(x, y, states):
+        logits, *states = step_model([x, *states], training=False)
+        losses = keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
+        return tf.reduce_sum(tf.cast(losses, tf.float64)), states
+
+    # The bulk: `streams` equal pieces in parallel; then the few leftover tokens in one stream.
+    pieces = [(inputs[:streams * length].reshape(streams, length),
+               ids[:streams * length].reshape(streams, length))]
+    if len(ids) > streams * length:
+        pieces.append((inputs[None, streams * length:], ids[None, streams * length:]))
+    for x, y in pieces:
+        states = zero_states(state_sizes, x.shape[0])
+        for begin in range(0, x.shape[1], chunk):
+            nats, states = score(tf.constant(x[:, begin:begin + chunk]),
+                                 tf.constant(y[:, begin:begin + chunk]), states)
+            total += float(nats)
+            count += int(y[:, begin:begin + chunk].size)
+    return total, count
+
+
+# --------------------------------------------------------------------------------------------
+# Generation
+
+
+class TextGenerator(tf.Module):
+    """Samples text from a trained step model; also the exported SavedModel.
+
+    `generate(prime, length, temperature, top_k)` tokenizes the prime (unknown tokens become
+    the out-of-vocabulary id 0; an empty prime becomes a newline), runs it through the RNN in one
+    call, then samples `length` tokens, never the out-of-vocabulary one. It returns the prime
+    followed by the sample (`text`), the sample alone (`continuation`) and the distinct prime
+    tokens the vocabulary does not know (`unknown`). `serve(prime, length, temperature)` is the
+    same with the `top_k` given at construction (the SavedModel's `serving_default`).
+
+    Args:
+        step_model: The step model of `build_language_model`.
+        state_sizes: Its state widths.
+        vocabulary: The model's `Vocabulary` (id 0: out of vocabulary).
+        level: "char" or "word" (how primes are split and samples joined).
+        top_k: Default top-k cut-off of `serve` (0: sample from the whole distribution).
+        seed: Seed of the sampler's random generator (saved with the module).
+    """
+
+    def __init__(self, step_model: keras.Model, state_sizes: Sequence[int],
+                 vocabulary: Vocabulary, level: str = "char", top_k: int = 0, seed: int = 0):
+        super().__init__(name=f"{level}_generator")
+        if level not in ("char", "word"):
+            raise ValueError(f"level={level!r} is not valid; valid values: char, word")
+        self.step_model = step_model
+        self.state_sizes = list(state_sizes)
+        self.level = level
+        self.default_top_k = tf.constant(int(top_k), tf.int32)
+        self.tokens = tf.constant(vocabulary.tokens)
+        self.vocabulary_size = len(vocabulary)
+        keys = tf.constant(vocabulary.tokens[1:])
+        values = tf.range(1, len(vocabulary), dtype=tf.int64)
+        self.table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(keys, values), default_value=Vocabulary.OOV_ID)
+        self.newline_id = tf.constant(vocabulary.index.get("\n", Vocabulary.OOV_ID), tf.int32)
+        self.rng = tf.random.Generator.from_seed(seed)
+
+    def _split(self, prime):
+        if self.level == "char":
+            return tf.strings.unicode_split(prime, "UTF-8")
+        spaced = tf.strings.regex_replace(prime, _PUNCTUATION, r" \1 ")
+        spaced = tf.strings.regex_replace(spaced, _NEWLINE, f" {_NEWLINE} ")
+        tokens = tf.strings.split(spaced, sep=" ")
+        return tf.boolean_mask(tokens, tf.strings.length(tokens) > 0)
+
+    def _join(self, tokens, after_prime):
+        if self.level == "char":
+            return tf.strings.reduce_join(tokens)
+        text = tf.strings.reduce_join(tokens, separator=" ")
+        # A space separates the sample from a prime that ends in a word.
+        text = tf.cond(after_prime & (tf.size(tokens) > 0), lambda: " " + text, lambda: text)
+        text = tf.strings.regex_replace(text, r" ?\n ?", "\n")
+        return tf.strings.regex_replace(text, r" ([.,;:!?])", r"\1")
+
+    @tf.function(input_signature=[
+        tf.TensorSpec([], tf.string, name="prime"), tf.TensorSpec([], tf.int32, name="length"),
+        tf.TensorSpec([], tf.float32, name="temperature"), tf.TensorSpec([], tf.int32, name="top_k")])
+    def generate(self, prime, length, temperature, top_k):
+        tokens = self._split(prime)
+        ids = tf.cast(self.table.lookup(tokens), tf.int32)
+        unknown, _ = tf.unique(tf.boolean_mask(tokens, tf.equal(ids, Vocabulary.OOV_ID)))
+        ids = tf.cond(tf.size(ids) > 0, lambda: ids, lambda: tf.reshape(self.newline_id, [1]))
+        states = zero_states(self.state_sizes, 1)
+        logits, *states = self.step_model([ids[None, :], *states], training=False)
+        last = logits[0, -1]
+        temperature = tf.maximum(temperature, 1e-3)
+        oov_mask = tf.one_hot(Vocabulary.OOV_ID, self.vocabulary_size, on_value=-1e9, off_value=0.0)
+        top_k = tf.clip_by_value(top_k, 0, self.vocabulary_size)
+        length = tf.maximum(length, 0)
+
+        def body(step, last, states, output):
+            scaled = last / temperature + oov_mask
+            kth = tf.cond(top_k > 0, lambda: tf.math.top_k(scaled, k=tf.maximum(top_k, 1)).values[-1],
+                          lambda: tf.reduce_min(scaled))
+            scaled = tf.where(scaled < kth, tf.fill(tf.shape(scaled), -1e9), scaled)
+            seed = self.rng.make_seeds(1)[:, 0]
+            next_id = tf.random.stateless_categorical(scaled[None, :], 1, seed, dtype=tf.int32)
+            logits, *states = self.step_model([next_id, *states], training=False)
+            return step + 1, logits[0, -1], states, output.write(step, next_id[0, 0])
+
+        _, _, _, output = tf.while_loop(
+            lambda step, *_: step < length, body,
+            (tf.constant(0), last, states, tf.TensorArray(tf.int32, size=length)))
+        sampled = tf.gather(self.tokens, output.stack())
+        continuation = self._join(sampled, after_prime=tf.strings.length(prime) > 0)
+        return {"text": prime + continuation, "continuation": continuation, "unknown": unknown}
+
+    @tf.function(input_signature=[
+        tf.TensorSpec([], tf.string, name="prime"), tf.TensorSpec([], tf.int32, name="length"),
+        tf.TensorSpec([], tf.float32, name="temperature")])
+    def serve(self, prime, length, temperature):
+        return self.generate(prime, length, temperature, self.default_top_k)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Writes the SavedModel (`serving_default`: prime, length, temperature -> text)."""
+        tf.saved_model.save(self, str(path), signatures={
+            "serving_default": self.serve.get_concrete_function(),
+            "generate": self.generate.get_concrete_function()})
+
+
+def sample(generator, prime: str, length: int, temperature: float = 1.0,
+           top_k: int = 0) -> tuple[str, list[str]]:
+    """(prime + generated text, the prime's unknown tokens) from a `TextGenerator` or a reloaded one."""
+    result = generator.generate(tf.constant(prime), tf.constant(length, tf.int32),
+                                tf.constant(temperature, tf.float32), tf.constant(top_k, tf.int32))
+    unknown = [token.decode("utf-8") for token in result["unknown"].numpy()]
+    return result["text"].numpy().decode("utf-8"), unknown
+
+
+def write_samples(path: str | os.PathLike, generator, primes: Sequence[str], *, length: int,
+                  temperature: float, top_k: int) -> list[dict]:
+    """Generates from every prime and writes them to `path`, each headed by its prime.
+
+    Returns:
+        One {"prime", "text", "unknown"} record per prime.
+    """
+    records = []
+    lines = [f"# temperature {temperature}, top_k {top_k or 'off'}, {length} tokens per sample\n"]
+    for prime in primes:
+        generated, unknown = sample(generator, prime, length, temperature, top_k)
+        records.append({"prime": prime, "text": generated, "unknown": unknown})
+        shown = ", ".join(repr(token) for token in unknown) if unknown else "none"
+        lines.append(f"=== prime {prime!r} (unknown to the vocabulary, read as out-of-vocabulary: "
+                     f"{shown})\n{generated}\n")
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines))
+    return records
+
+
+# --------------------------------------------------------------------------------------------
+# Plots
+
+
+def plot_language_curves(history: dict[str, list[float]], path: str | os.PathLike, *,
+                         steps_per_point: int, token_name: str = "char", title: str = "") -> str:
+    """Loss (nats per token), perplexity and bits per token against training steps."""
+    import matplotlib.pyplot as plt
+
+    from keras_labs import visualization  # noqa: F401  (selects the Agg backend)
+
+    panels = [("loss", f"loss (nats per {token_name})"), ("perplexity", "perplexity"),
+              (f"bits_per_{token_name}", f"bits per {token_name}")]
+    if token_name != "char" and "val_bits_per_char" in history:
+        panels.append(("bits_per_char", "validation bits per char"))
+    figure, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), squeeze=False)
+    count = len(history.get("loss", history.get("val_loss", [])))
+    steps = [(index + 1) * steps_per_point for index in range(count)]
+    for axis, (key, label) in zip(axes[0], panels, strict=True):
+        if key in history:
+            axis.plot(steps, history[key], label="train")
+        if f"val_{key}" in history:
+            axis.plot(steps, history[f"val_{key}"], label="validation")
+        axis.set_xlabel("training step")
+        axis.set_ylabel(label)
+        axis.grid(alpha=0.3)
+        axis.legend()
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return str(path)

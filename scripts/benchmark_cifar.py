@@ -1,0 +1,415 @@
+"""Training throughput of the cifar-cnn presets, and Keras vs plain PyTorch eager.
+
+    python scripts/benchmark_cifar.py [--presets tutorial,best,...] [--images N] [--repeats R]
+                                      [--batches 4,128] [--threads 1,2] [--rounds R]
+                                      [--no-torch] [--json PATH] [--runs RUN_DIR ...]
+
+For each preset: images/s while training its own model at its own batch size, with its own
+input pipeline (the lab's `make_datasets`: cached tf.data, augmentation where the preset has
+it) and `steps_per_execution`; the time per epoch of the 8,152-image partial CIFAR-10 at that
+rate; and peak memory (`ru_maxrss` of a fresh process per measurement).
+
+Then the report-004 comparison: the tutorial network with SGD (lr 0.001, momentum 0.9) at
+batch 4 and batch 128, as
+  * keras-naive:  `model.fit` on NumPy arrays, one step per call (what a first port does);
+  * keras-lab:    what the `tutorial` preset runs: a cached `tf.data` pipeline and
+                  `steps_per_execution` (64 at batch 4, 8 at batch 128);
+  * torch-report: the report's PyTorch loop (DataLoader over in-memory tensors, shuffled,
+                  `running_loss += loss.item()`), eager mode;
+  * torch-tight:  the same model stepping over pre-shuffled tensor slices, no DataLoader;
+each with 1 and 2 threads (TensorFlow: TF_NUM_INTRAOP_THREADS/TF_NUM_INTEROP_THREADS=1, or its
+defaults; PyTorch: torch.set_num_threads), in interleaved rounds so that a burst of someone
+else's load hits every variant alike. The Keras side also computes the accuracy metric, the
+PyTorch side only the loss.
+
+Figures: images/s (wall clock) and images per CPU-second of the process, each the best of
+`--repeats` epochs after a warm-up epoch (tracing, caching) and the best over rounds; each
+row's ratios are to the PyTorch loop at its best thread count. On a shared machine the wall-clock figures
+move with other people's load (an OpenMP pool of 2 threads on a busy 2-core machine collapses,
+for instance); images per CPU-second move much less. `--runs` adds the training time to reach
+50/60/70% test accuracy from finished run folders (their history.csv).
+
+Prints a JSON document and Markdown tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+FULL_TRAIN_IMAGES = 8152  # the partial CIFAR-10 in ../shared/data
+TORCH_BATCHES = (4, 128)
+LAB_STEPS_PER_EXECUTION = {4: 64, 128: 8}
+
+
+def _peak_memory_mib() -> float:
+    # Linux reports ru_maxrss in KiB
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+# --------------------------------------------------------------------------------------------
+# Workers: each measurement runs in a fresh process, so peak memory is its own.
+
+
+class _EpochClock:
+    def __init__(self):
+        self.times = []
+        self.cpu_times = []
+
+    def rates(self, count: int) -> dict:
+        """Best wall-clock and best per-CPU-second rates over the epochs after the first."""
+        return {"images_per_s": round(count / min(self.times[1:]), 1),
+                "images_per_cpu_s": round(count / min(self.cpu_times[1:]), 1)}
+
+    def callback(self):
+        import keras
+
+        clock = self
+
+        class Clock(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                self.start = time.perf_counter()
+                self.cpu = time.process_time()
+
+            def on_epoch_end(self, epoch, logs=None):
+                clock.times.append(time.perf_counter() - self.start)
+                clock.cpu_times.append(time.process_time() - self.cpu)
+
+        return Clock()
+
+
+def _measure_preset(preset: str, images: int, repeats: int, overrides: dict) -> dict:
+    import dataclasses
+
+    import keras
+
+    from keras_labs import training
+    from keras_labs.labs import cifar_cnn
+
+    config = dataclasses.replace(cifar_cnn.PRESETS[preset], train_examples=images, **overrides)
+    training.setup(config)
+    train, _, source, _ = cifar_cnn.make_datasets(config)
+    steps = int(train.cardinality())
+    model = cifar_cnn.build_model(config)
+    model.compile(optimizer=cifar_cnn.make_optimizer(config, steps * (repeats + 1)),
+                  loss=cifar_cnn.make_loss(config.label_smoothing),
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                  steps_per_execution=config.steps_per_execution, jit_compile=config.jit_compile)
+    clock = _EpochClock()
+    model.fit(train, epochs=repeats + 1, verbose=0, shuffle=False, callbacks=[clock.callback()])
+    rates = clock.rates(steps * config.batch_size)
+    return {"preset": preset, "architecture": config.architecture, "batch_size": config.batch_size,
+            "steps_per_execution": config.steps_per_execution, "augment": config.augment,
+            "parameters": int(model.count_params()), **rates,
+            "epoch_s_8152": round(FULL_TRAIN_IMAGES / rates["images_per_s"], 2),
+            "measured_epochs_s": [round(t, 3) for t in clock.times],
+            "peak_memory_mib": _peak_memory_mib(), "data": source.kind}
+
+
+def _tutorial_arrays(images: int):
+    """The first `images` training images in [-1, 1] (report 004's Normalize(0.5, 0.5))."""
+    import numpy as np
+
+    from keras_labs import data
+
+    splits, _ = data.load("cifar10", ("train",))
+    x, y = data.to_numpy(splits["train"].take(images))
+    return (x.astype(np.float32) / 127.5 - 1.0), y.astype(np.int64)
+
+
+def _measure_keras(variant: str, batch_size: int, images: int, repeats: int,
+                   threads: int) -> dict:
+    import dataclasses
+
+    import keras
+
+    from keras_labs import training
+    from keras_labs.labs import cifar_cnn
+
+    spe = LAB_STEPS_PER_EXECUTION.get(batch_size, 8) if variant == "keras-lab" else 1
+    config = dataclasses.replace(cifar_cnn.PRESETS["tutorial"], batch_size=batch_size,
+                                 train_examples=images, steps_per_execution=spe)
+    training.setup(config)
+    model = cifar_cnn.build_model(config)
+    model.compile(optimizer=cifar_cnn.make_optimizer(config, 1),
+                  loss=cifar_cnn.make_loss(0.0),
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                  steps_per_execution=spe)
+    clock = _EpochClock()
+    if variant == "keras-naive":
+        x, y = _tutorial_arrays(images)
+        model.fit(x, y, batch_size=batch_size, epochs=repeats + 1, verbose=0, shuffle=True,
+                  callbacks=[clock.callback()])
+        count = len(y)
+    else:
+        train, _, _, _ = cifar_cnn.make_datasets(config)
+        count = int(train.cardinality()) * batch_size
+        model.fit(train, epochs=repeats + 1, verbose=0, shuffle=False,
+                  callbacks=[clock.callback()])
+    rates = clock.rates(count)
+    return {"variant": variant, "batch_size": batch_size, "steps_per_execution": spe,
+            "threads": threads, **rates,
+            "epoch_s_8152": round(FULL_TRAIN_IMAGES / rates["images_per_s"], 2),
+            "measured_epochs_s": [round(t, 3) for t in clock.times],
+            "peak_memory_mib": _peak_memory_mib()}
+
+
+def _measure_torch(variant: str, batch_size: int, images: int, repeats: int,
+                   threads: int) -> dict:
+    import torch
+    from torch import nn
+    from torch.nn import functional
+
+    class Net(nn.Module):  # report 004 (the PyTorch CIFAR-10 tutorial)
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, 6, 5)
+            self.pool = nn.MaxPool2d(2, 2)
+            self.conv2 = nn.Conv2d(6, 16, 5)
+            self.fc1 = nn.Linear(16 * 5 * 5, 120)
+            self.fc2 = nn.Linear(120, 84)
+            self.fc3 = nn.Linear(84, 10)
+
+        def forward(self, x):
+            x = self.pool(functional.relu(self.conv1(x)))
+            x = self.pool(functional.relu(self.conv2(x)))
+            x = torch.flatten(x, 1)
+            x = functional.relu(self.fc1(x))
+            x = functional.relu(self.fc2(x))
+            return self.fc3(x)
+
+    torch.manual_seed(0)
+    torch.set_num_threads(threads)
+    x, y = _tutorial_arrays(images)
+    inputs = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()  # NCHW, as torchvision gives
+    labels = torch.from_numpy(y)
+    count = len(labels) // batch_size * batch_size
+    net = Net()
+    criterion = nn.CrossEntropyLoss()
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.001, momentum=0.9)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(inputs, labels),
+                                         batch_size=batch_size, shuffle=True, drop_last=True)
+    times, cpu_times = [], []
+    for _ in range(repeats + 1):
+        start, cpu = time.perf_counter(), time.process_time()
+        running_loss = 0.0
+        if variant == "torch-report":
+            batches = loader
+        else:
+            order = torch.randperm(len(labels))[:count]
+            batches = ((inputs[index], labels[index]) for index in order.split(batch_size))
+        for batch_inputs, batch_labels in batches:
+            optimizer.zero_grad()
+            loss = criterion(net(batch_inputs), batch_labels)
+            loss.backward()
+            optimizer.step()
+            running_loss += loss.item()
+        times.append(time.perf_counter() - start)
+        cpu_times.append(time.process_time() - cpu)
+    rate = count / min(times[1:])
+    return {"variant": variant, "batch_size": batch_size, "threads": torch.get_num_threads(),
+            "images_per_s": round(rate, 1), "images_per_cpu_s": round(count / min(cpu_times[1:]), 1),
+            "epoch_s_8152": round(FULL_TRAIN_IMAGES / rate, 2),
+            "measured_epochs_s": [round(t, 3) for t in times],
+            "peak_memory_mib": _peak_memory_mib(), "torch": torch.__version__}
+
+
+def _worker(spec: dict) -> dict:
+    kind = spec["kind"]
+    if kind == "preset":
+        return _measure_preset(spec["preset"], spec["images"], spec["repeats"],
+                               spec.get("overrides", {}))
+    if kind == "keras":
+        return _measure_keras(spec["variant"], spec["batch_size"], spec["images"], spec["repeats"],
+                              spec["threads"])
+    return _measure_torch(spec["variant"], spec["batch_size"], spec["images"], spec["repeats"],
+                          spec["threads"])
+
+
+def _spawn(spec: dict, timeout: float) -> dict:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    if spec.get("threads") == 1:
+        # TensorFlow reads its thread pool sizes when its runtime starts
+        env.update(TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1")
+    try:
+        result = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)],
+                                capture_output=True, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {**spec, "error": f"took longer than {timeout:.0f} s"}
+    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    if result.returncode or not lines:
+        tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        return {**spec, "error": tail}
+    return json.loads(lines[-1])
+
+
+# --------------------------------------------------------------------------------------------
+# Time to accuracy, from finished runs
+
+
+def time_to_accuracy(run_dir: Path, targets=(0.5, 0.6, 0.7)) -> dict:
+    """Training seconds (sum of epoch times) until val_accuracy first reaches each target."""
+    with open(run_dir / "history.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    config = json.loads((run_dir / "config.json").read_text())
+    elapsed, reached = 0.0, {}
+    for row in rows:
+        elapsed += float(row["epoch_time_s"])
+        for target in targets:
+            if target not in reached and float(row["val_accuracy"]) >= target:
+                reached[target] = {"epoch": int(row["epoch"]) + 1, "train_s": round(elapsed, 1)}
+    return {"run": str(run_dir), "architecture": config.get("architecture"),
+            "final_val_accuracy": float(rows[-1]["val_accuracy"]) if rows else None,
+            "reached": {str(target): reached.get(target) for target in targets}}
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def summarize(comparison: list[dict]) -> list[dict]:
+    """Best figures per (variant, batch, threads), and Keras's ratio to the PyTorch loops.
+
+    Each row's ratios are to the PyTorch loop at its best thread count: wall-clock images/s, and
+    images per CPU-second (which a neighbour's load disturbs less, as long as nobody spins).
+    """
+    best: dict[tuple, dict] = {}
+    for row in comparison:
+        if "error" in row:
+            continue
+        key = (row["variant"], row["batch_size"], row["threads"])
+        entry = best.setdefault(key, {"variant": row["variant"], "batch_size": row["batch_size"],
+                                      "threads": row["threads"], "images_per_s": 0.0,
+                                      "images_per_cpu_s": 0.0, "peak_memory_mib": 0.0})
+        for metric in ("images_per_s", "images_per_cpu_s", "peak_memory_mib"):
+            entry[metric] = max(entry[metric], row[metric])
+    rows = sorted(best.values(), key=lambda r: (r["batch_size"], r["variant"], r["threads"]))
+
+    def top(variant, batch_size, metric):
+        values = [r[metric] for r in rows if r["variant"] == variant and r["batch_size"] == batch_size]
+        return max(values) if values else None
+
+    for row in rows:
+        for reference in ("torch-report", "torch-tight"):
+            for metric, suffix in (("images_per_s", "wall"), ("images_per_cpu_s", "cpu")):
+                base = top(reference, row["batch_size"], metric)
+                row[f"vs_{reference}_{suffix}"] = round(row[metric] / base, 2) if base else None
+    return rows
+
+
+def _ratio(value) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def _markdown(results: dict) -> str:
+    lines = ["| preset | model | batch | steps/exec | images/s | images/CPU-s | "
+             "s per 8,152-image epoch | peak MiB |", "|---|---|---|---|---|---|---|---|"]
+    for row in results["presets"]:
+        if "error" in row:
+            lines.append(f"| {row['preset']} | error: {row['error']} | | | | | | |")
+            continue
+        lines.append(f"| {row['preset']} | {row['architecture']} ({row['parameters']:,} params) | "
+                     f"{row['batch_size']} | {row['steps_per_execution']} | "
+                     f"{row['images_per_s']:,.0f} | {row['images_per_cpu_s']:,.0f} | "
+                     f"{row['epoch_s_8152']} | {row['peak_memory_mib']:,.0f} |")
+    if results["summary"]:
+        lines += ["", "| report-004 network | batch | threads | images/s | images/CPU-s | peak MiB "
+                      "| vs torch-report (wall / CPU) | vs torch-tight (wall / CPU) |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for row in results["summary"]:
+            lines.append(
+                f"| {row['variant']} | {row['batch_size']} | {row['threads']} | "
+                f"{row['images_per_s']:,.0f} | {row['images_per_cpu_s']:,.0f} | "
+                f"{row['peak_memory_mib']:,.0f} | {_ratio(row['vs_torch-report_wall'])} / "
+                f"{_ratio(row['vs_torch-report_cpu'])} | {_ratio(row['vs_torch-tight_wall'])} / "
+                f"{_ratio(row['vs_torch-tight_cpu'])} |")
+    errors = [row for row in results["comparison"] if "error" in row]
+    for row in errors:
+        lines.append(f"\n{row['variant']} batch {row['batch_size']} threads {row['threads']}: "
+                     f"{row['error']}")
+    if results["time_to_accuracy"]:
+        lines += ["", "| run | architecture | final test acc | to 50% | to 60% | to 70% |",
+                  "|---|---|---|---|---|---|"]
+        for row in results["time_to_accuracy"]:
+            cells = [("-" if hit is None else f"{hit['train_s']} s (epoch {hit['epoch']})")
+                     for hit in row["reached"].values()]
+            lines.append(f"| {Path(row['run']).name} | {row['architecture']} | "
+                         f"{row['final_val_accuracy']:.4f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--presets", default="tutorial,deepdiva-sgd,minor-10ep,"
+                        "report002-relu-adam-normal,best,quick",
+                        help="comma-separated presets ('' for none)")
+    parser.add_argument("--images", type=int, default=2048,
+                        help="training images per measured epoch (presets)")
+    parser.add_argument("--torch-images", type=int, default=2048,
+                        help="training images per measured epoch (report-004 comparison)")
+    parser.add_argument("--repeats", type=int, default=3, help="measured epochs after the warm-up")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="interleaved rounds of the report-004 comparison")
+    parser.add_argument("--threads", default="1,2", help="thread counts to compare")
+    parser.add_argument("--batches", default="4,128", help="batch sizes of the comparison")
+    parser.add_argument("--timeout", type=float, default=300, help="seconds per measurement")
+    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    parser.add_argument("--runs", nargs="*", default=[], help="run folders for time-to-accuracy")
+    parser.add_argument("--json", help="also write the JSON here")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(_worker(json.loads(args.worker))), flush=True)
+        return 0
+
+    results = {"machine": {"cpus": os.cpu_count(), "load_average_before": os.getloadavg()},
+               "presets": [], "comparison": [], "summary": [], "time_to_accuracy": []}
+    for preset in [p for p in args.presets.split(",") if p]:
+        row = _spawn({"kind": "preset", "preset": preset, "images": args.images,
+                      "repeats": args.repeats}, args.timeout)
+        print(f"  {preset}: {row.get('images_per_s', row.get('error'))} images/s",
+              file=sys.stderr, flush=True)
+        results["presets"].append(row)
+    try:
+        import torch  # noqa: F401
+        have_torch = not args.no_torch
+    except ImportError:
+        have_torch = False
+        print("torch is not importable: no PyTorch comparison (pip install torch)",
+              file=sys.stderr)
+    if have_torch:
+        for batch_size in [int(b) for b in args.batches.split(",")]:
+            for _ in range(args.rounds):
+                for threads in [int(t) for t in args.threads.split(",")]:
+                    # interleaved, so a burst of someone else's load hits every variant alike
+                    for variant in ("torch-report", "keras-lab", "torch-tight", "keras-naive"):
+                        kind = "torch" if variant.startswith("torch") else "keras"
+                        row = _spawn({"kind": kind, "variant": variant, "batch_size": batch_size,
+                                      "threads": threads, "images": args.torch_images,
+                                      "repeats": args.repeats}, args.timeout)
+                        print(f"  {variant} batch {batch_size} threads {threads}: "
+                              f"{row.get('images_per_s', row.get('error'))} images/s, "
+                              f"{row.get('images_per_cpu_s', '-')} per CPU-s",
+                              file=sys.stderr, flush=True)
+                        results["comparison"].append(row)
+        results["summary"] = summarize(results["comparison"])
+    results["time_to_accuracy"] = [time_to_accuracy(Path(run)) for run in args.runs]
+    results["machine"]["load_average_after"] = os.getloadavg()
+
+    document = json.dumps(results, indent=2)
+    if args.json:
+        Path(args.json).write_text(document)
+    print(document)
+    print()
+    print(_markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""char-rnn: a tiny run end to end, generation from every kind of prime, the exported generator."""
+
+import dataclasses
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_labs import ConfigError, data, text
+from keras_labs.labs import char_rnn
+
+TINY = dataclasses.replace(
+    char_rnn.PRESETS["quick"], data="sample", steps=6, log_every=3, steps_per_execution=3,
+    batch_size=8, sequence_length=32, units=16, num_layers=2, embedding_dim=8,
+    train_chars=20000, validation_chars=3000, sample_length=25)
+LONG_PRIME = ("Shall I compare thee to a summer's day? " * 260)[:10000]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("char")
+    config = dataclasses.replace(TINY, export_dir=str(root / "saved_models")).validate()
+    workdir = root / "runs" / "char-rnn" / "r1"
+    return workdir, char_rnn.run(config, str(workdir))
+
+
+@pytest.fixture(scope="module")
+def untrained_generator():
+    vocabulary = data.Vocabulary.from_text(data.sample_text()[:50000])
+    _, step_model, state_sizes = text.build_language_model(
+        len(vocabulary), cell="lstm", units=12, num_layers=2, embedding_dim=6)
+    return text.TextGenerator(step_model, state_sizes, vocabulary, level="char", seed=1)
+
+
+def test_run_writes_metrics_curves_and_samples(tiny_run):
+    workdir, metrics = tiny_run
+    on_disk = json.loads((workdir / "metrics.json").read_text())
+    for key in ("validation_loss", "perplexity", "bits_per_char", "validation_loss_windowed"):
+        assert math.isfinite(on_disk[key]), key
+    assert on_disk["perplexity"] == pytest.approx(math.exp(on_disk["validation_loss"]))
+    assert on_disk["bits_per_char"] == pytest.approx(on_disk["validation_loss"] / math.log(2))
+    assert on_disk["validation_characters"] == 3000 and on_disk["steps"] == 6
+    assert (workdir / "plots" / "curves.png").stat().st_size > 0
+    assert list((workdir / "tb").rglob("events.out.tfevents*"))
+    header = (workdir / "history.csv").read_text().splitlines()[0]
+    assert {"loss", "val_loss", "val_perplexity", "val_bits_per_char"} <= set(header.split(","))
+    samples = (workdir / "samples.txt").read_text()
+    for prime in char_rnn.SEED_PRIMES:
+        assert f"=== prime {prime!r}" in samples and f"\n{prime}" in samples, prime
+    records = {record["prime"]: record for record in metrics["samples"]}
+    # The vocabulary is the training text's: here only its first 20,000 characters.
+    assert {"0", "8", "7"} <= set(records["X087hNYB BHN BYFVuhsdbs"]["unknown"])
+    assert "2" in records["2 b3n"]["unknown"] and records["The"]["unknown"] == []
+    assert "'0', '8', '7'" in samples
+
+
+def test_every_prime_generates(untrained_generator):
+    for prime in (*char_rnn.SEED_PRIMES, "", LONG_PRIME):
+        generated, unknown = text.sample(untrained_generator, prime, 30, temperature=0.8, top_k=5)
+        assert generated.startswith(prime)
+        assert len(generated) == len(prime) + 30, prime[:20]
+        assert "\N{REPLACEMENT CHARACTER}" not in generated[len(prime):]  # never samples OOV
+    assert text.sample(untrained_generator, "", 10)[1] == []
+
+
+def test_unknown_characters_are_reported_in_order(untrained_generator):
+    _, unknown = text.sample(untrained_generator, "a9b0c9\u00e9", 5)
+    assert unknown == ["9", "0", "\u00e9"]
+
+
+def test_top_k_one_is_greedy_and_repeatable(untrained_generator):
+    first = text.sample(untrained_generator, "ROMEO:", 40, temperature=1.0, top_k=1)[0]
+    second = text.sample(untrained_generator, "ROMEO:", 40, temperature=1.0, top_k=1)[0]
+    assert first == second
+
+
+def test_stateful_loss_carries_state_across_chunks():
+    vocabulary = data.Vocabulary(list("abc\n"))
+    _, step_model, state_sizes = text.build_language_model(len(vocabulary), units=8,
+                                                           num_layers=2, embedding_dim=4)
+    ids = np.random.default_rng(0).integers(1, len(vocabulary), 203).astype(np.int32)
+    whole, count = text.stateful_loss(step_model, state_sizes, ids, start_id=4, streams=1,
+                                      chunk=1000)
+    chunked, _ = text.stateful_loss(step_model, state_sizes, ids, start_id=4, streams=1, chunk=7)
+    assert count == 203
+    assert chunked == pytest.approx(whole, rel=1e-5)
+    # Without the carried state the score would differ: the pieces restart from zero.
+    parallel, count = text.stateful_loss(step_model, state_sizes, ids, start_id=4, streams=4)
+    assert count == 203 and parallel != pytest.approx(whole, rel=1e-7)
+
+
+def test_exported_generator_works_in_a_fresh_process(tiny_run):
+    _, metrics = tiny_run
+    script = (
+        "import sys, tensorflow as tf\n"
+        "model = tf.saved_model.load(sys.argv[1])\n"
+        "serve = model.signatures['serving_default']\n"
+        "out = serve(prime=tf.constant('bg09Z'), length=tf.constant(40),"
+        " temperature=tf.constant(0.7))\n"
+        "text = out['text'].numpy().decode()\n"
+        "assert text.startswith('bg09Z') and len(text) == 45, text\n"
+        "assert {'0', '9'} <= {u.decode() for u in out['unknown'].numpy()}\n"
+        "long = model.generate(tf.constant('x' * 10000), tf.constant(5), tf.constant(1.0),"
+        " tf.constant(3))\n"
+        "assert len(long['text'].numpy().decode()) == 10005\n"
+        "print('OK', text)\n")
+    result = subprocess.run([sys.executable, "-c", script, metrics["export"]],
+                            capture_output=True, text=True, timeout=120,
+                            env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("OK bg09Z")
+
+
+def test_config_rejects_inconsistent_schedules():
+    with pytest.raises(ConfigError, match="log_every=300"):
+        dataclasses.replace(TINY, steps=100, log_every=300).validate()
+    with pytest.raises(ConfigError, match="steps_per_execution=3"):
+        dataclasses.replace(TINY, log_every=4).validate()
+    with pytest.raises(ConfigError, match="'rnn'"):
+        dataclasses.replace(TINY, cell="rnn").validate()
+
+
+def test_presets_validate():
+    for config in char_rnn.PRESETS.values():
+        config.validate()
+    seed = char_rnn.PRESETS["seed"]
+    assert (seed.steps, seed.log_every, seed.units, seed.num_layers) == (2000, 100, 100, 2)
+
+
+def test_bfloat16_model_keeps_float32_logits_and_states():
+    model, step_model, sizes = text.build_language_model(10, units=8, num_layers=1,
+                                                         compute_dtype="bfloat16")
+    logits, state = step_model([tf.ones((2, 3), tf.int32), tf.zeros((2, 8))])
+    assert logits.dtype == tf.float32 and state.dtype == tf.float32
+    assert model(tf.ones((1, 4), tf.int32)).shape == (1, 4, 10)
+
+
+def test_training_windows_are_text_windows_shuffled_together():
+    ids = np.arange(1, 400, dtype=np.int32)
+    reference = {tuple(x) for x, _ in data.text_windows(
+        ids, sequence_length=10, batch_size=64, training=False, stride=3).unbatch().as_numpy_iterator()}
+    batches = text.training_windows(ids, sequence_length=10, batch_size=len(reference), stride=3)
+    inputs, targets = next(iter(batches))
+    assert {tuple(x) for x in inputs.numpy()} == reference  # one pass holds every window once
+    np.testing.assert_array_equal(inputs.numpy()[:, 1:], targets.numpy()[:, :-1])
+    first = inputs.numpy()[:, 0]
+    assert not np.all(np.diff(first) > 0)  # not in text order
+    with pytest.raises(ConfigError, match="sequence_length=500"):
+        text.training_windows(ids, sequence_length=500, batch_size=2, stride=1)

@@ -1,0 +1,96 @@
+"""word-rnn: tokenization (Python and SavedModel alike), a tiny run, generation, bits per char."""
+
+import dataclasses
+import json
+import math
+
+import pytest
+import tensorflow as tf
+
+from keras_labs import ConfigError, data, text
+from keras_labs.labs import char_rnn, word_rnn
+
+TINY = dataclasses.replace(
+    word_rnn.PRESETS["quick"], data="sample", steps=6, log_every=3, steps_per_execution=3,
+    vocabulary_size=400, batch_size=8, sequence_length=16, units=16, embedding_dim=8,
+    train_tokens=20000, validation_chars=3000, sample_length=12)
+SNIPPET = ("PETRUCHIO:\nAnd you, good sir! Pray, have you not a daughter\n"
+           "Call'd Katharina, fair and virtuous?\n\n'Tis so; go to -- 3 ducats.")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("word")
+    config = dataclasses.replace(TINY, export_dir=str(root / "saved_models")).validate()
+    workdir = root / "runs" / "word-rnn" / "r1"
+    return workdir, word_rnn.run(config, str(workdir))
+
+
+@pytest.fixture(scope="module")
+def generator():
+    tokens = text.tokenize_words(data.sample_text()[:60000])
+    vocabulary = data.Vocabulary.from_text(tokens, max_size=500)
+    _, step_model, state_sizes = text.build_language_model(len(vocabulary), units=12,
+                                                           num_layers=1, embedding_dim=6)
+    return text.TextGenerator(step_model, state_sizes, vocabulary, level="word", seed=3), vocabulary
+
+
+def test_tokens_keep_apostrophes_split_punctuation_and_join_back():
+    tokens = text.tokenize_words(SNIPPET)
+    assert tokens[:3] == ["PETRUCHIO", ":", "\n"]
+    assert "Call'd" in tokens and "'Tis" in tokens and tokens.count("\n") == 4
+    assert text.detokenize_words(tokens).replace("- -", "--") == SNIPPET
+
+
+def test_savedmodel_tokenizer_matches_python(generator):
+    module, _ = generator
+    in_graph = [token.decode() for token in module._split(tf.constant(SNIPPET)).numpy()]
+    assert in_graph == text.tokenize_words(SNIPPET)
+
+
+def test_run_reports_word_perplexity_and_bits_per_char(tiny_run):
+    workdir, metrics = tiny_run
+    on_disk = json.loads((workdir / "metrics.json").read_text())
+    assert on_disk["perplexity"] == pytest.approx(math.exp(on_disk["validation_loss"]))
+    assert on_disk["vocabulary_size"] <= 400 and 0 < on_disk["out_of_vocabulary_rate"] < 1
+    # Spelling out the unknown words can only add to the cost per character.
+    assert on_disk["bits_per_char"] > on_disk["bits_per_char_without_oov_spelling"] > 0
+    assert on_disk["validation_characters"] == 3000
+    header = (workdir / "history.csv").read_text().splitlines()[0].split(",")
+    assert {"val_perplexity", "val_bits_per_word", "val_bits_per_char"} <= set(header)
+    assert (workdir / "plots" / "curves.png").stat().st_size > 0
+    samples = (workdir / "samples.txt").read_text()
+    for prime in word_rnn.PRIMES:
+        assert f"=== prime {prime!r}" in samples and f"\n{prime}" in samples, prime
+    records = {record["prime"]: record for record in metrics["samples"]}
+    # Digits are tokens of their own, like punctuation.
+    assert {"hNYB", "BYFVuhsdbs"} <= set(records["X087hNYB BHN BYFVuhsdbs"]["unknown"])
+
+
+def test_every_prime_generates_and_unknown_words_are_named(generator):
+    module, vocabulary = generator
+    long_prime = ("Now is the winter of our discontent, made glorious summer. " * 170)[:10000]
+    for prime in (*char_rnn.SEED_PRIMES, *word_rnn.PRIMES, "", long_prime):
+        generated, unknown = text.sample(module, prime, 15, temperature=0.9, top_k=20)
+        assert generated.startswith(prime)
+        continuation = generated[len(prime):]
+        assert len(text.tokenize_words(continuation)) == 15, (prime[:20], continuation)
+        assert "\N{REPLACEMENT CHARACTER}" not in continuation
+        assert all(token not in vocabulary.index for token in unknown)
+    assert text.sample(module, "Frobnicate the qwertyuiop", 3)[1] == ["Frobnicate", "qwertyuiop"]
+
+
+def test_spelling_cost_grows_with_the_word():
+    train = ["the", "king", "queen", "the"]
+    short, long = word_rnn.spelling_nats(["kin"], train), word_rnn.spelling_nats(["kingdom"], train)
+    assert 0 < short < long
+    assert word_rnn.spelling_nats([], train) == 0
+
+
+def test_config_errors_name_the_value():
+    with pytest.raises(ConfigError, match="vocabulary_size=1"):
+        dataclasses.replace(TINY, vocabulary_size=1).validate()
+    with pytest.raises(ConfigError, match="warmup_steps=6"):
+        dataclasses.replace(TINY, warmup_steps=6).validate()
+    for config in word_rnn.PRESETS.values():
+        config.validate()
