@@ -13,10 +13,12 @@ through the RNN in one call and then samples one token at a time from the kept s
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
 import time
+import warnings
 from collections.abc import Sequence
 
 import keras
@@ -24,7 +26,8 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from keras_labs import ConfigError
+from keras_labs import ConfigError, training
+from keras_labs.config import LabConfig, option
 from keras_labs.data import Vocabulary
 
 # Words keep inner apostrophes ("Call'd", "'tis"); every other non-space character and every
@@ -57,6 +60,52 @@ def split_tokens(text: str, level: str) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------
+# Configuration shared by the char- and word-level labs
+
+
+@dataclasses.dataclass(frozen=True)
+class LanguageModelConfig(LabConfig):
+    """The fields `char-rnn` and `word-rnn` share; each lab's Config extends it with its own
+    defaults and its token-specific fields."""
+
+    steps: int = option(2000, minimum=1, help="training steps (the reports' 'epochs': one batch each)")
+    log_every: int = option(100, minimum=1, help="steps between validation points of the curves")
+    batch_size: int = option(32, minimum=1, maximum=65536, help="windows per step")
+    sequence_length: int = option(50, minimum=2, help="tokens per training window")
+    window_stride: int = option(0, minimum=0, help="tokens between window starts (0: a quarter window)")
+    cell: str = option("gru", choices=("gru", "lstm"))
+    units: int = option(100, minimum=1, help="width of each recurrent layer")
+    num_layers: int = option(2, minimum=1, maximum=8)
+    embedding_dim: int = option(100, minimum=1)
+    dropout: float = option(0.0, minimum=0.0, maximum=0.9, help="on the embedding and between layers")
+    learning_rate: float = option(0.01, positive=True, maximum=1.0, help="peak Adam learning rate")
+    warmup_steps: int = option(0, minimum=0, help="linear learning-rate warm-up")
+    final_learning_rate: float = option(1.0, minimum=0.0, maximum=1.0,
+                                        help="cosine decay to this fraction of the peak (1: constant)")
+    clipnorm: float = option(1.0, minimum=0.0, help="gradient norm clip (0: off)")
+    compute_dtype: str = option("float32", choices=("float32", "bfloat16"),
+                                help="matrix products in bfloat16 (needs AVX512-BF16/AMX or a GPU)")
+    steps_per_execution: int = option(1, minimum=1, help="train steps per tf.function call")
+    max_minutes: float = option(0.0, minimum=0.0, help="stop training after this wall time (0: off)")
+    validation_chars: int = option(0, minimum=0,
+                                   help="score only the first N validation characters (0: all)")
+    sample_length: int = option(80, minimum=0, help="tokens generated per prime")
+    temperature: float = option(0.8, positive=True, maximum=10.0)
+    top_k: int = option(0, minimum=0, help="sample among the k likeliest tokens (0: all)")
+
+    def check(self) -> None:
+        if self.log_every > self.steps:
+            raise ConfigError(f"log_every={self.log_every} is not valid; it must be <= "
+                              f"steps={self.steps}")
+        if self.log_every % self.steps_per_execution:
+            raise ConfigError(f"log_every={self.log_every} is not valid; it must be a multiple "
+                              f"of steps_per_execution={self.steps_per_execution}")
+        if self.warmup_steps >= self.steps:
+            raise ConfigError(f"warmup_steps={self.warmup_steps} is not valid; it must be < "
+                              f"steps={self.steps}")
+
+
+# --------------------------------------------------------------------------------------------
 # Model
 
 
@@ -73,8 +122,9 @@ def build_language_model(vocabulary_size: int, *, cell: str = "gru", units: int 
         num_layers: Recurrent layers stacked.
         embedding_dim: Width of the token embedding.
         dropout: Dropout on the embedding and between layers (training only).
-        compute_dtype: "float32", or "bfloat16" to run the matrix products in bfloat16 (on CPUs
-            with AVX512-BF16 this is ~1.5x faster); weights, logits and states stay float32.
+        compute_dtype: "float32", or "bfloat16" to run the matrix products in bfloat16 (worth
+            it only with hardware support: GPUs, CPUs with AVX512-BF16 or AMX; emulated, it is
+            slower); weights, logits and states stay float32.
         name: The training model's name.
 
     Returns:
@@ -207,6 +257,56 @@ def cosine_schedule(learning_rate: float, total_steps: int, warmup_steps: int = 
         initial_learning_rate=learning_rate if warmup_steps == 0 else 0.0,
         decay_steps=max(total_steps - warmup_steps, 1), alpha=final_fraction,
         warmup_target=learning_rate if warmup_steps else None, warmup_steps=warmup_steps)
+
+
+def fit_language_model(config: LanguageModelConfig, run, strategy, train: tf.data.Dataset,
+                       validation: tf.data.Dataset, vocabulary_size: int, *, name: str,
+                       metrics_callback: LanguageModelMetrics) -> dict:
+    """Builds, compiles and trains a language model as `config` says; logs every `log_every` steps.
+
+    One Keras "epoch" is `log_every` steps, so the curves (TensorBoard, history.csv) get a
+    point every `log_every` steps. Training stops early after `config.max_minutes`.
+
+    Returns:
+        {"model", "step_model", "state_sizes", "history" (Keras History), "steps" (trained),
+         "train_time_s", "train_cpu_time_s", "load_average" (before, after: how contended the
+         timing was on a shared machine), "stopped_by_time_budget"}.
+    """
+    with strategy.scope():
+        model, step_model, state_sizes = build_language_model(
+            vocabulary_size, cell=config.cell, units=config.units, num_layers=config.num_layers,
+            embedding_dim=config.embedding_dim, dropout=config.dropout,
+            compute_dtype=config.compute_dtype, name=name)
+        schedule = cosine_schedule(config.learning_rate, config.steps, config.warmup_steps,
+                                   config.final_learning_rate)
+        model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=config.clipnorm or None),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      steps_per_execution=training.steps_per_execution(
+                          config.steps_per_execution, strategy))
+    model.summary(print_fn=lambda line, **_: print(line))
+
+    budget = TimeBudget(config.max_minutes)
+    callbacks = [metrics_callback, *training.standard_callbacks(run, extra=[budget])]
+    load_before = os.getloadavg()
+    started, cpu_started = time.perf_counter(), time.process_time()
+    with warnings.catch_warnings():
+        # Keras warns when the validation windows are not a multiple of steps_per_execution;
+        # the last partial execution is still scored.
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        history = model.fit(train, steps_per_epoch=config.log_every,
+                            epochs=math.ceil(config.steps / config.log_every),
+                            validation_data=validation, shuffle=False, callbacks=callbacks,
+                            verbose=training.verbosity())
+    train_seconds = time.perf_counter() - started
+    train_cpu_seconds = time.process_time() - cpu_started
+    training.check_finite(history)
+    steps_done = budget.stopped_at_step or len(history.history["loss"]) * config.log_every
+    return {"model": model, "step_model": step_model, "state_sizes": state_sizes,
+            "history": history, "steps": int(min(steps_done, config.steps)),
+            "train_time_s": round(train_seconds, 1),
+            "train_cpu_time_s": round(train_cpu_seconds, 1),
+            "load_average": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
+            "stopped_by_time_budget": budget.stopped_at_step is not None}
 
 
 def stateful_loss(step_model: keras.Model, state_sizes: Sequence[int], ids: np.ndarray, *,

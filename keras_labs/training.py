@@ -4,6 +4,7 @@ the standard callbacks, and classifier evaluation.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -18,10 +19,11 @@ from keras_labs.callbacks import EpochTimer
 from keras_labs.config import LabConfig
 
 
-def setup(config: LabConfig) -> tf.distribute.Strategy:
+def setup(config: LabConfig, run=None) -> tf.distribute.Strategy:
     """Seeds everything, applies determinism and precision, and returns the strategy to use.
 
-    Call it before building any model.
+    Call it before building any model. With `run` (a `runs.Run`), the strategy, its replicas
+    and the compute policy go into the run's env.json.
     """
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
@@ -34,7 +36,18 @@ def setup(config: LabConfig) -> tf.distribute.Strategy:
                   file=sys.stderr)
     else:
         keras.mixed_precision.set_global_policy("float32")
-    return make_strategy(config.strategy)
+    strategy = make_strategy(config.strategy)
+    if run is not None:
+        try:
+            devices = list(strategy.extended.worker_devices)
+        except RuntimeError:  # the default strategy: the default device
+            devices = []
+        run.env["strategy"] = {
+            "name": config.strategy, "class": type(strategy).__name__,
+            "replicas": strategy.num_replicas_in_sync, "devices": devices,
+            "policy": keras.mixed_precision.global_policy().name}
+        run.write_json("env.json", run.env)
+    return strategy
 
 
 def split_cpu(count: int = 2) -> bool:
@@ -52,6 +65,20 @@ def split_cpu(count: int = 2) -> bool:
     return len(tf.config.list_logical_devices("CPU")) >= count
 
 
+@functools.cache
+def _cpu_mirrored_strategy() -> tf.distribute.MirroredStrategy:
+    """One MirroredStrategy over the logical CPUs per process.
+
+    Its all-reduces are collective ops whose instance keys come from the strategy object: a
+    second MirroredStrategy in the same process (the tour, a sweep, the test suite) would hand
+    out the same keys again and meet the first one's all-reduces ("shape mismatch in the
+    collective instance"). Reusing the one instance keeps the keys unique.
+    """
+    split_cpu(2)
+    devices = [device.name for device in tf.config.list_logical_devices("CPU")]
+    return tf.distribute.MirroredStrategy(devices=devices)
+
+
 def make_strategy(name: str) -> tf.distribute.Strategy:
     """The `tf.distribute` strategy named `default`, `mirrored` or `multiworker`.
 
@@ -64,14 +91,7 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     if name == "mirrored":
         if tf.config.list_physical_devices("GPU"):
             return tf.distribute.MirroredStrategy()
-        split_cpu(2)
-        devices = [device.name for device in tf.config.list_logical_devices("CPU")]
-        # Reduce on one device rather than with collective ops: collective instance keys are
-        # process-wide, so a second MirroredStrategy in the same process (the tour, a sweep,
-        # the test suite) would otherwise meet the first one's all-reduces and fail with a
-        # "shape mismatch in the collective instance".
-        return tf.distribute.MirroredStrategy(
-            devices=devices, cross_device_ops=tf.distribute.ReductionToOneDevice())
+        return _cpu_mirrored_strategy()
     if name == "multiworker":
         if "TF_CONFIG" not in os.environ:
             raise ConfigError("strategy='multiworker' needs the cluster in the TF_CONFIG "
@@ -82,6 +102,21 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
             raise ConfigError(f"TF_CONFIG={os.environ['TF_CONFIG']!r} is not valid JSON") from None
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise ConfigError(f"strategy={name!r} is not valid; valid values: default, mirrored, multiworker")
+
+
+def steps_per_execution(requested: int, strategy: tf.distribute.Strategy) -> int:
+    """`requested`, or 1 under a multi-replica strategy.
+
+    Keras 3.15's multi-step loop (`steps_per_execution` > 1) under MirroredStrategy fails for
+    some models at the first step ("You must feed a value for placeholder tensor
+    'while/cond/Placeholder'"); one step per call always works, and with several replicas the
+    per-call overhead that `steps_per_execution` hides is small next to the step itself.
+    """
+    if requested > 1 and strategy.num_replicas_in_sync > 1:
+        print(f"note: steps_per_execution={requested} -> 1 under "
+              f"{strategy.num_replicas_in_sync} replicas", flush=True)
+        return 1
+    return requested
 
 
 def standard_callbacks(run, histogram_freq: int = 1, extra=()) -> list[keras.callbacks.Callback]:

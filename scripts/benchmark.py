@@ -69,7 +69,26 @@ def bench_mnist_cnn(steps: int) -> list[dict]:
     return rows
 
 
-BENCHMARKS = {"mnist-cnn": bench_mnist_cnn}
+def bench_cifar_cnn(steps: int) -> list[dict]:
+    """The cifar-cnn presets through `benchmark_cifar.py` (a fresh process per measurement, so
+    peak memory is each one's own); its Keras-vs-PyTorch comparison runs with `--all`."""
+    import tempfile
+
+    del steps  # benchmark_cifar.py times whole epochs of its own image count
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "cifar.json"
+        subprocess.run([sys.executable, str(Path(__file__).with_name("benchmark_cifar.py")),
+                        "--no-torch", "--json", str(out)], check=True, stdout=subprocess.DEVNULL)
+        results = json.loads(out.read_text())
+    return [{"lab": "cifar-cnn", "preset": row["preset"], "batch_size": row["batch_size"],
+             "images_per_s": row["images_per_s"],
+             "step_ms": round(1000 * row["batch_size"] / row["images_per_s"], 2),
+             "epoch_s": row["epoch_s_8152"], "epoch_examples": 8152,
+             "peak_rss_mb": row["peak_memory_mib"]}
+            for row in results["presets"] if "error" not in row]
+
+
+BENCHMARKS = {"mnist-cnn": bench_mnist_cnn, "cifar-cnn": bench_cifar_cnn}
 
 
 def markdown(rows: list[dict]) -> str:

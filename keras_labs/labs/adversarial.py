@@ -281,7 +281,7 @@ def summarize(model: keras.Model, originals: np.ndarray, adversarials: np.ndarra
 def run(config: Config, workdir: str) -> dict:
     """Trains (or reuses) the classifier, runs every attack and case; returns the metrics."""
     run = runs.Run(NAME, config, workdir)
-    strategy = training.setup(config)
+    strategy = training.setup(config, run)
     datasets, source = data.load("mnist", ("train", "test"), data=config.data,
                                  data_dir=config.data_dir)
     run.record_data(source)

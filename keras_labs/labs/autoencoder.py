@@ -126,7 +126,7 @@ def build_autoencoder(input_shape, num_classes: int = 10, channels=(6, 16), kern
 def run(config: Config, workdir: str) -> dict:
     """Trains the autoencoder (and the w sweep), evaluates and draws the grids, exports it."""
     run = runs.Run(NAME, config, workdir)
-    strategy = training.setup(config)
+    strategy = training.setup(config, run)
 
     datasets, source = data.load(config.dataset, ("train", "test"), data=config.data,
                                  data_dir=config.data_dir)

@@ -403,7 +403,7 @@ def predict_logits(model: keras.Model, test: tf.data.Dataset, test_time_flip: bo
 def run(config: Config, workdir: str) -> dict:
     """Trains, evaluates, instruments and exports one CIFAR-10 CNN; returns its metrics."""
     run = runs.Run(NAME, config, workdir)
-    strategy = training.setup(config)
+    strategy = training.setup(config, run)
 
     train, test, source, test_split = make_datasets(config)
     run.record_data(source)
@@ -418,7 +418,8 @@ def run(config: Config, workdir: str) -> dict:
         model.compile(optimizer=make_optimizer(config, steps_per_epoch * config.epochs),
                       loss=make_loss(config.label_smoothing),
                       metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-                      steps_per_execution=config.steps_per_execution,
+                      steps_per_execution=training.steps_per_execution(
+                          config.steps_per_execution, strategy),
                       jit_compile=config.jit_compile)
     model.summary(print_fn=lambda line, **_: print(line))
 

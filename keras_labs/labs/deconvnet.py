@@ -69,7 +69,7 @@ DEFAULT_PRESET = "seed"
 def run(config: Config, workdir: str) -> dict:
     """Trains the CNN, projects its feature maps to pixel space, and exports the classifier."""
     run = runs.Run(NAME, config, workdir)
-    strategy = training.setup(config)
+    strategy = training.setup(config, run)
 
     datasets, source = data.load(config.dataset, ("train", "test"), data=config.data,
                                  data_dir=config.data_dir)

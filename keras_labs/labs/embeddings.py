@@ -80,7 +80,7 @@ DEFAULT_PRESET = "seed"
 def run(config: Config, workdir: str) -> dict:
     """Embeds an MNIST CNN's features before and after training; returns the metrics."""
     run = runs.Run(NAME, config, workdir)
-    strategy = training.setup(config)
+    strategy = training.setup(config, run)
 
     datasets, source = data.load("mnist", ("train", "test"), data=config.data,
                                  data_dir=config.data_dir)

@@ -632,7 +632,7 @@ class ReopenedRun(runs.Run):
 
 
 def _train(config: Config, run: runs.Run, resumed_from, callbacks) -> dict:
-    strategy = training.setup(config)
+    strategy = training.setup(config, run)
     if config.batch_size % strategy.num_replicas_in_sync:
         raise ConfigError(f"batch_size={config.batch_size} does not split evenly over "
                           f"{strategy.num_replicas_in_sync} replicas")

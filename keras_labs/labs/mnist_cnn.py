@@ -45,7 +45,7 @@ DEFAULT_PRESET = "seed"
 def run(config: Config, workdir: str) -> dict:
     """Trains, evaluates and exports the MNIST CNN; returns the metrics written to metrics.json."""
     run = runs.Run(NAME, config, workdir)
-    strategy = training.setup(config)
+    strategy = training.setup(config, run)
 
     datasets, source = data.load("mnist", ("train", "test"), data=config.data,
                                  data_dir=config.data_dir)

@@ -80,7 +80,8 @@ def train_one(model, train, test, config: Config, run: runs.Run, label: str,
         schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=steps)
         model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=config.clipnorm or None),
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"],
-                      steps_per_execution=config.steps_per_execution)
+                      steps_per_execution=training.steps_per_execution(
+                          config.steps_per_execution, strategy))
     history_dir = run.workdir / "history"
     history_dir.mkdir(exist_ok=True)
     callbacks = [EpochTimer(),
@@ -108,7 +109,7 @@ def train_one(model, train, test, config: Config, run: runs.Run, label: str,
 def run(config: Config, workdir: str) -> dict:
     """Trains the twelve row RNNs (and the CNN), writes the curves, the table and the metrics."""
     run = runs.Run(NAME, config, workdir)
-    strategy = training.setup(config)
+    strategy = training.setup(config, run)
 
     datasets, source = data.load("mnist", ("train", "test"), data=config.data,
                                  data_dir=config.data_dir)

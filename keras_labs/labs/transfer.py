@@ -132,7 +132,7 @@ DEFAULT_PRESET = "seed"
 def run(config: Config, workdir: str) -> dict:
     """Adapts a pretrained network to each target three ways; returns the metrics."""
     run = runs.Run(NAME, config, workdir)
-    strategy = training.setup(config)
+    strategy = training.setup(config, run)
 
     # Every target is opened before the source trains: a missing dataset fails in seconds.
     targets = {}

@@ -19,15 +19,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
-import time
-import warnings
 from collections import Counter
 
-import keras
-
-from keras_labs import ConfigError, data, export, runs, text, training
-from keras_labs.config import LabConfig, option
+from keras_labs import data, export, runs, text, training
+from keras_labs.config import option
 from keras_labs.labs.char_rnn import SEED_PRIMES
 
 NAME = "word-rnn"
@@ -38,43 +33,10 @@ PRIMES = (*SEED_PRIMES, "ROMEO:", "To be, or not to be", "My lord, the king")
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(LabConfig):
-    steps: int = option(2000, minimum=1, help="training steps (the report's 'epochs': one batch each)")
-    log_every: int = option(100, minimum=1, help="steps between validation points of the curves")
+class Config(text.LanguageModelConfig):
     vocabulary_size: int = option(8000, minimum=2, help="cap, out-of-vocabulary token included")
-    batch_size: int = option(32, minimum=1, maximum=65536, help="windows per step")
-    sequence_length: int = option(50, minimum=2, help="tokens per training window")
-    window_stride: int = option(0, minimum=0, help="tokens between window starts (0: a quarter window)")
-    cell: str = option("gru", choices=("gru", "lstm"))
-    units: int = option(100, minimum=1, help="width of each recurrent layer")
-    num_layers: int = option(2, minimum=1, maximum=8)
-    embedding_dim: int = option(100, minimum=1)
-    dropout: float = option(0.0, minimum=0.0, maximum=0.9, help="on the embedding and between layers")
-    learning_rate: float = option(0.01, positive=True, maximum=1.0, help="peak Adam learning rate")
-    warmup_steps: int = option(0, minimum=0)
-    final_learning_rate: float = option(1.0, minimum=0.0, maximum=1.0,
-                                        help="cosine decay to this fraction of the peak (1: constant)")
-    clipnorm: float = option(1.0, minimum=0.0, help="gradient norm clip (0: off)")
-    compute_dtype: str = option("float32", choices=("float32", "bfloat16"))
-    steps_per_execution: int = option(1, minimum=1)
-    max_minutes: float = option(0.0, minimum=0.0, help="stop training after this wall time (0: off)")
     train_tokens: int = option(0, minimum=0, help="use only the first N training tokens (0: all)")
-    validation_chars: int = option(0, minimum=0,
-                                   help="score only the first N validation characters (0: all)")
-    sample_length: int = option(80, minimum=0, help="tokens generated per prime")
-    temperature: float = option(0.8, positive=True, maximum=10.0)
     top_k: int = option(40, minimum=0, help="sample among the k likeliest words (0: all)")
-
-    def check(self) -> None:
-        if self.log_every > self.steps:
-            raise ConfigError(f"log_every={self.log_every} is not valid; it must be <= "
-                              f"steps={self.steps}")
-        if self.log_every % self.steps_per_execution:
-            raise ConfigError(f"log_every={self.log_every} is not valid; it must be a multiple "
-                              f"of steps_per_execution={self.steps_per_execution}")
-        if self.warmup_steps >= self.steps:
-            raise ConfigError(f"warmup_steps={self.warmup_steps} is not valid; it must be < "
-                              f"steps={self.steps}")
 
 
 PRESETS = {
@@ -83,7 +45,7 @@ PRESETS = {
     "seed": Config(),
     "best": Config(steps=800, log_every=100, batch_size=64, sequence_length=64, units=256,
                    num_layers=1, embedding_dim=256, dropout=0.3, learning_rate=3e-3,
-                   warmup_steps=50, final_learning_rate=0.02, compute_dtype="bfloat16",
+                   warmup_steps=50, final_learning_rate=0.02,
                    steps_per_execution=10),
     "quick": Config(steps=120, log_every=40, vocabulary_size=3000, batch_size=32,
                     sequence_length=32, units=128, num_layers=1, embedding_dim=64,
@@ -111,7 +73,7 @@ def spelling_nats(words: list[str], train_tokens: list[str]) -> float:
 def run(config: Config, workdir: str) -> dict:
     """Trains the word model, scores it (word perplexity, bits per character), samples, exports."""
     run = runs.Run(NAME, config, workdir)
-    strategy = training.setup(config)
+    strategy = training.setup(config, run)
 
     texts, source = data.load_text("tiny_shakespeare", ("train", "validation"), data=config.data,
                                    data_dir=config.data_dir)
@@ -133,40 +95,16 @@ def run(config: Config, workdir: str) -> dict:
     validation = data.text_windows(validation_ids, sequence_length=config.sequence_length,
                                    batch_size=256, training=False)
 
-    with strategy.scope():
-        model, step_model, state_sizes = text.build_language_model(
-            len(vocabulary), cell=config.cell, units=config.units, num_layers=config.num_layers,
-            embedding_dim=config.embedding_dim, dropout=config.dropout,
-            compute_dtype=config.compute_dtype, name="word_rnn")
-        schedule = text.cosine_schedule(config.learning_rate, config.steps, config.warmup_steps,
-                                        config.final_learning_rate)
-        model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=config.clipnorm or None),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      steps_per_execution=config.steps_per_execution)
-    model.summary(print_fn=lambda line, **_: print(line))
-
     chars_per_token = len(validation_text) / max(len(validation_tokens), 1)
-    budget = text.TimeBudget(config.max_minutes)
-    callbacks = [text.LanguageModelMetrics("word", chars_per_token),
-                 *training.standard_callbacks(run, extra=[budget])]
-    load_before = os.getloadavg()
-    started, cpu_started = time.perf_counter(), time.process_time()
-    with warnings.catch_warnings():
-        # Keras warns when the validation windows are not a multiple of steps_per_execution;
-        # the last partial execution is still scored.
-        warnings.filterwarnings("ignore", message="Your input ran out of data")
-        history = model.fit(train, steps_per_epoch=config.log_every,
-                            epochs=math.ceil(config.steps / config.log_every),
-                            validation_data=validation, shuffle=False, callbacks=callbacks,
-                            verbose=training.verbosity())
-    train_seconds, train_cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
-    training.check_finite(history)
+    fitted = text.fit_language_model(
+        config, run, strategy, train, validation, len(vocabulary), name="word_rnn",
+        metrics_callback=text.LanguageModelMetrics("word", chars_per_token))
+    history, step_model, state_sizes = fitted["history"], fitted["step_model"], fitted["state_sizes"]
 
     nats, count = text.stateful_loss(step_model, state_sizes, validation_ids,
                                      start_id=vocabulary.index.get("\n", 0))
     oov_nats = spelling_nats(oov_words, train_tokens)
     validation_loss = nats / count
-    steps_done = budget.stopped_at_step or len(history.history["loss"]) * config.log_every
     metrics = {
         "validation_loss": validation_loss,
         "perplexity": math.exp(validation_loss),
@@ -179,11 +117,9 @@ def run(config: Config, workdir: str) -> dict:
         "validation_characters": len(validation_text),
         "out_of_vocabulary_rate": len(oov_words) / max(count, 1),
         "vocabulary_size": len(vocabulary),
-        "parameters": int(model.count_params()),
-        "steps": int(min(steps_done, config.steps)),
-        "train_time_s": round(train_seconds, 1),
-        "train_cpu_time_s": round(train_cpu_seconds, 1),
-        "load_average": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
+        "parameters": int(fitted["model"].count_params()),
+        **{key: fitted[key] for key in ("steps", "train_time_s", "train_cpu_time_s",
+                                        "load_average", "stopped_by_time_budget")},
     }
 
     text.plot_language_curves(history.history, run.plot_path("curves"),
@@ -197,10 +133,10 @@ def run(config: Config, workdir: str) -> dict:
     metrics["samples"] = text.write_samples(run.workdir / "samples.txt", generator, PRIMES,
                                             length=config.sample_length,
                                             temperature=config.temperature, top_k=config.top_k)
-    metrics["export"] = str(export.export_model(model, config.export_dir, NAME, run.run_id,
+    metrics["export"] = str(export.export_model(fitted["model"], config.export_dir, NAME, run.run_id,
                                                 export=generator.save))
     print(f"{NAME}: validation word perplexity {metrics['perplexity']:.1f}, "
           f"{metrics['bits_per_char']:.3f} bits/char, after {metrics['steps']} steps in "
-          f"{train_seconds / 60:.1f} min")
+          f"{metrics['train_time_s'] / 60:.1f} min")
     print(json.dumps(metrics["samples"][3], ensure_ascii=False)[:400])
     return run.finish(metrics)
