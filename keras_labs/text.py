@@ -486,8 +486,13 @@ def write_samples(path: str | os.PathLike, generator, primes: Sequence[str], *, 
 
 
 def plot_language_curves(history: dict[str, list[float]], path: str | os.PathLike, *,
-                         steps_per_point: int, token_name: str = "char", title: str = "") -> str:
-    """Loss (nats per token), perplexity and bits per token against training steps."""
+                         steps_per_point: int, token_name: str = "char", title: str = "",
+                         last_step: int | None = None) -> str:
+    """Loss (nats per token), perplexity and bits per token against training steps.
+
+    `last_step`: the step training really ended at (a time budget can stop the last interval
+    early), so the last point sits where it was measured.
+    """
     import matplotlib.pyplot as plt
 
     from keras_labs import visualization  # noqa: F401  (selects the Agg backend)
@@ -499,6 +504,8 @@ def plot_language_curves(history: dict[str, list[float]], path: str | os.PathLik
     figure, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), squeeze=False)
     count = len(history.get("loss", history.get("val_loss", [])))
     steps = [(index + 1) * steps_per_point for index in range(count)]
+    if steps and last_step is not None:
+        steps[-1] = min(steps[-1], last_step)
     for axis, (key, label) in zip(axes[0], panels, strict=True):
         if key in history:
             axis.plot(steps, history[key], label="train")

@@ -113,7 +113,8 @@ def run(config: Config, workdir: str) -> dict:
     }
 
     text.plot_language_curves(history.history, run.plot_path("curves"),
-                              steps_per_point=config.log_every, token_name="char",
+                              steps_per_point=config.log_every, last_step=metrics["steps"],
+                              token_name="char",
                               title=f"{NAME} ({source.kind} data, {config.cell.upper()} "
                                     f"{config.num_layers}x{config.units})")
 

@@ -123,7 +123,8 @@ def run(config: Config, workdir: str) -> dict:
     }
 
     text.plot_language_curves(history.history, run.plot_path("curves"),
-                              steps_per_point=config.log_every, token_name="word",
+                              steps_per_point=config.log_every, last_step=metrics["steps"],
+                              token_name="word",
                               title=f"{NAME} ({source.kind} data, {config.cell.upper()} "
                                     f"{config.num_layers}x{config.units}, "
                                     f"{len(vocabulary):,} tokens)")
