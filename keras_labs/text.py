@@ -495,7 +495,7 @@ def plot_language_curves(history: dict[str, list[float]], path: str | os.PathLik
     """
     import matplotlib.pyplot as plt
 
-    from keras_labs import visualization  # noqa: F401  (selects the Agg backend)
+    from keras_labs import visualization
 
     panels = [("loss", f"loss (nats per {token_name})"), ("perplexity", "perplexity"),
               (f"bits_per_{token_name}", f"bits per {token_name}")]
@@ -515,9 +515,4 @@ def plot_language_curves(history: dict[str, list[float]], path: str | os.PathLik
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)
         axis.legend()
-    if title:
-        figure.suptitle(title)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return str(path)
+    return visualization.save_figure(figure, path, title)

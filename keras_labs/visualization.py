@@ -13,6 +13,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def save_figure(figure, path: str | os.PathLike, title: str = "", dpi: int = 110) -> str:
+    """Titles, lays out, writes and closes a matplotlib figure; returns the path as a string."""
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=dpi)
+    plt.close(figure)
+    return str(path)
+
+
 def read_history(path: str | os.PathLike) -> dict[str, list[float]]:
     """Reads a Keras CSVLogger file into {column: values}."""
     with open(path, newline="") as handle:
@@ -39,12 +49,7 @@ def plot_history(history: dict[str, list[float]], path: str | os.PathLike,
         axis.set_ylabel(name)
         axis.grid(alpha=0.3)
         axis.legend()
-    if title:
-        figure.suptitle(title)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return str(path)
+    return save_figure(figure, path, title)
 
 
 def plot_confusion_matrix(confusion: np.ndarray, class_names: Sequence[str],
@@ -104,12 +109,7 @@ def image_grid(images: np.ndarray, path: str | os.PathLike, titles: Sequence[str
         axis.imshow(image, cmap=cmap or ("gray" if image.ndim == 2 else None), vmin=0, vmax=1)
         if titles is not None:
             axis.set_title(titles[index], fontsize=8)
-    if title:
-        figure.suptitle(title)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return str(path)
+    return save_figure(figure, path, title)
 
 
 def image_table(rows: Sequence[np.ndarray], path: str | os.PathLike,
@@ -271,12 +271,7 @@ def plot_learning_curves(panels: dict[str, dict[str, Sequence[float]]], path: st
         axis.set_ylabel(y_label)
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
-    if title:
-        figure.suptitle(title)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return str(path)
+    return save_figure(figure, path, title)
 
 
 def sprite_image(images: np.ndarray, path: str | os.PathLike) -> tuple[int, int]:
@@ -417,12 +412,7 @@ def plot_curves(panels: dict[str, dict[str, tuple[Sequence[float], Sequence[floa
         axis.grid(alpha=0.3)
         if len(series) > 1 or (references or {}).get(name):
             axis.legend(fontsize=8)
-    if title:
-        figure.suptitle(title)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return str(path)
+    return save_figure(figure, path, title)
 
 
 def contact_sheet(frames: Sequence[tuple[str, np.ndarray]], path: str | os.PathLike,

@@ -191,7 +191,7 @@ def plot_curves(results: dict, cnn: dict | None, path, title: str = "") -> str:
     """One row per cell: test accuracy and loss per epoch, one line per hidden size (train dashed)."""
     import matplotlib.pyplot as plt
 
-    from keras_labs import visualization  # noqa: F401  (selects the Agg backend)
+    from keras_labs import visualization
 
     figure, axes = plt.subplots(len(results), 2, figsize=(11, 3.2 * len(results)), squeeze=False)
     for row_axes, (cell, rows) in zip(axes, results.items(), strict=True):
@@ -211,9 +211,4 @@ def plot_curves(results: dict, cnn: dict | None, path, title: str = "") -> str:
             axis.set_xlabel("epoch")
             axis.grid(alpha=0.3)
             axis.legend(fontsize=7)
-    if title:
-        figure.suptitle(title)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return str(path)
+    return visualization.save_figure(figure, path, title, dpi=100)
