@@ -10,6 +10,7 @@
     keras-labs sweep LAB --grid KEY=V1,V2 [--grid ...] [--preset P] [--set key=value ...]
                          [--out DIR] [--data auto|sample|full] [--data-dir DIR]
     keras-labs report RUNS [--out DIR]
+    keras-labs generate EXPORT --prime TEXT [--length N] [--temperature T] [--top-k K]
 
 A mistake the user can fix (unknown lab, preset, key or value; data not prepared; corrupt
 files; unwritable output) prints one line and exits with code 2.
@@ -87,6 +88,19 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("runs", help="folder of runs (e.g. runs)")
     report.add_argument("--out", help="output folder (default: RUNS/report)")
 
+    generate = commands.add_parser("generate", help="sample text from an exported char-rnn or "
+                                   "word-rnn generator")
+    generate.add_argument("export", help="the generator's SavedModel folder "
+                          "(saved_models/char-rnn/<run>)")
+    generate.add_argument("--prime", default="", help="text to start from (any string; "
+                          "characters or words the model does not know are read as unknown)")
+    generate.add_argument("--length", type=_bounded_int(0, 100_000), default=300,
+                          help="tokens to generate (default: 300)")
+    generate.add_argument("--temperature", type=_positive_float, default=1.0,
+                          help="sampling temperature > 0 (default: 1.0)")
+    generate.add_argument("--top-k", type=_bounded_int(0, 1_000_000), default=0,
+                          help="sample among the k likeliest tokens (0: all; default: 0)")
+
     data = commands.add_parser("data", help="prepare and list datasets")
     data_commands = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
     prepare = data_commands.add_parser("prepare", help="prepare datasets into the tfds data dir")
@@ -108,6 +122,30 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
     return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number > 0")
+    return value
+
+
+def _bounded_int(low: int, high: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text!r} is not in [{low}, {high}]")
+        return value
+
+    parse.__name__ = "int"
+    return parse
 
 
 def _non_negative_int(text: str) -> int:
@@ -138,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
             return _sweep(args)
         if args.command == "report":
             return _report(args)
+        if args.command == "generate":
+            return _generate(args)
         if args.data_command == "prepare":
             return _prepare(args)
         return _data_list(args)
@@ -170,11 +210,18 @@ def _run(args) -> int:
              "data_dir": args.data_dir, "export_dir": args.export_dir,
              "deterministic": args.deterministic, "strategy": args.strategy,
              "mixed_precision": args.mixed_precision}
+    if args.resume:
+        from keras_labs import ConfigError
+
+        given = [f"--{key.replace('_', '-')}" for key, value in flags.items() if value is not None]
+        given += ["--preset"] * bool(args.preset) + ["--set"] * bool(args.set)
+        if args.lab == "all" or given:
+            raise ConfigError("--resume continues one lab's run with the settings it started "
+                              f"with; drop {', '.join(given) or 'all'}")
+        return _resume(labs.get(args.lab), args.resume)
     if args.lab == "all":
         return _run_all(args, flags)
     lab = labs.get(args.lab)
-    if args.resume:
-        return _resume(lab, args.resume)
     config = labs.resolve_config(lab, args.preset, args.set, **flags)
     _preflight(lab, config)
     workdir = runs.new_run_dir(args.out, lab.NAME, args.preset or lab.DEFAULT_PRESET)
@@ -185,22 +232,20 @@ def _run(args) -> int:
 
 
 def _resume(lab, run_dir: str) -> int:
-    """Continues `run_dir` with the lab's own `resume(workdir)` (config.json is reused)."""
+    """Continues the interrupted run in `run_dir` with the config it started with.
+
+    Training picks up after the last epoch (or interval) its backup saved; what was written
+    before the kill stays.
+    """
     from pathlib import Path
 
-    from keras_labs import ConfigError
+    from keras_labs import runs
 
-    if not hasattr(lab, "resume"):
-        raise ConfigError(f"lab {lab.NAME} cannot resume a run; labs that can: gan")
     workdir = Path(run_dir)
-    if not (workdir / "config.json").is_file():
-        raise ConfigError(f"--resume {run_dir!r} is not a run folder (no config.json)")
+    config = runs.resumable_config(workdir, lab.NAME, type(lab.PRESETS[lab.DEFAULT_PRESET]))
+    _preflight(lab, config)
     print(f"{lab.NAME}: resuming {workdir}", flush=True)
-    try:
-        lab.resume(str(workdir))
-    except BaseException as error:
-        (workdir / "FAILED.txt").write_text(f"{type(error).__name__}: {error}\n")
-        raise
+    _run_one(lab, config, workdir, resume=True)
     print(f"{lab.NAME}: done; results in {workdir}", flush=True)
     return 0
 
@@ -212,10 +257,10 @@ def _preflight(lab, config) -> None:
     data.require(getattr(lab, "DATASETS", ()), config.data, config.data_dir)
 
 
-def _run_one(lab, config, workdir) -> None:
-    """Runs a lab; a run that fails says why in `FAILED.txt` in its own (new) folder."""
+def _run_one(lab, config, workdir, *, resume: bool = False) -> None:
+    """Runs a lab; a run that fails says why in `FAILED.txt` in its own folder."""
     try:
-        lab.run(config, str(workdir))
+        lab.run(config, str(workdir), resume=resume)
     except BaseException as error:
         if workdir.is_dir():
             reason = str(error) or type(error).__name__
@@ -274,6 +319,19 @@ def _report(args) -> int:
 
     path = report.build(args.runs, args.out or os.path.join(args.runs, "report"))
     print(f"report: {path}")
+    return 0
+
+
+def _generate(args) -> int:
+    from keras_labs import text
+
+    generator = text.load_generator(args.export)
+    generated, unknown = text.sample(generator, args.prime, args.length, args.temperature,
+                                     args.top_k)
+    if unknown:
+        print(f"note: unknown to the vocabulary (read as out-of-vocabulary): "
+              f"{', '.join(repr(token) for token in unknown)}", file=sys.stderr)
+    print(generated)
     return 0
 
 

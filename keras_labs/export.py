@@ -27,7 +27,10 @@ def export_model(model: keras.Model, export_root: str | os.PathLike, lab: str, r
     Returns:
         The export folder.
     """
-    destination = Path(export_root).expanduser() / lab / run_id
+    from keras_labs.runs import plain_name
+
+    destination = Path(export_root).expanduser() / plain_name(lab, "lab") / plain_name(
+        run_id, "run id")
     if destination.exists():
         raise KerasLabsError(f"export {str(destination)!r} exists already; not overwriting it")
     try:

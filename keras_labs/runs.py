@@ -10,6 +10,7 @@ import math
 import os
 import platform
 import secrets
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,9 +24,21 @@ from keras_labs.config import LabConfig
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 
+def plain_name(name: str, what: str = "name") -> str:
+    """`name`, if it is one plain path component; the labs build every output path from such
+    names under the output folder the user chose, so nothing lands outside it."""
+    if (not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\\" in name
+            or "\0" in name):
+        raise ConfigError(f"{what} {name!r} is not a plain folder name (no '/', '..' or empty "
+                          "names: outputs stay inside the output folder)")
+    return name
+
+
 def new_run_dir(out: str | os.PathLike, lab: str, preset: str | None = None) -> Path:
     """Creates and returns a fresh `out/<lab>/<timestamp>-<preset>-<random>` folder."""
-    parent = Path(out).expanduser() / lab
+    parent = Path(out).expanduser() / plain_name(lab, "lab")
+    if preset is not None:
+        plain_name(preset, "preset")
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -87,12 +100,21 @@ class Run:
         lab: The lab's name.
         config: Its resolved, validated config.
         workdir: The run folder; created if missing, refused if it already has files.
+        resume: Reopen `workdir`, an interrupted run of this lab, to continue it: its records
+            are kept, env.json notes the resume, and a FAILED.txt note moves into env.json.
     """
 
-    def __init__(self, lab: str, config: LabConfig, workdir: str | os.PathLike):
+    def __init__(self, lab: str, config: LabConfig, workdir: str | os.PathLike, *,
+                 resume: bool = False):
         self.lab = lab
         self.config = config.validate()
         self.workdir = Path(workdir)
+        self.run_id = plain_name(self.workdir.resolve().name, "run folder")
+        self.started = datetime.datetime.now()
+        self.resumed = resume
+        if resume:
+            self._reopen()
+            return
         if self.workdir.exists() and any(self.workdir.iterdir()):
             raise ConfigError(f"run folder {str(self.workdir)!r} already has files; a run never "
                               "writes into an existing run")
@@ -103,14 +125,32 @@ class Run:
         except OSError as error:
             raise KerasLabsError(f"cannot write the run folder {str(self.workdir)!r}: "
                                  f"{error.strerror}") from None
-        self.run_id = self.workdir.name
-        self.started = datetime.datetime.now()
         self.data_sources: dict[str, dict] = {}
         self.env = {"lab": lab, "run_id": self.run_id, "seed": config.seed,
                     "deterministic": config.deterministic, "started": self.started.isoformat(
                         timespec="seconds"), **environment(), "data": self.data_sources}
         self.write_json("config.json", config.to_dict())
         self.write_json("env.json", self.env)
+
+    def _reopen(self) -> None:
+        check_resumable(self.workdir, self.lab)
+        env_path = self.workdir / "env.json"
+        self.env = (json.loads(env_path.read_text()) if env_path.exists()
+                    else {"lab": self.lab, "run_id": self.run_id, "seed": self.config.seed})
+        self.data_sources = self.env.setdefault("data", {})
+        failed = self.workdir / "FAILED.txt"
+        previous = failed.read_text().strip() if failed.exists() else None
+        self.env.setdefault("resumed", []).append(
+            {"at": self.started.isoformat(timespec="seconds"), "previous_failure": previous})
+        self.plots_dir.mkdir(exist_ok=True)
+        self.tb_dir.mkdir(exist_ok=True)
+        self.write_json("env.json", self.env)
+        failed.unlink(missing_ok=True)
+
+    @property
+    def backup_dir(self) -> Path:
+        """Where `training.Backup` keeps the state a killed run resumes from."""
+        return self.workdir / "backup"
 
     @property
     def plots_dir(self) -> Path:
@@ -151,7 +191,57 @@ class Run:
         self.env["finished"] = datetime.datetime.now().isoformat(timespec="seconds")
         self.write_json("env.json", self.env)
         self.write_json("metrics.json", metrics)
+        # The run is complete: the training state kept for a resume is no longer needed.
+        shutil.rmtree(self.backup_dir, ignore_errors=True)
         return metrics
+
+
+def check_resumable(workdir: str | os.PathLike, lab: str) -> None:
+    """Raises ConfigError unless `workdir` is an unfinished run folder of `lab`."""
+    workdir = Path(workdir)
+    if not (workdir / "config.json").is_file():
+        raise ConfigError(f"{str(workdir)!r} is not a run folder (no config.json)")
+    env_path = workdir / "env.json"
+    env = json.loads(env_path.read_text()) if env_path.exists() else {}
+    if env.get("lab", lab) != lab:
+        raise ConfigError(f"{str(workdir)!r} is a {env['lab']!r} run, not a {lab} run")
+    if (workdir / "metrics.json").exists():
+        raise ConfigError(f"run {str(workdir)!r} has finished already (metrics.json exists); "
+                          "nothing to resume")
+
+
+def resumable_config(workdir: str | os.PathLike, lab: str, config_class: type) -> LabConfig:
+    """The config an unfinished run of `lab` in `workdir` started with (from its config.json).
+
+    A run that chose its data with `auto` continues on the data it started with (env.json),
+    even if `auto` would now choose otherwise.
+
+    Raises:
+        ConfigError: Not a run folder of `lab`, finished already, or a config this version
+            cannot read.
+    """
+    import dataclasses
+
+    workdir = Path(workdir)
+    check_resumable(workdir, lab)
+    config_path = workdir / "config.json"
+    try:
+        stored = json.loads(config_path.read_text())
+    except ValueError as error:
+        raise ConfigError(f"{str(config_path)!r} is not valid JSON: {error}") from None
+    fields = {key: tuple(value) if isinstance(value, list) else value
+              for key, value in stored.items()}
+    unknown = sorted(set(fields) - {field.name for field in dataclasses.fields(config_class)})
+    if unknown:
+        raise ConfigError(f"{str(config_path)!r} has settings this version does not know: "
+                          f"{', '.join(unknown)}")
+    config = config_class(**fields).validate()
+    env_path = workdir / "env.json"
+    env = json.loads(env_path.read_text()) if env_path.exists() else {}
+    kinds = {info.get("kind") for info in env.get("data", {}).values()}
+    if config.data == "auto" and len(kinds) == 1 and kinds <= {"full", "sample"}:
+        config = dataclasses.replace(config, data=kinds.pop())
+    return config
 
 
 def to_jsonable(value: Any) -> Any:

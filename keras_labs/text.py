@@ -20,6 +20,7 @@ import re
 import time
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -212,15 +213,21 @@ class LanguageModelMetrics(keras.callbacks.Callback):
 
 
 class TimeBudget(keras.callbacks.Callback):
-    """Stops training once `minutes` of wall-clock time have passed since training began."""
+    """Stops training once `minutes` of wall-clock time have passed since training began.
 
-    def __init__(self, minutes: float):
+    Args:
+        minutes: The budget (0: none).
+        spent_seconds: Training time already spent before this fit (a resumed run).
+    """
+
+    def __init__(self, minutes: float, spent_seconds: float = 0.0):
         super().__init__()
         self.seconds = minutes * 60.0
+        self.spent_seconds = spent_seconds
         self.stopped_at_step = None
 
     def on_train_begin(self, logs=None):
-        self._start = time.perf_counter()
+        self._start = time.perf_counter() - self.spent_seconds
 
     def on_train_batch_end(self, batch, logs=None):
         if self.seconds and time.perf_counter() - self._start > self.seconds:
@@ -285,8 +292,12 @@ def fit_language_model(config: LanguageModelConfig, run, strategy, train: tf.dat
                           config.steps_per_execution, strategy))
     model.summary(print_fn=lambda line, **_: print(line))
 
-    budget = TimeBudget(config.max_minutes)
-    callbacks = [metrics_callback, *training.standard_callbacks(run, extra=[budget])]
+    # `keras-labs run ... --resume RUN` continues a killed run after its last logged interval,
+    # on the windows an uninterrupted run would read next and with what is left of the budget.
+    backup = training.Backup(run)
+    train, _ = backup.stream(train, model, steps_per_epoch=config.log_every)
+    budget = TimeBudget(config.max_minutes, spent_seconds=backup.spent_seconds)
+    callbacks = [metrics_callback, *training.standard_callbacks(run, extra=[budget], backup=backup)]
     load_before = os.getloadavg()
     started, cpu_started = time.perf_counter(), time.process_time()
     with warnings.catch_warnings():
@@ -450,6 +461,27 @@ class TextGenerator(tf.Module):
         tf.saved_model.save(self, str(path), signatures={
             "serving_default": self.serve.get_concrete_function(),
             "generate": self.generate.get_concrete_function()})
+
+
+def load_generator(path: str | os.PathLike):
+    """Loads an exported char-rnn or word-rnn generator (a SavedModel: no pickle, no code).
+
+    Raises:
+        ConfigError: `path` is not a SavedModel, or not a text generator's.
+    """
+    path = Path(path)
+    if not (path / "saved_model.pb").is_file():
+        raise ConfigError(f"{str(path)!r} is not a SavedModel folder (no saved_model.pb); give "
+                          "the export of a char-rnn or word-rnn run (saved_models/<lab>/<run>)")
+    try:
+        generator = tf.saved_model.load(str(path))
+    except (OSError, ValueError, tf.errors.OpError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(f"cannot load the SavedModel {str(path)!r}: {reason}") from None
+    if not hasattr(generator, "generate"):
+        raise ConfigError(f"{str(path)!r} is not a text generator (no `generate` function); give "
+                          "the export of a char-rnn or word-rnn run")
+    return generator
 
 
 def sample(generator, prime: str, length: int, temperature: float = 1.0,

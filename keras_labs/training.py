@@ -4,11 +4,14 @@ the standard callbacks, and classifier evaluation.
 
 from __future__ import annotations
 
+import csv
 import functools
 import json
 import math
 import os
+import shutil
 import sys
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -119,15 +122,180 @@ def steps_per_execution(requested: int, strategy: tf.distribute.Strategy) -> int
     return requested
 
 
-def standard_callbacks(run, histogram_freq: int = 1, extra=()) -> list[keras.callbacks.Callback]:
-    """TensorBoard (with weight histograms), history.csv, and a stop on NaN loss."""
+def standard_callbacks(run, histogram_freq: int = 1, extra=(), *, backup: Backup | None = None,
+                       history_path: str | os.PathLike | None = None,
+                       log_dir: str | os.PathLike | None = None) -> list[keras.callbacks.Callback]:
+    """TensorBoard (with weight histograms), history.csv, a stop on NaN loss, and a backup.
+
+    Args:
+        run: The `runs.Run`.
+        histogram_freq: Epochs between weight histograms (0: none).
+        extra: More callbacks, run after the loggers and before the backup.
+        backup: The fit's `Backup`; when it holds epochs of an interrupted run, history.csv
+            keeps their rows and the resumed epochs are appended after them.
+        history_path: The CSV log (default: the run's history.csv).
+        log_dir: The TensorBoard folder (default: the run's tb/).
+    """
+    history_path = Path(history_path or run.history_path)
+    resumed = backup is not None and backup.completed_epochs > 0
+    if resumed:
+        _keep_rows(history_path, backup.completed_epochs)
     return [
         EpochTimer(),  # first, so the loggers below see epoch_time_s
-        keras.callbacks.TensorBoard(log_dir=str(run.tb_dir), histogram_freq=histogram_freq),
-        keras.callbacks.CSVLogger(str(run.history_path)),
+        keras.callbacks.TensorBoard(log_dir=str(log_dir or run.tb_dir),
+                                    histogram_freq=histogram_freq),
+        keras.callbacks.CSVLogger(str(history_path), append=resumed),
         keras.callbacks.TerminateOnNaN(),
         *extra,
+        *([backup] if backup is not None else []),  # last: it saves the complete epoch logs
     ]
+
+
+def _keep_rows(path: Path, epochs: int) -> None:
+    """Keeps the header and the rows of the first `epochs` epochs of a CSV log."""
+    if not path.exists():
+        return
+    with open(path, newline="") as handle:
+        rows = list(csv.reader(handle))
+    kept = rows[:1] + [row for row in rows[1:] if row and int(float(row[0])) < epochs]
+    temporary = path.with_suffix(".tmp")
+    with open(temporary, "w", newline="") as handle:
+        csv.writer(handle).writerows(kept)
+    os.replace(temporary, path)
+
+
+class Backup(keras.callbacks.BackupAndRestore):
+    """Keras's `BackupAndRestore`, made whole for a run killed with `kill -9`.
+
+    After every epoch it saves the model and optimizer, the layers' random-seed state (dropout
+    draws; `.weights.h5` leaves it out) and the epoch logs so far. A `fit` with the same
+    callback on a restarted run continues after the last saved epoch, and its returned History
+    covers every epoch, so curves and metrics are those of the whole run.
+
+    Each save is written into a fresh folder that then replaces the previous one, so a kill
+    during a save leaves the previous state whole. With `--deterministic`, a resumed run ends
+    with the metrics of an uninterrupted one when its input goes through `stream`.
+
+    Several fits in one run each get their own name; a fit that had finished before the kill
+    restores its final state and trains zero epochs. `runs.Run.finish` deletes the backups.
+
+    Args:
+        run: The `runs.Run`; backups live in its `backup/` folder.
+        name: This fit's name (one folder per fit).
+    """
+
+    def __init__(self, run, name: str = "model"):
+        from keras_labs.runs import plain_name
+
+        self.directory = Path(run.backup_dir) / plain_name(name, "backup name")
+        super().__init__(str(self.directory), save_freq="epoch", delete_checkpoint=False)
+        self._state = self._latest()
+        metadata = json.loads((self._state / "metadata.json").read_text()) if self._state else {}
+        self.completed_epochs = int(metadata.get("epoch", 0))
+        self._earlier_logs: dict[str, list] = metadata.get("logs", {})
+        self._logs: dict[str, list] = {}
+
+    @property
+    def spent_seconds(self) -> float:
+        """Training time of the completed epochs (needs `EpochTimer`'s `epoch_time_s`)."""
+        return float(sum(self._earlier_logs.get("epoch_time_s", [])))
+
+    def _latest(self) -> Path | None:
+        for candidate in (self.directory / "state", self.directory / "state.previous"):
+            if (candidate / "metadata.json").exists():
+                return candidate
+        return None
+
+    def stream(self, dataset: tf.data.Dataset, model: keras.Model,
+               steps_per_epoch: int | None = None, initial_epoch: int = 0
+               ) -> tuple[tf.data.Dataset, int]:
+        """The training input as one endless stream, positioned where the run left off.
+
+        `fit(stream, steps_per_epoch=steps)` reads one iterator for the whole fit, so the input
+        of every epoch is fixed by the pipeline's seed alone, not by how many iterators Keras
+        happened to open; a resumed fit skips what the completed epochs read. A pipeline object
+        must feed one fit only: a second fit would continue its random draws.
+
+        Args:
+            dataset: One epoch of batches (repeated here), or an endless stream when
+                `steps_per_epoch` is given.
+            model: The compiled model (its `steps_per_execution` decides how many batches an
+                epoch reads).
+            steps_per_epoch: Batches per epoch of an endless `dataset`.
+            initial_epoch: The epoch `fit` starts at (its `initial_epoch`); the stream's first
+                batch belongs to it.
+
+        Returns:
+            (stream, steps_per_epoch) for `fit`.
+        """
+        if steps_per_epoch is None:
+            steps_per_epoch = int(dataset.cardinality())
+            if steps_per_epoch == tf.data.UNKNOWN_CARDINALITY:
+                steps_per_epoch = int(dataset.reduce(0, lambda count, _: count + 1))
+            if steps_per_epoch < 1:
+                raise ValueError(f"the training input has {steps_per_epoch} batches per epoch; "
+                                 "it must be finite and not empty")
+            dataset = dataset.repeat()
+        per_execution = max(int(getattr(model, "steps_per_execution", 1) or 1), 1)
+        read_per_epoch = math.ceil(steps_per_epoch / per_execution) * per_execution
+        if self.completed_epochs > initial_epoch:
+            dataset = dataset.skip((self.completed_epochs - initial_epoch) * read_per_epoch)
+        return dataset, steps_per_epoch
+
+    def _load_model(self):
+        if self._state is None:
+            return
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(str(self._state / "model.weights.h5"))
+        with np.load(self._state / "seeds.npz", allow_pickle=False) as seeds:
+            for index, variable in enumerate(_seed_states(self.model)):
+                variable.assign(seeds[f"seed_{index}"])
+        self.model._initial_epoch = self.completed_epochs
+        print(f"resumed {self.directory.name} after epoch {self.completed_epochs}", flush=True)
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key, value in (logs or {}).items():
+            self._logs.setdefault(key, []).append(float(value))
+        super().on_epoch_end(epoch, logs)
+
+    def _save_model(self):
+        staging = self.directory / "state.new"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        self.model.save_weights(str(staging / "model.weights.h5"))
+        np.savez(staging / "seeds.npz", **{f"seed_{index}": np.asarray(variable.numpy())
+                                           for index, variable in
+                                           enumerate(_seed_states(self.model))})
+        logs = {key: self._earlier_logs.get(key, []) + self._logs.get(key, [])
+                for key in {*self._earlier_logs, *self._logs}}
+        (staging / "metadata.json").write_text(json.dumps(
+            {"epoch": self._current_epoch, "logs": logs}))
+        current, previous = self.directory / "state", self.directory / "state.previous"
+        shutil.rmtree(previous, ignore_errors=True)
+        if current.exists():
+            os.replace(current, previous)
+        os.replace(staging, current)
+        shutil.rmtree(previous, ignore_errors=True)
+
+    def on_train_begin(self, logs=None):
+        self._current_epoch = self.completed_epochs
+        super().on_train_begin(logs)
+
+    def on_train_end(self, logs=None):
+        history = getattr(self.model, "history", None)
+        if self.completed_epochs and isinstance(history, keras.callbacks.History):
+            history.history = {key: self._earlier_logs.get(key, []) + history.history.get(key, [])
+                               for key in {*self._earlier_logs, *history.history}}
+            history.epoch = list(range(self.completed_epochs)) + list(history.epoch)
+        self.model._initial_epoch = None  # the next fit of this model starts where it is told
+        super().on_train_end(logs)
+
+
+def _seed_states(model: keras.Model) -> list:
+    """The state variables of the model's random-seed generators (dropout, noise layers)."""
+    weights = {id(weight) for weight in model.weights}
+    return [variable for variable in model.variables if id(variable) not in weights]
 
 
 def check_finite(history: keras.callbacks.History) -> None:
@@ -209,7 +377,7 @@ def mnist_classifier(datasets: dict[str, tf.data.Dataset], source, export_root, 
     strategy = strategy or tf.distribute.get_strategy()
     if path.is_file() and note_path.is_file():
         with strategy.scope():
-            model = keras.saving.load_model(path, compile=False)
+            model = keras.saving.load_model(path, compile=False, safe_mode=True)
         info = {**json.loads(note_path.read_text()), "path": str(path), "reused": True}
         print(f"classifier: reusing {path} (test accuracy {info['test_accuracy']:.4f})", flush=True)
         keras.utils.set_random_seed(seed)

@@ -278,9 +278,9 @@ def summarize(model: keras.Model, originals: np.ndarray, adversarials: np.ndarra
 # The run
 
 
-def run(config: Config, workdir: str) -> dict:
+def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     """Trains (or reuses) the classifier, runs every attack and case; returns the metrics."""
-    run = runs.Run(NAME, config, workdir)
+    run = runs.Run(NAME, config, workdir, resume=resume)
     strategy = training.setup(config, run)
     datasets, source = data.load("mnist", ("train", "test"), data=config.data,
                                  data_dir=config.data_dir)

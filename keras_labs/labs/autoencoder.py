@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from keras_labs import ConfigError, callbacks, data, export, runs, training, visualization
+from keras_labs import ConfigError, data, export, runs, training, visualization
 from keras_labs.config import LabConfig, option
 
 NAME = "autoencoder"
@@ -123,9 +123,9 @@ def build_autoencoder(input_shape, num_classes: int = 10, channels=(6, 16), kern
                        keras.Model(z2_input, deconv1(deconv2(z2_input)), name="decode_z2"))
 
 
-def run(config: Config, workdir: str) -> dict:
+def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     """Trains the autoencoder (and the w sweep), evaluates and draws the grids, exports it."""
-    run = runs.Run(NAME, config, workdir)
+    run = runs.Run(NAME, config, workdir, resume=resume)
     strategy = training.setup(config, run)
 
     datasets, source = data.load(config.dataset, ("train", "test"), data=config.data,
@@ -134,14 +134,17 @@ def run(config: Config, workdir: str) -> dict:
     train_split = datasets["train"]
     if config.train_examples:
         train_split = train_split.take(config.train_examples)
-    train = _with_targets(data.image_pipeline(train_split, batch_size=config.batch_size,
-                                              training=True, seed=config.seed))
+    def make_train():
+        # A pipeline per model: every w sees the same shuffled epochs, and a resumed run gives
+        # a model exactly the batches it would have had uninterrupted.
+        return _with_targets(data.image_pipeline(train_split, batch_size=config.batch_size,
+                                                 training=True, seed=config.seed))
+
     test = _with_targets(data.image_pipeline(datasets["test"], batch_size=256, training=False))
-    input_shape = tuple(train.element_spec[0].shape[1:])
+    input_shape = tuple(test.element_spec[0].shape[1:])
 
     # The test split doubles as the per-epoch validation curve; nothing is selected on it.
-    parts, history = _train(config, config.w, strategy, input_shape, train, test,
-                            training.standard_callbacks(run))
+    parts, history = _train(config, config.w, strategy, input_shape, make_train, test, run)
     metrics = evaluate(parts.model, test)
     metrics["w"] = config.w
     metrics["epochs"] = loss_table(history.history)
@@ -165,7 +168,7 @@ def run(config: Config, workdir: str) -> dict:
                                f"{source.kind} data)")
 
     if config.w_sweep:
-        metrics["w_sweep"] = _sweep(config, strategy, input_shape, train, test, run,
+        metrics["w_sweep"] = _sweep(config, strategy, input_shape, make_train, test, run,
                                     done={config.w: metrics})
 
     metrics["export"] = str(export.export_model(parts.model, config.export_dir, NAME, run.run_id))
@@ -180,8 +183,10 @@ def _with_targets(dataset: tf.data.Dataset) -> tf.data.Dataset:
                        num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def _train(config: Config, w: float, strategy, input_shape, train, test,
-           callbacks_: list) -> tuple[Autoencoder, keras.callbacks.History]:
+def _train(config: Config, w: float, strategy, input_shape, make_train, test, run: runs.Run, *,
+           history_path=None, log_dir=None) -> tuple[Autoencoder, keras.callbacks.History]:
+    """Trains one autoencoder with loss weight `w`; logs to the run's history.csv and tb/
+    unless `history_path` and `log_dir` say otherwise (the sweep's extra models)."""
     # Every w starts from the same initial weights, so the sweep compares the loss alone.
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
@@ -194,8 +199,16 @@ def _train(config: Config, w: float, strategy, input_shape, train, test,
             loss_weights={"class": w, "reconstruction": 1.0},
             metrics={"class": ["accuracy"]})
     print(f"training the autoencoder with w={w:g}", flush=True)
-    history = parts.model.fit(train, validation_data=test, epochs=config.epochs, shuffle=False,
-                              callbacks=callbacks_, verbose=training.verbosity())
+    # One backup per w: a killed sweep resumes inside the model it was training, and the
+    # models it had finished restore their final weights without training again.
+    backup = training.Backup(run, f"w{w:g}")
+    callbacks_ = training.standard_callbacks(
+        run, histogram_freq=0 if log_dir else 1, backup=backup, history_path=history_path,
+        log_dir=log_dir)
+    stream, steps_per_epoch = backup.stream(make_train(), parts.model)
+    history = parts.model.fit(stream, steps_per_epoch=steps_per_epoch, validation_data=test,
+                              epochs=config.epochs, shuffle=False, callbacks=callbacks_,
+                              verbose=training.verbosity())
     training.check_finite(history)
     return parts, history
 
@@ -285,17 +298,16 @@ def _channel_grids(parts: Autoencoder, examples: dict[str, np.ndarray], group_si
             title=f"Reconstructions from parts of {code}, the rest zeroed (contrast-stretched)")
 
 
-def _sweep(config: Config, strategy, input_shape, train, test, run, done: dict) -> list[dict]:
+def _sweep(config: Config, strategy, input_shape, make_train, test, run, done: dict) -> list[dict]:
     """Trains one model per w of `config.w_sweep` and plots test accuracy against PSNR."""
     results = []
     for w in sorted(set(config.w_sweep)):
         if w in done:
             metrics = done[w]
         else:
-            log = run.workdir / f"history_w{w:g}.csv"
-            parts, history = _train(config, w, strategy, input_shape, train, test,
-                                    [callbacks.EpochTimer(), keras.callbacks.CSVLogger(str(log)),
-                                     keras.callbacks.TerminateOnNaN()])
+            parts, history = _train(config, w, strategy, input_shape, make_train, test, run,
+                                    history_path=run.workdir / f"history_w{w:g}.csv",
+                                    log_dir=run.tb_dir / f"w{w:g}")
             metrics = evaluate(parts.model, test)
             metrics["epochs"] = loss_table(history.history)
         results.append({"w": w, "test_accuracy": metrics["test_accuracy"], "psnr": metrics["psnr"],

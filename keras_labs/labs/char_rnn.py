@@ -67,9 +67,9 @@ PRESETS = {
 DEFAULT_PRESET = "seed"
 
 
-def run(config: Config, workdir: str) -> dict:
+def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     """Trains the character model, scores it, samples the seed primes and exports a generator."""
-    run = runs.Run(NAME, config, workdir)
+    run = runs.Run(NAME, config, workdir, resume=resume)
     strategy = training.setup(config, run)
 
     texts, source = data.load_text("tiny_shakespeare", ("train", "validation"), data=config.data,

@@ -400,9 +400,9 @@ def predict_logits(model: keras.Model, test: tf.data.Dataset, test_time_flip: bo
     return np.concatenate(labels), np.concatenate(logits)
 
 
-def run(config: Config, workdir: str) -> dict:
+def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     """Trains, evaluates, instruments and exports one CIFAR-10 CNN; returns its metrics."""
-    run = runs.Run(NAME, config, workdir)
+    run = runs.Run(NAME, config, workdir, resume=resume)
     strategy = training.setup(config, run)
 
     train, test, source, test_split = make_datasets(config)
@@ -434,8 +434,11 @@ def run(config: Config, workdir: str) -> dict:
              callbacks.FilterImages(instrumentation, run.plots_dir, config.probe_every_steps)]
 
     # The test split doubles as the per-epoch validation curve; nothing is selected on it.
-    history = model.fit(train, validation_data=test, epochs=config.epochs, shuffle=False,
-                        callbacks=training.standard_callbacks(run, config.histogram_freq, extra),
+    backup = training.Backup(run)  # `--resume RUN` continues a killed run after its last epoch
+    stream, steps_per_epoch = backup.stream(train, model)
+    history = model.fit(stream, steps_per_epoch=steps_per_epoch, validation_data=test,
+                        epochs=config.epochs, shuffle=False, callbacks=training.standard_callbacks(
+                            run, config.histogram_freq, extra, backup=backup),
                         verbose=training.verbosity())
     training.check_finite(history)
 

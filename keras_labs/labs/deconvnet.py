@@ -66,9 +66,9 @@ PRESETS = {
 DEFAULT_PRESET = "seed"
 
 
-def run(config: Config, workdir: str) -> dict:
+def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     """Trains the CNN, projects its feature maps to pixel space, and exports the classifier."""
-    run = runs.Run(NAME, config, workdir)
+    run = runs.Run(NAME, config, workdir, resume=resume)
     strategy = training.setup(config, run)
 
     datasets, source = data.load(config.dataset, ("train", "test"), data=config.data,
@@ -94,8 +94,11 @@ def run(config: Config, workdir: str) -> dict:
     blocks = [f"pool{stage}" for stage in range(1, len(config.filters) + 1)][:2]
 
     # The test split doubles as the per-epoch validation curve; nothing is selected on it.
-    history = model.fit(train, validation_data=test, epochs=config.epochs, shuffle=False,
-                        callbacks=training.standard_callbacks(run), verbose=training.verbosity())
+    backup = training.Backup(run)  # `--resume RUN` continues a killed run after its last epoch
+    stream, steps_per_epoch = backup.stream(train, model)
+    history = model.fit(stream, steps_per_epoch=steps_per_epoch, validation_data=test,
+                        epochs=config.epochs, shuffle=False, callbacks=training.standard_callbacks(run, backup=backup),
+                        verbose=training.verbosity())
     training.check_finite(history)
     labels, predictions, _ = training.predict_labels(model, test)
     metrics = training.classification_metrics(labels, predictions, num_classes=10)

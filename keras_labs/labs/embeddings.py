@@ -77,9 +77,9 @@ PRESETS = {
 DEFAULT_PRESET = "seed"
 
 
-def run(config: Config, workdir: str) -> dict:
+def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     """Embeds an MNIST CNN's features before and after training; returns the metrics."""
-    run = runs.Run(NAME, config, workdir)
+    run = runs.Run(NAME, config, workdir, resume=resume)
     strategy = training.setup(config, run)
 
     datasets, source = data.load("mnist", ("train", "test"), data=config.data,
@@ -105,8 +105,11 @@ def run(config: Config, workdir: str) -> dict:
 
     features = {"untrained": extractor.predict(test, verbose=0)}
     # The embedded subset doubles as the per-epoch validation curve; nothing is selected on it.
-    history = model.fit(train, validation_data=test, epochs=config.epochs, shuffle=False,
-                        callbacks=training.standard_callbacks(run), verbose=training.verbosity())
+    backup = training.Backup(run)  # `--resume RUN` continues a killed run after its last epoch
+    stream, steps_per_epoch = backup.stream(train, model)
+    history = model.fit(stream, steps_per_epoch=steps_per_epoch, validation_data=test,
+                        epochs=config.epochs, shuffle=False, callbacks=training.standard_callbacks(run, backup=backup),
+                        verbose=training.verbosity())
     training.check_finite(history)
     features["trained"] = extractor.predict(test, verbose=0)
     _, predictions, _ = training.predict_labels(model, test)

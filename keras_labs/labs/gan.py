@@ -56,7 +56,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import datetime
 import json
 import math
 import time
@@ -565,15 +564,20 @@ class Checkpointer(keras.callbacks.Callback):
 # The run
 
 
-def run(config: Config, workdir: str, callbacks=()) -> dict:
-    """Trains the GAN from scratch into a new run folder; returns the metrics (metrics.json).
+def run(config: Config, workdir: str, callbacks=(), *, resume: bool = False) -> dict:
+    """Trains the GAN into a new run folder; returns the metrics (metrics.json).
 
     Args:
         config: The validated config.
-        workdir: The run folder (must not exist or be empty).
+        workdir: The run folder (must not exist or be empty, unless `resume`).
         callbacks: Extra Keras callbacks (the tests use one to interrupt a run).
+        resume: Continue the interrupted run in `workdir` from its last checkpoint.
     """
-    return _train(config, runs.Run(NAME, config, workdir), resumed_from=None, callbacks=callbacks)
+    if resume and tf.train.latest_checkpoint(str(Path(workdir) / "checkpoints")) is None:
+        runs.check_resumable(workdir, NAME)
+        raise ConfigError(f"run {str(workdir)!r} has no checkpoint to resume from")
+    run = runs.Run(NAME, config, workdir, resume=resume)
+    return _train(config, run, resumed_from=run.workdir if resume else None, callbacks=callbacks)
 
 
 def resume(workdir: str, callbacks=()) -> dict:
@@ -582,53 +586,8 @@ def resume(workdir: str, callbacks=()) -> dict:
     Raises:
         ConfigError: The folder is not a GAN run, has finished already, or has no checkpoint.
     """
-    workdir = Path(workdir)
-    config_path = workdir / "config.json"
-    if not config_path.is_file():
-        raise ConfigError(f"{str(workdir)!r} is not a run folder (no config.json)")
-    env = json.loads((workdir / "env.json").read_text()) if (workdir / "env.json").exists() else {}
-    if env.get("lab", NAME) != NAME:
-        raise ConfigError(f"{str(workdir)!r} is a {env['lab']!r} run, not a {NAME} run")
-    if (workdir / "metrics.json").exists():
-        raise ConfigError(f"run {str(workdir)!r} has finished already (metrics.json exists); "
-                          "nothing to resume")
-    if tf.train.latest_checkpoint(str(workdir / "checkpoints")) is None:
-        raise ConfigError(f"run {str(workdir)!r} has no checkpoint to resume from")
-    fields = {key: tuple(value) if isinstance(value, list) else value
-              for key, value in json.loads(config_path.read_text()).items()}
-    unknown = sorted(set(fields) - {field.name for field in dataclasses.fields(Config)})
-    if unknown:
-        raise ConfigError(f"{str(config_path)!r} has settings this version does not know: "
-                          f"{', '.join(unknown)}")
-    config = Config(**fields).validate()
-    recorded = env.get("data", {}).get("mnist", {}).get("kind")
-    if config.data == "auto" and recorded in ("full", "sample"):
-        # Continue on the data the run started with, even if `auto` would now choose otherwise.
-        config = dataclasses.replace(config, data=recorded)
-    return _train(config, ReopenedRun(NAME, config, workdir), resumed_from=workdir,
-                  callbacks=callbacks)
-
-
-class ReopenedRun(runs.Run):
-    """An existing run folder opened again to continue it (a `runs.Run` never writes into an
-    existing folder; this one only does so for the run that owns it)."""
-
-    def __init__(self, lab: str, config: LabConfig, workdir: str | Path):
-        self.lab, self.config, self.workdir = lab, config, Path(workdir)
-        self.run_id = self.workdir.name
-        self.started = datetime.datetime.now()
-        env_path = self.workdir / "env.json"
-        self.env = (json.loads(env_path.read_text()) if env_path.exists()
-                    else {"lab": lab, "run_id": self.run_id, "seed": config.seed})
-        self.data_sources = self.env.setdefault("data", {})
-        # The CLI leaves FAILED.txt in a run that stopped; the run continues, so the note moves
-        # into env.json's record of the resume.
-        failed = self.workdir / "FAILED.txt"
-        previous = failed.read_text().strip() if failed.exists() else None
-        self.env.setdefault("resumed", []).append(
-            {"at": self.started.isoformat(timespec="seconds"), "previous_failure": previous})
-        self.write_json("env.json", self.env)
-        failed.unlink(missing_ok=True)
+    config = runs.resumable_config(workdir, NAME, Config)
+    return run(config, workdir, callbacks, resume=True)
 
 
 def _train(config: Config, run: runs.Run, resumed_from, callbacks) -> dict:

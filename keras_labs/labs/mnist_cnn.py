@@ -42,9 +42,9 @@ PRESETS = {
 DEFAULT_PRESET = "seed"
 
 
-def run(config: Config, workdir: str) -> dict:
+def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     """Trains, evaluates and exports the MNIST CNN; returns the metrics written to metrics.json."""
-    run = runs.Run(NAME, config, workdir)
+    run = runs.Run(NAME, config, workdir, resume=resume)
     strategy = training.setup(config, run)
 
     datasets, source = data.load("mnist", ("train", "test"), data=config.data,
@@ -70,8 +70,11 @@ def run(config: Config, workdir: str) -> dict:
 
     # The test split doubles as the per-epoch validation curve; nothing is selected on it.
     # shuffle=False: the tf.data pipeline shuffles, seeded.
-    history = model.fit(train, validation_data=test, epochs=config.epochs, shuffle=False,
-                        callbacks=training.standard_callbacks(run), verbose=training.verbosity())
+    backup = training.Backup(run)  # `keras-labs run mnist-cnn --resume RUN` continues a killed run
+    stream, steps_per_epoch = backup.stream(train, model)
+    history = model.fit(stream, steps_per_epoch=steps_per_epoch, validation_data=test,
+                        epochs=config.epochs, shuffle=False, callbacks=training.standard_callbacks(run, backup=backup),
+                        verbose=training.verbosity())
     training.check_finite(history)
 
     labels, predictions, _ = training.predict_labels(model, test)

@@ -19,7 +19,6 @@ import keras
 from keras import layers
 
 from keras_labs import ConfigError, data, models, runs, training
-from keras_labs.callbacks import EpochTimer
 from keras_labs.config import LabConfig, option
 
 NAME = "mnist-rnn"
@@ -84,14 +83,18 @@ def train_one(model, train, test, config: Config, run: runs.Run, label: str,
                           config.steps_per_execution, strategy))
     history_dir = run.workdir / "history"
     history_dir.mkdir(exist_ok=True)
-    callbacks = [EpochTimer(),
-                 keras.callbacks.TensorBoard(log_dir=str(run.tb_dir / label)),
-                 keras.callbacks.CSVLogger(str(history_dir / f"{label}.csv")),
-                 keras.callbacks.TerminateOnNaN()]
+    # One backup per model: a killed run resumes inside the model it was training, and the
+    # models it had finished restore their final weights without training again.
+    backup = training.Backup(run, label)
+    callbacks = training.standard_callbacks(run, histogram_freq=0, backup=backup,
+                                            history_path=history_dir / f"{label}.csv",
+                                            log_dir=run.tb_dir / label)
     # The test split doubles as the per-epoch curve (as in the report); nothing is tuned on it.
     # shuffle=False: the tf.data pipeline shuffles, seeded.
-    history = model.fit(train, validation_data=test, epochs=config.epochs, shuffle=False,
-                        callbacks=callbacks, verbose=training.verbosity())
+    stream, steps_per_epoch = backup.stream(train, model)
+    history = model.fit(stream, steps_per_epoch=steps_per_epoch, validation_data=test,
+                        epochs=config.epochs, shuffle=False, callbacks=callbacks,
+                        verbose=training.verbosity())
     training.check_finite(history)
     times = history.history["epoch_time_s"]
     return {
@@ -106,9 +109,9 @@ def train_one(model, train, test, config: Config, run: runs.Run, label: str,
     }
 
 
-def run(config: Config, workdir: str) -> dict:
+def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     """Trains the twelve row RNNs (and the CNN), writes the curves, the table and the metrics."""
-    run = runs.Run(NAME, config, workdir)
+    run = runs.Run(NAME, config, workdir, resume=resume)
     strategy = training.setup(config, run)
 
     datasets, source = data.load("mnist", ("train", "test"), data=config.data,
@@ -117,8 +120,12 @@ def run(config: Config, workdir: str) -> dict:
     train_split = datasets["train"]
     if config.train_examples:
         train_split = train_split.take(config.train_examples)
-    train = data.image_pipeline(train_split, batch_size=config.batch_size, training=True,
-                                seed=config.seed)
+    def make_train():
+        # A pipeline per model: each sees the same shuffled epochs, and a resumed run gives a
+        # model exactly the batches it would have had uninterrupted.
+        return data.image_pipeline(train_split, batch_size=config.batch_size, training=True,
+                                   seed=config.seed)
+
     test_split = datasets["test"]
     if config.test_examples:
         test_split = test_split.take(config.test_examples)
@@ -134,7 +141,7 @@ def run(config: Config, workdir: str) -> dict:
                 model = build_row_rnn(cell, units, unroll=config.unroll)
             label = f"{cell}-{units}"
             print(f"=== {NAME}: {CELL_TITLES[cell]} with {units} hidden units", flush=True)
-            row = train_one(model, train, test, config, run, label, strategy)
+            row = train_one(model, make_train(), test, config, run, label, strategy)
             target = REPORT_002.get(cell, {}).get(units)
             row["report_002"] = target
             row["meets_report_002"] = None if target is None else row["test_accuracy"] >= target
@@ -147,7 +154,7 @@ def run(config: Config, workdir: str) -> dict:
         with strategy.scope():
             cnn = models.mnist_cnn()
         print(f"=== {NAME}: part C, the mnist-cnn CNN", flush=True)
-        metrics["cnn"] = train_one(cnn, train, test, config, run, "cnn", strategy)
+        metrics["cnn"] = train_one(cnn, make_train(), test, config, run, "cnn", strategy)
 
     plot_curves(results, metrics.get("cnn"), run.plot_path("curves"),
                 title=f"{NAME}: MNIST rows as sequences ({source.kind} data)")

@@ -42,7 +42,6 @@ import shutil
 import socket
 import tempfile
 import time
-import types
 from pathlib import Path
 
 import keras
@@ -129,17 +128,17 @@ PRESETS = {
 DEFAULT_PRESET = "seed"
 
 
-def run(config: Config, workdir: str) -> dict:
+def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     """Adapts a pretrained network to each target three ways; returns the metrics."""
-    run = runs.Run(NAME, config, workdir)
+    run = runs.Run(NAME, config, workdir, resume=resume)
     strategy = training.setup(config, run)
 
     # Every target is opened before the source trains: a missing dataset fails in seconds.
     targets = {}
     for target in config.targets:
-        train, test, source = _target_data(config, target)
+        make_train, test, source = _target_data(config, target)
         run.record_data(source)
-        targets[target] = (train, test)
+        targets[target] = (make_train, test)
     # Without ImageNet weights the run stops here, within seconds too.
     with strategy.scope():
         if config.source == "imagenet":
@@ -154,7 +153,7 @@ def run(config: Config, workdir: str) -> dict:
 
     metrics = {"source": source_info, "zero_shot": {}, **{name: {} for name in STRATEGIES}}
     curves, rows, best = {}, [], None
-    for target, (train, test) in targets.items():
+    for target, (make_train, test) in targets.items():
         if source_model is not None:
             # The MNIST source already predicts digits 0-9: score it on the target untouched.
             labels, predictions, _ = training.predict_labels(source_model, test)
@@ -162,8 +161,8 @@ def run(config: Config, workdir: str) -> dict:
         curves[target] = {}
         for name in STRATEGIES:
             keras.utils.set_random_seed(config.seed)  # each strategy starts from the same draws
-            model, result, history = train_strategy(name, base, preprocess, train, test, config,
-                                                    run, target, strategy)
+            model, result, history = train_strategy(name, base, preprocess, make_train, test,
+                                                    config, run, target, strategy)
             metrics[name][target] = result
             curves[target][name] = history["val_accuracy"]
             rows.extend({"target": target, "strategy": name, "epoch": epoch + 1,
@@ -272,8 +271,12 @@ def mnist_source(config: Config, run: runs.Run) -> tuple[keras.Model, dict]:
     model.compile(optimizer=keras.optimizers.Adam(schedule),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     start = time.perf_counter()
-    history = model.fit(train, epochs=config.source_epochs, shuffle=False,
-                        callbacks=_callbacks(run, "source-mnist"), verbose=training.verbosity())
+    backup = training.Backup(run, "source-mnist")
+    stream, steps_per_epoch = backup.stream(train, model)
+    history = model.fit(stream, steps_per_epoch=steps_per_epoch, epochs=config.source_epochs,
+                        shuffle=False,
+                        callbacks=_callbacks(run, "source-mnist", backup),
+                        verbose=training.verbosity())
     training.check_finite(history)
     seconds = time.perf_counter() - start
     _, accuracy = model.evaluate(test, verbose=0)
@@ -321,7 +324,9 @@ def _source_label(config: Config) -> str:
 
 
 def _target_data(config: Config, target: str):
-    """(train, test) pipelines of 32x32 RGB images in [0, 1], and the `DataSource`."""
+    """(a maker of training pipelines, the test pipeline) of 32x32 RGB images in [0, 1], and
+    the `DataSource`. Every fit gets its own training pipeline: each sees the same shuffled
+    epochs, and a resumed run gives a fit exactly the batches it would have had uninterrupted."""
     if target == "digits":
         datasets, source = data.load_uci_digits(test_fraction=config.digits_test_fraction)
     else:
@@ -335,11 +340,13 @@ def _target_data(config: Config, target: str):
     # Cache the 1,797 upsampled digits; SVHN (73,257 training images, already 32x32 RGB) would
     # need 900 MB as float32 and costs only a cast to prepare again.
     cache = target == "digits"
-    train = data.image_pipeline(train_split, batch_size=config.batch_size, training=True,
-                                seed=config.seed, channels=3, size=IMAGE_SIZE, cache=cache)
+    def make_train():
+        return data.image_pipeline(train_split, batch_size=config.batch_size, training=True,
+                                   seed=config.seed, channels=3, size=IMAGE_SIZE, cache=cache)
+
     test = data.image_pipeline(test_split, batch_size=512, training=False, channels=3,
                                size=IMAGE_SIZE, cache=cache)
-    return train, test, source
+    return make_train, test, source
 
 
 # --------------------------------------------------------------------------------------------
@@ -366,9 +373,11 @@ def transfer_model(base: keras.Model, preprocess: list[layers.Layer], *, pretrai
     return keras.Model(inputs, outputs, name=name)
 
 
-def train_strategy(name: str, base: keras.Model, preprocess: list[layers.Layer], train, test,
-                   config: Config, run: runs.Run, target: str, strategy):
+def train_strategy(name: str, base: keras.Model, preprocess: list[layers.Layer], make_train,
+                   test, config: Config, run: runs.Run, target: str, strategy):
     """Builds and trains one strategy on one target, inside the `tf.distribute` `strategy`.
+
+    `make_train()` returns a fresh training pipeline (one per fit).
 
     Returns:
         (the trained model, {accuracy, trainable_parameters, time_s, epochs}, the per-epoch
@@ -400,8 +409,13 @@ def train_strategy(name: str, base: keras.Model, preprocess: list[layers.Layer],
             model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                           loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         # The test split doubles as the per-epoch curve; nothing is selected on it.
-        fit = model.fit(train, validation_data=test, epochs=until_epoch, initial_epoch=done,
-                        shuffle=False, callbacks=_callbacks(run, f"{target}-{name}-{phase}"),
+        # One backup per phase: a killed run resumes inside the phase it was training, and
+        # the phases it had finished restore their final weights without training again.
+        backup = training.Backup(run, f"{target}-{name}-{phase}")
+        stream, steps_per_epoch = backup.stream(make_train(), model, initial_epoch=done)
+        fit = model.fit(stream, steps_per_epoch=steps_per_epoch, validation_data=test,
+                        epochs=until_epoch, initial_epoch=done, shuffle=False,
+                        callbacks=_callbacks(run, f"{target}-{name}-{phase}", backup),
                         verbose=training.verbosity())
         training.check_finite(fit)
         for key, values in fit.history.items():
@@ -441,12 +455,12 @@ def trainable_parameters(model: keras.Model) -> int:
     return int(sum(np.prod(weight.shape) for weight in model.trainable_weights))
 
 
-def _callbacks(run: runs.Run, phase: str) -> list[keras.callbacks.Callback]:
+def _callbacks(run: runs.Run, phase: str, backup: training.Backup) -> list[keras.callbacks.Callback]:
     """The standard callbacks, with TensorBoard logs and a CSV of their own for one phase."""
-    logs = types.SimpleNamespace(tb_dir=run.tb_dir / phase,
-                                 history_path=run.workdir / "phases" / f"{phase}.csv")
-    logs.history_path.parent.mkdir(exist_ok=True)
-    return training.standard_callbacks(logs, histogram_freq=0)
+    history_path = run.workdir / "phases" / f"{phase}.csv"
+    history_path.parent.mkdir(exist_ok=True)
+    return training.standard_callbacks(run, histogram_freq=0, backup=backup,
+                                       history_path=history_path, log_dir=run.tb_dir / phase)
 
 
 def _write_history(path: Path, rows: list[dict]) -> None:

@@ -70,9 +70,9 @@ def spelling_nats(words: list[str], train_tokens: list[str]) -> float:
     return sum(sum(cost.get(char, unseen) for char in word) + cost["<end>"] for word in words)
 
 
-def run(config: Config, workdir: str) -> dict:
+def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     """Trains the word model, scores it (word perplexity, bits per character), samples, exports."""
-    run = runs.Run(NAME, config, workdir)
+    run = runs.Run(NAME, config, workdir, resume=resume)
     strategy = training.setup(config, run)
 
     texts, source = data.load_text("tiny_shakespeare", ("train", "validation"), data=config.data,
