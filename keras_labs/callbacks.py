@@ -13,14 +13,20 @@ import tensorflow as tf
 
 
 class EpochTimer(keras.callbacks.Callback):
-    """Records the wall time of every epoch in the logs (`epoch_time_s`), so history.csv has it."""
+    """Records the wall time and the training steps of every epoch in the logs (`epoch_time_s`,
+    `epoch_steps`), so history.csv has them and throughput follows from the batch size."""
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
+        self._steps = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._steps = batch + 1  # with steps_per_execution, `batch` is the execution's last step
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["epoch_time_s"] = time.perf_counter() - self._start
+            logs["epoch_steps"] = self._steps
 
 
 # --------------------------------------------------------------------------------------------

@@ -122,7 +122,16 @@ def check_name(name: str) -> DatasetSpec:
 
 
 def _builder(name: str, data_dir: Path):
-    return tfds.builder(name, data_dir=str(data_dir))
+    try:
+        return tfds.builder(name, data_dir=str(data_dir))
+    except Exception as error:  # noqa: BLE001 (tfds raises many kinds for a damaged folder)
+        if not (Path(data_dir) / name).exists():
+            raise
+        lines = str(error).strip().splitlines()
+        reason = lines[-1] if lines else type(error).__name__
+        raise DataError(f"the prepared {name} under {str(data_dir)!r} is unreadable "
+                        f"({reason[:160]}); rebuild it with `keras-labs data prepare {name} "
+                        "--force`") from None
 
 
 def is_prepared(name: str, data_dir: str | os.PathLike | None = None) -> bool:

@@ -475,7 +475,7 @@ def load_generator(path: str | os.PathLike):
                           "the export of a char-rnn or word-rnn run (saved_models/<lab>/<run>)")
     try:
         generator = tf.saved_model.load(str(path))
-    except (OSError, ValueError, tf.errors.OpError) as error:
+    except Exception as error:  # noqa: BLE001 (protobuf, IO and TF errors: all mean "unusable")
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ConfigError(f"cannot load the SavedModel {str(path)!r}: {reason}") from None
     if not hasattr(generator, "generate"):

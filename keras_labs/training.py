@@ -255,6 +255,8 @@ class Backup(keras.callbacks.BackupAndRestore):
         print(f"resumed {self.directory.name} after epoch {self.completed_epochs}", flush=True)
 
     def on_epoch_end(self, epoch, logs=None):
+        if not math.isfinite(float((logs or {}).get("loss", 0.0))):
+            return  # a diverged epoch is not a state to resume from
         for key, value in (logs or {}).items():
             self._logs.setdefault(key, []).append(float(value))
         super().on_epoch_end(epoch, logs)

@@ -1,6 +1,14 @@
 """Benchmarks: training throughput, time per epoch and peak memory of the labs' models.
 
     python scripts/benchmark.py [--labs mnist-cnn] [--steps 60] [--json out.json]
+    python scripts/benchmark.py --runs all [--preset quick] [--data auto|sample|full]
+                                [--json out.json] [--markdown out.md]
+
+`--runs` runs every named lab end to end (`keras-labs run LAB --preset P`), each in its own
+process, and reads what the run wrote: the wall time, the training time and steps of every
+epoch (history CSVs), so examples per second and time per epoch or per 1,000 steps, the
+process's peak memory (its own `ru_maxrss`), the lab's headline metric, and the training
+time at which the lab's target was first reached (or "not reached" within the preset).
 
 Measures `fit` on a cached, prefetched `tf.data` pipeline of synthetic inputs with each
 preset's model and batch size (the input pipeline is not the bottleneck being measured), after
@@ -90,6 +98,147 @@ def bench_cifar_cnn(steps: int) -> list[dict]:
 
 BENCHMARKS = {"mnist-cnn": bench_mnist_cnn, "cifar-cnn": bench_cifar_cnn}
 
+# What one training step holds, from the run's config: (unit, examples per step).
+_UNITS = {
+    "char-rnn": ("chars", lambda c: c["batch_size"] * c["sequence_length"]),
+    "word-rnn": ("words", lambda c: c["batch_size"] * c["sequence_length"]),
+}
+# lab: (history CSV under the run folder, column, "max" or "min", threshold, label); the time
+# to target is the training time (sum of epoch_time_s) up to the first epoch that reaches it.
+TARGETS = {
+    "mnist-cnn": ("history.csv", "val_accuracy", "max", 0.99, "99% test accuracy"),
+    "cifar-cnn": ("history.csv", "val_accuracy", "max", 0.70, "70% test accuracy"),
+    "char-rnn": ("history.csv", "val_loss", "min", 1.45, "1.45 nats/char (windowed)"),
+    "mnist-rnn": ("history/lstm-20.csv", "val_accuracy", "max", 0.95,
+                  "LSTM-20 95% (report 002)"),
+    "deconvnet": ("history.csv", "val_accuracy", "max", 0.98, "98% test accuracy"),
+    "autoencoder": ("history.csv", "val_class_accuracy", "max", 0.97, "97% test accuracy"),
+}
+# lab: its headline metric in metrics.json (a path of keys joined by "/").
+HEADLINES = {
+    "mnist-cnn": "test_accuracy", "cifar-cnn": "test_accuracy", "deconvnet": "test_accuracy",
+    "autoencoder": "test_accuracy", "char-rnn": "validation_loss", "word-rnn": "perplexity",
+    "mnist-rnn": "all_meet_report_002", "gan": "classifier_fid",
+    "embeddings": "trained/knn_accuracy_tsne", "transfer": "best/accuracy",
+    "adversarial": "attacks/pgd_linf/0.1/success_rate",
+}
+
+
+def _read_histories(run_dir: Path) -> dict[str, list[dict]]:
+    import csv
+
+    histories = {}
+    for path in sorted(run_dir.rglob("*.csv")):
+        with open(path, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        if rows and "epoch_time_s" in rows[0]:
+            histories[str(path.relative_to(run_dir))] = rows
+    return histories
+
+
+def _dig(tree, path: str):
+    for key in path.split("/"):
+        if not isinstance(tree, dict) or key not in tree:
+            return None
+        tree = tree[key]
+    return tree
+
+
+def summarize_run(lab: str, preset: str, run_dir: Path, wall_s: float, peak_rss_mb: float) -> dict:
+    """One benchmark row from a finished run folder."""
+    config = json.loads((run_dir / "config.json").read_text())
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    histories = _read_histories(run_dir)
+    epochs = [row for rows in histories.values() for row in rows]
+    train_s = sum(float(row["epoch_time_s"]) for row in epochs)
+    steps = sum(int(float(row.get("epoch_steps") or 0)) for row in epochs)
+    unit, per_step = _UNITS.get(lab, ("examples", lambda c: c.get("batch_size", 0)))
+    # Steady state: every epoch but each history's first (it also traces the graph).
+    steady = [row for rows in histories.values() for row in rows[1:]] or epochs
+    steady_s = sum(float(row["epoch_time_s"]) for row in steady)
+    steady_steps = sum(int(float(row.get("epoch_steps") or 0)) for row in steady)
+    row = {"lab": lab, "preset": preset, "wall_s": round(wall_s, 1), "train_s": round(train_s, 1), "epochs": len(epochs),
+           "steps": steps, "unit": unit, "peak_rss_mb": round(peak_rss_mb)}
+    if steady_steps and steady_s:
+        row[f"{unit}_per_s"] = round(steady_steps * per_step(config) / steady_s, 1)
+        row["s_per_1000_steps"] = round(1000 * steady_s / steady_steps, 1)
+        row["s_per_epoch"] = round(steady_s / len(steady), 2)
+    headline = HEADLINES.get(lab)
+    if headline:
+        value = _dig(metrics, headline)
+        value = round(value, 4) if isinstance(value, float) else value
+        row["metric"] = f"{headline.replace('/', '.')} = {value}"
+    if lab in TARGETS:
+        name, column, direction, threshold, label = TARGETS[lab]
+        rows = histories.get(name, [])
+        elapsed, reached = 0.0, None
+        for entry in rows:
+            elapsed += float(entry["epoch_time_s"])
+            value = float(entry.get(column) or "nan")
+            if (value >= threshold) if direction == "max" else (value <= threshold):
+                reached = round(elapsed, 1)
+                break
+        row["target"] = label
+        row["time_to_target_s"] = reached if reached is not None else "not reached"
+    data = metrics.get("data", {})
+    row["data"] = ", ".join(f"{name}: {info.get('kind')}{' partial' if info.get('partial') else ''}"
+                            for name, info in data.items())
+    return row
+
+
+def bench_runs(labs: list[str], preset: str, data: str | None, keep: str | None) -> list[dict]:
+    """Runs each lab's preset in a fresh process and summarizes its run folder."""
+    import tempfile
+
+    rows = []
+    root = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="keras-labs-bench-"))
+    for lab in labs:
+        out = root / "runs"
+        command = [sys.executable, "-m", "keras_labs", "run", lab, "--preset", preset,
+                   "--out", str(out), "--export-dir", str(root / "saved_models")]
+        if data:
+            command += ["--data", data]
+        print(f"=== {lab} ({preset})", file=sys.stderr, flush=True)
+        started = time.perf_counter()
+        with open(root / f"{lab}.log", "w") as log:
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                       env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+            _, status, usage = os.wait4(process.pid, 0)
+        wall_s = time.perf_counter() - started
+        if os.waitstatus_to_exitcode(status) != 0:
+            rows.append({"lab": lab, "preset": preset, "error": f"exit "
+                         f"{os.waitstatus_to_exitcode(status)} (see {root / f'{lab}.log'})"})
+            continue
+        run_dir = max((out / lab).iterdir(), key=lambda path: path.stat().st_mtime)
+        rows.append(summarize_run(lab, preset, run_dir, wall_s, usage.ru_maxrss / 1024))
+        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    return rows
+
+
+def runs_markdown(rows: list[dict]) -> str:
+    columns = [("lab", "lab"), ("preset", "preset"), ("data", "data"), ("wall_s", "wall (s)"),
+               ("train_s", "training (s)"), ("throughput", "throughput"),
+               ("s_per_epoch", "s / epoch"), ("s_per_1000_steps", "s / 1,000 steps"),
+               ("peak_rss_mb", "peak RSS (MB)"), ("metric", "result"),
+               ("time_to_target_s", "time to target (s)")]
+    lines = ["| " + " | ".join(title for _, title in columns) + " |",
+             "|" + "---|" * len(columns)]
+    for row in rows:
+        unit = row.get("unit", "examples")
+        row = {**row, "throughput": f"{row[unit + '_per_s']:,} {unit}/s"
+               if f"{unit}_per_s" in row else row.get("error", "")}
+        if "target" in row and row.get("time_to_target_s") is not None:
+            row["time_to_target_s"] = f"{row['time_to_target_s']} ({row['target']})"
+        lines.append("| " + " | ".join(str(row.get(key, "")) for key, _ in columns) + " |")
+    return "\n".join(lines)
+
+
+def _machine() -> dict:
+    return {"platform": platform.platform(), "cpu_count": os.cpu_count(),
+            "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+            "tensorflow": tf.__version__, "keras": keras.__version__,
+            "load_average_at_end": [round(value, 2) for value in os.getloadavg()]}
+
 
 def markdown(rows: list[dict]) -> str:
     columns = ["lab", "preset", "batch_size", "images_per_s", "step_ms", "epoch_s", "peak_rss_mb"]
@@ -104,7 +253,32 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--all", action="store_true", help="also run scripts/benchmark_*.py")
+    parser.add_argument("--runs", metavar="LABS",
+                        help="run these labs end to end (comma-separated, or `all`)")
+    parser.add_argument("--preset", default="quick", help="with --runs: the preset to run")
+    parser.add_argument("--data", choices=("auto", "sample", "full"), help="with --runs")
+    parser.add_argument("--keep", metavar="DIR", help="with --runs: keep the runs in DIR")
+    parser.add_argument("--markdown", help="write the Markdown table to this file")
     args = parser.parse_args()
+    if args.runs:
+        from keras_labs import labs as lab_registry
+
+        names = lab_registry.names() if args.runs == "all" else args.runs.split(",")
+        unknown = [name for name in names if name not in lab_registry.names()]
+        if unknown:
+            print(f"benchmark: unknown lab {unknown[0]!r}; valid: "
+                  f"{', '.join(lab_registry.names())}", file=sys.stderr)
+            return 2
+        rows = bench_runs(names, args.preset, args.data, args.keep)
+        report = {"machine": _machine(), "mode": "runs", "preset": args.preset, "results": rows}
+        table = runs_markdown(rows)
+        print(json.dumps(report, indent=2))
+        print(table)
+        if args.json:
+            Path(args.json).write_text(json.dumps(report, indent=2))
+        if args.markdown:
+            Path(args.markdown).write_text(table + "\n")
+        return 0 if all("error" not in row for row in rows) else 1
     unknown = [lab for lab in args.labs.split(",") if lab not in BENCHMARKS]
     if unknown:
         print(f"benchmark: unknown lab {unknown[0]!r}; valid: {', '.join(BENCHMARKS)}", file=sys.stderr)
@@ -112,10 +286,7 @@ def main() -> int:
     rows = []
     for lab in args.labs.split(","):
         rows += BENCHMARKS[lab](args.steps)
-    report = {"machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
-                          "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
-                          "tensorflow": tf.__version__, "keras": keras.__version__},
-              "results": rows}
+    report = {"machine": _machine(), "results": rows}
     print(json.dumps(report, indent=2))
     print(markdown(rows))
     if args.json:
