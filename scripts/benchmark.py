@@ -192,6 +192,7 @@ def bench_runs(labs: list[str], preset: str, data: str | None, keep: str | None)
 
     rows = []
     root = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="keras-labs-bench-"))
+    root.mkdir(parents=True, exist_ok=True)
     for lab in labs:
         out = root / "runs"
         command = [sys.executable, "-m", "keras_labs", "run", lab, "--preset", preset,
