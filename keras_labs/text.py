@@ -75,6 +75,9 @@ class LanguageModelConfig(LabConfig):
     sequence_length: int = option(50, minimum=2, help="tokens per training window")
     window_stride: int = option(0, minimum=0, help="tokens between window starts (0: a quarter window)")
     cell: str = option("gru", choices=("gru", "lstm"))
+    implementation: str = option("keras", choices=("keras", "hoisted"),
+                                 help="keras: keras.layers.GRU/LSTM (cuDNN on a GPU); hoisted: "
+                                      "a GRU with the input projection out of the loop (CPU)")
     units: int = option(100, minimum=1, help="width of each recurrent layer")
     num_layers: int = option(2, minimum=1, maximum=8)
     embedding_dim: int = option(100, minimum=1)
@@ -101,6 +104,9 @@ class LanguageModelConfig(LabConfig):
         if self.log_every % self.steps_per_execution:
             raise ConfigError(f"log_every={self.log_every} is not valid; it must be a multiple "
                               f"of steps_per_execution={self.steps_per_execution}")
+        if self.implementation == "hoisted" and self.cell != "gru":
+            raise ConfigError(f"implementation='hoisted' is a GRU; cell={self.cell!r} needs "
+                              "implementation='keras'")
         if self.warmup_steps >= self.steps:
             raise ConfigError(f"warmup_steps={self.warmup_steps} is not valid; it must be < "
                               f"steps={self.steps}")
@@ -110,9 +116,64 @@ class LanguageModelConfig(LabConfig):
 # Model
 
 
+@keras.saving.register_keras_serializable(package="keras_labs")
+class HoistedGRU(layers.Layer):
+    """A GRU (Keras's `GRU` math: reset gate after the product, gates z, r, h) that computes
+    the input projection of every time step in one matrix product before the recurrence.
+
+    Keras's CPU GRU multiplies each step's input by the kernel inside its loop: for a batch of
+    64 that is a hundred thin products where one wide one does the same work. Hoisting it out
+    leaves only `h @ recurrent_kernel` in the loop (`tf.scan`) and measured ~25% less time per
+    training step for the 2x384 character model on the 2-core CPU. Weights have the shapes
+    and order of `keras.layers.GRU`'s, so they load into either.
+
+    Call: `sequence, state = layer(inputs, initial_state=[h0])` (`initial_state` optional).
+    """
+
+    def __init__(self, units: int, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(shape=(input_shape[-1], 3 * self.units),
+                                      initializer="glorot_uniform", name="kernel")
+        self.recurrent_kernel = self.add_weight(shape=(self.units, 3 * self.units),
+                                                initializer="orthogonal", name="recurrent_kernel")
+        self.bias = self.add_weight(shape=(2, 3 * self.units), initializer="zeros", name="bias")
+
+    def call(self, inputs, initial_state=None):
+        units = self.units
+        kernel = ops.cast(self.kernel, self.compute_dtype)
+        recurrent_kernel = ops.cast(self.recurrent_kernel, self.compute_dtype)
+        bias = ops.cast(self.bias, self.compute_dtype)
+        # (time, batch, 3 * units): the input half of every gate, for all steps at once.
+        projected = tf.einsum("btf,fg->tbg", inputs, kernel) + bias[0]
+        if initial_state is None:
+            state = tf.zeros((tf.shape(inputs)[0], units), self.compute_dtype)
+        else:
+            state = ops.cast(initial_state[0], self.compute_dtype)
+
+        def step(previous, projected_t):
+            inner = tf.matmul(previous, recurrent_kernel) + bias[1]
+            update = tf.sigmoid(projected_t[:, :units] + inner[:, :units])
+            reset = tf.sigmoid(projected_t[:, units:2 * units] + inner[:, units:2 * units])
+            candidate = tf.tanh(projected_t[:, 2 * units:] + reset * inner[:, 2 * units:])
+            return update * previous + (1.0 - update) * candidate
+
+        states = tf.scan(step, projected, initializer=state)
+        return tf.transpose(states, (1, 0, 2)), states[-1]
+
+    def compute_output_shape(self, inputs_shape, initial_state_shape=None):
+        return (inputs_shape[0], inputs_shape[1], self.units), (inputs_shape[0], self.units)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
 def build_language_model(vocabulary_size: int, *, cell: str = "gru", units: int = 256,
                          num_layers: int = 2, embedding_dim: int = 64, dropout: float = 0.0,
-                         compute_dtype: str = "float32", name: str = "language_model"
+                         compute_dtype: str = "float32", name: str = "language_model",
+                         implementation: str = "keras"
                          ) -> tuple[keras.Model, keras.Model, list[int]]:
     """An embedding, a stack of GRU or LSTM layers and a softmax head over the vocabulary.
 
@@ -127,6 +188,8 @@ def build_language_model(vocabulary_size: int, *, cell: str = "gru", units: int 
             it only with hardware support: GPUs, CPUs with AVX512-BF16 or AMX; emulated, it is
             slower); weights, logits and states stay float32.
         name: The training model's name.
+        implementation: "keras" (`keras.layers.GRU`/`LSTM`: cuDNN on a GPU) or "hoisted"
+            (GRU only: `HoistedGRU`, faster on a CPU).
 
     Returns:
         (training model: ids (batch, time) -> logits (batch, time, vocabulary);
@@ -135,6 +198,11 @@ def build_language_model(vocabulary_size: int, *, cell: str = "gru", units: int 
     """
     if cell not in ("gru", "lstm"):
         raise ValueError(f"cell={cell!r} is not valid; valid values: gru, lstm")
+    if implementation not in ("keras", "hoisted"):
+        raise ValueError(f"implementation={implementation!r} is not valid; valid values: keras, "
+                         "hoisted")
+    if implementation == "hoisted" and cell != "gru":
+        raise ValueError(f"implementation='hoisted' is a GRU; cell={cell!r} needs 'keras'")
     if compute_dtype not in ("float32", "bfloat16"):
         raise ValueError(f"compute_dtype={compute_dtype!r} is not valid; valid values: "
                          "float32, bfloat16")
@@ -142,6 +210,9 @@ def build_language_model(vocabulary_size: int, *, cell: str = "gru", units: int 
     embedding = layers.Embedding(vocabulary_size, embedding_dim, name="embedding", dtype=policy)
     recurrent = []
     for index in range(1, num_layers + 1):
+        if implementation == "hoisted":
+            recurrent.append(HoistedGRU(units, name=f"{cell}{index}", dtype=policy))
+            continue
         layer_class = layers.GRU if cell == "gru" else layers.LSTM
         recurrent.append(layer_class(units, return_sequences=True, return_state=True,
                                      name=f"{cell}{index}", dtype=policy))
@@ -283,7 +354,7 @@ def fit_language_model(config: LanguageModelConfig, run, strategy, train: tf.dat
         model, step_model, state_sizes = build_language_model(
             vocabulary_size, cell=config.cell, units=config.units, num_layers=config.num_layers,
             embedding_dim=config.embedding_dim, dropout=config.dropout,
-            compute_dtype=config.compute_dtype, name=name)
+            compute_dtype=config.compute_dtype, name=name, implementation=config.implementation)
         schedule = cosine_schedule(config.learning_rate, config.steps, config.warmup_steps,
                                    config.final_learning_rate)
         model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=config.clipnorm or None),
@@ -292,6 +363,8 @@ def fit_language_model(config: LanguageModelConfig, run, strategy, train: tf.dat
                           config.steps_per_execution, strategy))
     model.summary(print_fn=lambda line, **_: print(line))
 
+    if strategy.num_replicas_in_sync > 1:
+        validation = _even_batches(validation, strategy.num_replicas_in_sync)
     # `keras-labs run ... --resume RUN` continues a killed run after its last logged interval,
     # on the windows an uninterrupted run would read next and with what is left of the budget.
     backup = training.Backup(run)
@@ -318,6 +391,19 @@ def fit_language_model(config: LanguageModelConfig, run, strategy, train: tf.dat
             "train_cpu_time_s": round(train_cpu_seconds, 1),
             "load_average": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
             "stopped_by_time_budget": budget.stopped_at_step is not None}
+
+
+def _even_batches(dataset: tf.data.Dataset, replicas: int, batch_size: int = 256
+                  ) -> tf.data.Dataset:
+    """Rebatches evaluation windows so that every batch splits evenly over `replicas`.
+
+    A last batch that does not (93 windows over two replicas) makes Keras 3.15's evaluation
+    under MirroredStrategy add the replicas' outputs with an `AddN` of different shapes. At most
+    `replicas - 1` windows are left out.
+    """
+    windows = dataset.unbatch()
+    count = int(windows.reduce(0, lambda total, _: total + 1))
+    return windows.take(count - count % replicas).batch(batch_size - batch_size % replicas)
 
 
 def stateful_loss(step_model: keras.Model, state_sizes: Sequence[int], ids: np.ndarray, *,

@@ -111,8 +111,6 @@ TARGETS = {
     "char-rnn": ("history.csv", "val_loss", "min", 1.45, "1.45 nats/char (windowed)"),
     "mnist-rnn": ("history/lstm-20.csv", "val_accuracy", "max", 0.95,
                   "LSTM-20 95% (report 002)"),
-    "deconvnet": ("history.csv", "val_accuracy", "max", 0.98, "98% test accuracy"),
-    "autoencoder": ("history.csv", "val_class_accuracy", "max", 0.97, "97% test accuracy"),
 }
 # lab: its headline metric in metrics.json (a path of keys joined by "/").
 HEADLINES = {
