@@ -139,7 +139,7 @@ def standard_callbacks(run, histogram_freq: int = 1, extra=(), *, backup: Backup
     history_path = Path(history_path or run.history_path)
     resumed = backup is not None and backup.completed_epochs > 0
     if resumed:
-        _keep_rows(history_path, backup.completed_epochs)
+        keep_history_rows(history_path, backup.completed_epochs)
     return [
         EpochTimer(),  # first, so the loggers below see epoch_time_s
         keras.callbacks.TensorBoard(log_dir=str(log_dir or run.tb_dir),
@@ -151,8 +151,10 @@ def standard_callbacks(run, histogram_freq: int = 1, extra=(), *, backup: Backup
     ]
 
 
-def _keep_rows(path: Path, epochs: int) -> None:
-    """Keeps the header and the rows of the first `epochs` epochs of a CSV log."""
+def keep_history_rows(path: str | os.PathLike, epochs: int) -> None:
+    """Keeps the header and the rows of the first `epochs` epochs of a CSV log (a resumed run
+    trains the later ones again)."""
+    path = Path(path)
     if not path.exists():
         return
     with open(path, newline="") as handle:

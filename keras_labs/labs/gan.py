@@ -642,7 +642,7 @@ def _train(config: Config, run: runs.Run, resumed_from, callbacks) -> dict:
         start_step = int(epoch) * config.sample_every
         print(f"{NAME}: resumed {run.workdir} at step {start_step} of {config.iterations} "
               f"(generator optimizer at {gan.steps})", flush=True)
-        _truncate_history(run.history_path, int(epoch))
+        training.keep_history_rows(run.history_path, int(epoch))
 
     monitor = GanMonitor(run, config, scorer, start_step=start_step)
     window = max(config.steps_per_execution, config.sample_every // 20)
@@ -701,17 +701,6 @@ def _train(config: Config, run: runs.Run, resumed_from, callbacks) -> dict:
           f"{metrics['classifier_fid']:.2f} (real digits: "
           f"{metrics['real_data_reference']['classifier_fid']:.2f}) on {source.describe()}")
     return run.finish(metrics)
-
-
-def _truncate_history(path: Path, epochs: int) -> None:
-    """Drops history.csv rows of intervals after the checkpoint (they are trained again)."""
-    if not path.exists():
-        return
-    with open(path, newline="") as handle:
-        rows = list(csv.reader(handle))
-    kept = rows[:1] + [row for row in rows[1:] if row and int(float(row[0])) < epochs]
-    with open(path, "w", newline="") as handle:
-        csv.writer(handle).writerows(kept)
 
 
 def _sampler(generator: keras.Model, config: Config) -> keras.Model:
