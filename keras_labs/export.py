@@ -10,6 +10,7 @@ from pathlib import Path
 import keras
 
 from keras_labs import KerasLabsError
+from keras_labs.runs import plain_name
 
 
 def export_model(model: keras.Model, export_root: str | os.PathLike, lab: str, run_id: str,
@@ -27,8 +28,6 @@ def export_model(model: keras.Model, export_root: str | os.PathLike, lab: str, r
     Returns:
         The export folder.
     """
-    from keras_labs.runs import plain_name
-
     destination = Path(export_root).expanduser() / plain_name(lab, "lab") / plain_name(
         run_id, "run id")
     if destination.exists():

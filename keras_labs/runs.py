@@ -4,6 +4,7 @@ tb/ and plots/. A run id is never reused and an existing folder is never written
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import math
@@ -111,7 +112,6 @@ class Run:
         self.workdir = Path(workdir)
         self.run_id = plain_name(self.workdir.resolve().name, "run folder")
         self.started = datetime.datetime.now()
-        self.resumed = resume
         if resume:
             self._reopen()
             return
@@ -220,8 +220,6 @@ def resumable_config(workdir: str | os.PathLike, lab: str, config_class: type) -
         ConfigError: Not a run folder of `lab`, finished already, or a config this version
             cannot read.
     """
-    import dataclasses
-
     workdir = Path(workdir)
     check_resumable(workdir, lab)
     config_path = workdir / "config.json"

@@ -20,6 +20,7 @@ import tensorflow as tf
 from keras_labs import ConfigError, KerasLabsError
 from keras_labs.callbacks import EpochTimer
 from keras_labs.config import LabConfig
+from keras_labs.runs import plain_name
 
 
 def setup(config: LabConfig, run=None) -> tf.distribute.Strategy:
@@ -187,8 +188,6 @@ class Backup(keras.callbacks.BackupAndRestore):
     """
 
     def __init__(self, run, name: str = "model"):
-        from keras_labs.runs import plain_name
-
         self.directory = Path(run.backup_dir) / plain_name(name, "backup name")
         super().__init__(str(self.directory), save_freq="epoch", delete_checkpoint=False)
         self._state = self._latest()
