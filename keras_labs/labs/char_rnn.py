@@ -16,8 +16,8 @@ metrics.json. The run writes its samples to samples.txt and exports a generator 
 serving signature takes a prime, a length and a temperature and returns text.
 
 Presets: `seed` is the reports' schedule (spro/char-rnn.pytorch defaults: 2-layer GRU-100, Adam
-0.01, chunks of 200, batches of 100, 2000 steps); `best` is a 15-minute CPU recipe aimed at
-1.45 nats/char (it measured 1.509 on the 2-core CPU: see the README); `quick` is the tour.
+0.01, chunks of 200, batches of 100, 2000 steps); `best` is a 15-minute CPU recipe for the
+1.45 nats/char target (1.430 on the 2-core CPU: see the README); `quick` is the tour.
 """
 
 from __future__ import annotations
@@ -55,10 +55,11 @@ PRESETS = {
     # 100 of them. So: many small-batch updates, a short warm-up, a higher peak than the plain
     # recipe (3e-3, not 2e-3) and a cosine decay to 5% that lands inside the budget.
     # bfloat16 is emulated (slower) on CPUs without AVX512-BF16: float32. The hoisted GRU
-    # (input projections out of the loop) measured 1.18 s/step against Keras's 1.60 in one
-    # probe. An 840-step schedule, cut by the budget at step 740, scored 1.4575 nats/char; a
-    # 720-step one that finished its decay scored worse (1.518 windowed against 1.492): on this
-    # machine more steps at a higher rate beat a completed decay, so the schedule is 840.
+    # (input projections out of the loop, the recurrent kernel's gradient as one product after
+    # it) runs ~0.75 s/step against ~1.0 (hoisted forward only) and ~1.6 (Keras GRU). The
+    # schedule is longer than a budgeted run gets through (the hypervisor takes CPU away in
+    # stretches, so 15 minutes held 830 of the 1,020 steps): a cut-short decay at a higher rate
+    # beat a finished one here (840-step schedule cut at 740: 1.4575; 720 finished: 1.485).
     "best": Config(steps=1020, log_every=60, batch_size=64, sequence_length=100,
                    window_stride=25, cell="gru", implementation="hoisted", units=384,
                    num_layers=2, embedding_dim=64, dropout=0.0, learning_rate=3e-3,
