@@ -35,8 +35,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from keras_labs import models  # noqa: E402
-from keras_labs.labs import mnist_cnn  # noqa: E402
+from keras_labs import models, text  # noqa: E402
+from keras_labs.labs import char_rnn, mnist_cnn  # noqa: E402
 
 
 def peak_memory_mb() -> float:
@@ -96,7 +96,41 @@ def bench_cifar_cnn(steps: int) -> list[dict]:
             for row in results["presets"] if "error" not in row]
 
 
-BENCHMARKS = {"mnist-cnn": bench_mnist_cnn, "cifar-cnn": bench_cifar_cnn}
+def bench_char_rnn(steps: int) -> list[dict]:
+    """The `best` preset's training step with each recurrent implementation (Keras's GRU and
+    `text.HoistedGRU`), compiled as the lab compiles it, on synthetic character ids."""
+    preset = char_rnn.PRESETS["best"]
+    execution = preset.steps_per_execution
+    steps = max(execution, steps // 3 // execution * execution)  # ~1 s per step: a third
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 66, (preset.batch_size, preset.sequence_length + 1)).astype(np.int32)
+    dataset = tf.data.Dataset.from_tensors((ids[:, :-1], ids[:, 1:])).repeat()
+    rows = []
+    for implementation in ("keras", "hoisted"):
+        keras.utils.set_random_seed(0)
+        model, _, _ = text.build_language_model(
+            66, cell=preset.cell, units=preset.units, num_layers=preset.num_layers,
+            embedding_dim=preset.embedding_dim, implementation=implementation)
+        model.compile(optimizer=keras.optimizers.Adam(preset.learning_rate,
+                                                      clipnorm=preset.clipnorm),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      steps_per_execution=execution)
+        model.fit(dataset, steps_per_epoch=execution, epochs=1, verbose=0)  # warm-up: tracing
+        start = time.perf_counter()
+        model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
+        elapsed = time.perf_counter() - start
+        rows.append({"lab": "char-rnn", "preset": f"best ({implementation})",
+                     "batch_size": preset.batch_size,
+                     "chars_per_s": round(preset.batch_size * preset.sequence_length * steps
+                                          / elapsed, 1),
+                     "step_ms": round(1000 * elapsed / steps, 2),
+                     "steps_in_15_min": int(900 / (elapsed / steps)),
+                     "peak_rss_mb": round(peak_memory_mb())})
+    return rows
+
+
+BENCHMARKS = {"mnist-cnn": bench_mnist_cnn, "cifar-cnn": bench_cifar_cnn,
+              "char-rnn": bench_char_rnn}
 
 # What one training step holds, from the run's config: (unit, examples per step).
 _UNITS = {
@@ -240,7 +274,9 @@ def _machine() -> dict:
 
 
 def markdown(rows: list[dict]) -> str:
-    columns = ["lab", "preset", "batch_size", "images_per_s", "step_ms", "epoch_s", "peak_rss_mb"]
+    columns = ["lab", "preset", "batch_size", "images_per_s", "chars_per_s", "step_ms",
+               "epoch_s", "steps_in_15_min", "peak_rss_mb"]
+    columns = [column for column in columns if any(column in row for row in rows)]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(str(row.get(c, "")) for c in columns) + " |" for row in rows]
     return "\n".join(lines)
