@@ -154,9 +154,9 @@ def gru_recurrence(projected: tf.Tensor, initial_state: tf.Tensor, recurrent_ker
         zeros = tf.zeros_like(initial_state)
         states, updates, resets, candidates, inner_candidates = tf.scan(
             step, projected, initializer=(initial_state, zeros, zeros, zeros, zeros))
-        previous_states = tf.concat([initial_state[None], states[:-1]], axis=0)
 
         def gradient(upstream):
+            previous_states = tf.concat([initial_state[None], states[:-1]], axis=0)
             transposed_kernel = tf.transpose(recurrent_kernel)
 
             def back(carry, inputs):
@@ -394,6 +394,18 @@ def cosine_schedule(learning_rate: float, total_steps: int, warmup_steps: int = 
         warmup_target=learning_rate if warmup_steps else None, warmup_steps=warmup_steps)
 
 
+def compile_language_model(model: keras.Model, config: LanguageModelConfig,
+                           strategy: tf.distribute.Strategy | None = None) -> None:
+    """Compiles `model` as the language labs train it: Adam on `config`'s warm-up + cosine
+    schedule, `config.clipnorm`, cross-entropy on logits, `config.steps_per_execution`."""
+    schedule = cosine_schedule(config.learning_rate, config.steps, config.warmup_steps,
+                               config.final_learning_rate)
+    model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=config.clipnorm or None),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  steps_per_execution=training.steps_per_execution(
+                      config.steps_per_execution, strategy or tf.distribute.get_strategy()))
+
+
 def fit_language_model(config: LanguageModelConfig, run, strategy, train: tf.data.Dataset,
                        validation: tf.data.Dataset, vocabulary_size: int, *, name: str,
                        metrics_callback: LanguageModelMetrics) -> dict:
@@ -412,12 +424,7 @@ def fit_language_model(config: LanguageModelConfig, run, strategy, train: tf.dat
             vocabulary_size, cell=config.cell, units=config.units, num_layers=config.num_layers,
             embedding_dim=config.embedding_dim, dropout=config.dropout,
             compute_dtype=config.compute_dtype, name=name, implementation=config.implementation)
-        schedule = cosine_schedule(config.learning_rate, config.steps, config.warmup_steps,
-                                   config.final_learning_rate)
-        model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=config.clipnorm or None),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      steps_per_execution=training.steps_per_execution(
-                          config.steps_per_execution, strategy))
+        compile_language_model(model, config, strategy)
     model.summary(print_fn=lambda line, **_: print(line))
 
     if strategy.num_replicas_in_sync > 1:

@@ -96,6 +96,22 @@ def bench_cifar_cnn(steps: int) -> list[dict]:
             for row in results["presets"] if "error" not in row]
 
 
+class _StepClock(keras.callbacks.Callback):
+    """Seconds from the first step's start to the last step's end: the steady state alone.
+
+    Timing the whole `fit` call is not: on this 2-core CPU a `fit` over `Dataset.repeat()`
+    sometimes spent ~18 s outside its steps (a 30-step fit whose three executions took 7.3-7.8 s
+    each ran 41 s), which would count as step time.
+    """
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if batch == 0:
+            self.start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seconds = time.perf_counter() - self.start
+
+
 def bench_char_rnn(steps: int) -> list[dict]:
     """The `best` preset's training step with each recurrent implementation (Keras's GRU and
     `text.HoistedGRU`), compiled as the lab compiles it, on synthetic character ids."""
@@ -111,14 +127,11 @@ def bench_char_rnn(steps: int) -> list[dict]:
         model, _, _ = text.build_language_model(
             66, cell=preset.cell, units=preset.units, num_layers=preset.num_layers,
             embedding_dim=preset.embedding_dim, implementation=implementation)
-        model.compile(optimizer=keras.optimizers.Adam(preset.learning_rate,
-                                                      clipnorm=preset.clipnorm),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      steps_per_execution=execution)
+        text.compile_language_model(model, preset)
         model.fit(dataset, steps_per_epoch=execution, epochs=1, verbose=0)  # warm-up: tracing
-        start = time.perf_counter()
-        model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
-        elapsed = time.perf_counter() - start
+        clock = _StepClock()
+        model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[clock])
+        elapsed = clock.seconds
         rows.append({"lab": "char-rnn", "preset": f"best ({implementation})",
                      "batch_size": preset.batch_size,
                      "chars_per_s": round(preset.batch_size * preset.sequence_length * steps
