@@ -123,6 +123,51 @@ def steps_per_execution(requested: int, strategy: tf.distribute.Strategy) -> int
     return requested
 
 
+def fit(run, model: keras.Model, train: tf.data.Dataset, *, epochs: int,
+        validation_data: tf.data.Dataset | None = None, name: str = "model",
+        initial_epoch: int = 0, steps_per_epoch: int | None = None, callbacks=(),
+        histogram_freq: int = 1, history_path: str | os.PathLike | None = None,
+        log_dir: str | os.PathLike | None = None) -> keras.callbacks.History:
+    """Trains one compiled model the way every lab does: resumable, logged, checked for NaN.
+
+    The input becomes one endless seeded stream (`Backup.stream`), so a run killed with
+    `kill -9` and resumed with `keras-labs run LAB --resume RUN` reads exactly the batches an
+    uninterrupted run would have read and ends with the same weights.
+
+    Args:
+        run: The `runs.Run`.
+        model: The compiled model.
+        train: One epoch of training batches, shuffled by the pipeline (seeded), or an
+            endless stream when `steps_per_epoch` is given.
+        epochs: The epoch to train up to (as `fit`'s `epochs`).
+        validation_data: Scored after every epoch for the curves; nothing is selected on it.
+        name: This fit's name, unique within the run (its backup folder).
+        initial_epoch: The epoch to start from (a later phase of the same model).
+        steps_per_epoch: Batches per epoch of an endless `train`.
+        callbacks: More callbacks, run before the loggers (what they add to the epoch logs is
+            logged) and the backup.
+        histogram_freq: Epochs between weight histograms (0: none).
+        history_path: The CSV log (default: the run's history.csv).
+        log_dir: The TensorBoard folder (default: the run's tb/).
+
+    Returns:
+        The History of every epoch of the run, those before a resume included.
+
+    Raises:
+        KerasLabsError: The loss became NaN or infinite.
+    """
+    backup = Backup(run, name)
+    stream, steps_per_epoch = backup.stream(train, model, steps_per_epoch=steps_per_epoch,
+                                            initial_epoch=initial_epoch)
+    history = model.fit(
+        stream, steps_per_epoch=steps_per_epoch, validation_data=validation_data,
+        epochs=epochs, initial_epoch=initial_epoch, shuffle=False, verbose=verbosity(),
+        callbacks=standard_callbacks(run, histogram_freq, callbacks, backup=backup,
+                                     history_path=history_path, log_dir=log_dir))
+    check_finite(history)
+    return history
+
+
 def standard_callbacks(run, histogram_freq: int = 1, extra=(), *, backup: Backup | None = None,
                        history_path: str | os.PathLike | None = None,
                        log_dir: str | os.PathLike | None = None) -> list[keras.callbacks.Callback]:
@@ -131,7 +176,8 @@ def standard_callbacks(run, histogram_freq: int = 1, extra=(), *, backup: Backup
     Args:
         run: The `runs.Run`.
         histogram_freq: Epochs between weight histograms (0: none).
-        extra: More callbacks, run after the loggers and before the backup.
+        extra: More callbacks, run after the timer and before the loggers (so what they add
+            to the epoch logs is logged) and the backup.
         backup: The fit's `Backup`; when it holds epochs of an interrupted run, history.csv
             keeps their rows and the resumed epochs are appended after them.
         history_path: The CSV log (default: the run's history.csv).
@@ -143,11 +189,11 @@ def standard_callbacks(run, histogram_freq: int = 1, extra=(), *, backup: Backup
         keep_history_rows(history_path, backup.completed_epochs)
     return [
         EpochTimer(),  # first, so the loggers below see epoch_time_s
+        *extra,
         keras.callbacks.TensorBoard(log_dir=str(log_dir or run.tb_dir),
                                     histogram_freq=histogram_freq),
         keras.callbacks.CSVLogger(str(history_path), append=resumed),
         keras.callbacks.TerminateOnNaN(),
-        *extra,
         *([backup] if backup is not None else []),  # last: it saves the complete epoch logs
     ]
 

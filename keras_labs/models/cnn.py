@@ -1,4 +1,4 @@
-"""Model builders shared by the labs (functional API)."""
+"""Convolutional classifiers: the MNIST family (`mnist_cnn`)."""
 
 from __future__ import annotations
 
