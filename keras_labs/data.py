@@ -764,6 +764,11 @@ def _augment(example, seed):
     return image, label
 
 
+def first(dataset: tf.data.Dataset, count: int) -> tf.data.Dataset:
+    """The first `count` examples of `dataset` (all of them when `count` is 0)."""
+    return dataset.take(count) if count else dataset
+
+
 def to_numpy(dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
     """Materializes an (image, label) dataset as two arrays (for small datasets and probes)."""
     images, labels = [], []

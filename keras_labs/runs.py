@@ -21,6 +21,7 @@ import numpy as np
 
 from keras_labs import ConfigError, KerasLabsError
 from keras_labs.config import LabConfig
+from keras_labs.files import atomic_write
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
@@ -175,12 +176,22 @@ class Run:
         print(f"data: {source.describe()}", flush=True)
         self.write_json("env.json", self.env)
 
+    def load_data(self, name: str, splits=("train", "test")) -> tuple[dict, Any]:
+        """`data.load` on the data the config chose, noted in env.json.
+
+        Returns:
+            ({split: tf.data.Dataset}, the `data.DataSource`).
+        """
+        from keras_labs import data
+
+        datasets, source = data.load(name, splits, data=self.config.data,
+                                     data_dir=self.config.data_dir)
+        self.record_data(source)
+        return datasets, source
+
     def write_json(self, name: str, payload: Any) -> Path:
-        path = self.workdir / name
-        temporary = path.with_suffix(path.suffix + ".tmp")
-        temporary.write_text(json.dumps(to_jsonable(payload), indent=2, sort_keys=True))
-        os.replace(temporary, path)
-        return path
+        return atomic_write(self.workdir / name,
+                            json.dumps(to_jsonable(payload), indent=2, sort_keys=True))
 
     def finish(self, metrics: dict[str, Any]) -> dict[str, Any]:
         """Writes metrics.json (with the data sources and wall time) and returns the metrics."""

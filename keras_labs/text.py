@@ -431,23 +431,18 @@ def fit_language_model(config: LanguageModelConfig, run, strategy, train: tf.dat
         validation = _even_batches(validation, strategy.num_replicas_in_sync)
     # `keras-labs run ... --resume RUN` continues a killed run after its last logged interval,
     # on the windows an uninterrupted run would read next and with what is left of the budget.
-    backup = training.Backup(run)
-    train, _ = backup.stream(train, model, steps_per_epoch=config.log_every)
-    budget = TimeBudget(config.max_minutes, spent_seconds=backup.spent_seconds)
-    callbacks = [metrics_callback, *training.standard_callbacks(run, extra=[budget], backup=backup)]
+    budget = TimeBudget(config.max_minutes, spent_seconds=training.Backup(run).spent_seconds)
     load_before = os.getloadavg()
     started, cpu_started = time.perf_counter(), time.process_time()
     with warnings.catch_warnings():
         # Keras warns when the validation windows are not a multiple of steps_per_execution;
         # the last partial execution is still scored.
         warnings.filterwarnings("ignore", message="Your input ran out of data")
-        history = model.fit(train, steps_per_epoch=config.log_every,
-                            epochs=math.ceil(config.steps / config.log_every),
-                            validation_data=validation, shuffle=False, callbacks=callbacks,
-                            verbose=training.verbosity())
+        history = training.fit(run, model, train, steps_per_epoch=config.log_every,
+                               epochs=math.ceil(config.steps / config.log_every),
+                               validation_data=validation, callbacks=[metrics_callback, budget])
     train_seconds = time.perf_counter() - started
     train_cpu_seconds = time.process_time() - cpu_started
-    training.check_finite(history)
     steps_done = budget.stopped_at_step or len(history.history["loss"]) * config.log_every
     return {"model": model, "step_model": step_model, "state_sizes": state_sizes,
             "history": history, "steps": int(min(steps_done, config.steps)),

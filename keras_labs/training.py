@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import csv
 import functools
+import hashlib
+import io
 import json
 import math
 import os
@@ -20,7 +22,18 @@ import tensorflow as tf
 from keras_labs import ConfigError, KerasLabsError
 from keras_labs.callbacks import EpochTimer
 from keras_labs.config import LabConfig
-from keras_labs.runs import plain_name
+from keras_labs.files import atomic_write, staged_folder
+from keras_labs.runs import Run, plain_name
+
+
+def start(lab: str, config: LabConfig, workdir: str | os.PathLike, *, resume: bool = False):
+    """Opens a lab's run folder and sets up training (`setup`); the first line of a lab's `run`.
+
+    Returns:
+        (the `runs.Run`, the `tf.distribute.Strategy` to build models under).
+    """
+    run = Run(lab, config, workdir, resume=resume)
+    return run, setup(config, run)
 
 
 def setup(config: LabConfig, run=None) -> tf.distribute.Strategy:
@@ -207,10 +220,9 @@ def keep_history_rows(path: str | os.PathLike, epochs: int) -> None:
     with open(path, newline="") as handle:
         rows = list(csv.reader(handle))
     kept = rows[:1] + [row for row in rows[1:] if row and int(float(row[0])) < epochs]
-    temporary = path.with_suffix(".tmp")
-    with open(temporary, "w", newline="") as handle:
-        csv.writer(handle).writerows(kept)
-    os.replace(temporary, path)
+    text = io.StringIO(newline="")
+    csv.writer(text).writerows(kept)
+    atomic_write(path, text.getvalue())
 
 
 class Backup(keras.callbacks.BackupAndRestore):
@@ -385,6 +397,52 @@ def classification_metrics(labels: np.ndarray, predictions: np.ndarray,
     }
 
 
+def cached_model(export_root: str | os.PathLike, name: str, recipe: dict, train, *,
+                 strategy: tf.distribute.Strategy | None = None) -> tuple[keras.Model, dict]:
+    """A trained model built once per recipe and reused by later runs.
+
+    It is kept in `<export_root>/_models/<name>-<digest of recipe>/` (`model.keras` and
+    `info.json`), written to a staging folder renamed into place, so a half-written model is
+    never picked up and two runs racing to train the same recipe keep the first one's files.
+
+    Args:
+        export_root: The root of exports (`config.export_dir`).
+        name: A plain name for the kind of model (the folder's prefix).
+        recipe: Everything that shapes the trained model (JSON types); its digest is the key.
+        train: `train()` -> (the trained model, a dict of facts about it for `info.json`),
+            called only when no model of this recipe is kept yet.
+        strategy: Load a kept model in this strategy's scope.
+
+    Returns:
+        (the model, its facts plus `recipe`, `path` and `reused`).
+
+    Raises:
+        KerasLabsError: The model cannot be kept under `export_root`.
+    """
+    digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
+    folder = Path(export_root).expanduser() / "_models" / f"{plain_name(name, 'model name')}-{digest}"
+    path = folder / "model.keras"
+    if path.is_file():
+        with (strategy or tf.distribute.get_strategy()).scope():
+            model = keras.saving.load_model(path, compile=False, safe_mode=True)
+        info = json.loads((folder / "info.json").read_text())
+        print(f"{name}: reusing {path}", flush=True)
+        return model, {**info, "path": str(path), "reused": True}
+    model, info = train()
+    info = {**info, "recipe": recipe}
+    try:
+        with staged_folder(folder) as staging:
+            model.save(staging / "model.keras")
+            (staging / "info.json").write_text(json.dumps(info, indent=2, sort_keys=True))
+    except FileExistsError:
+        pass  # a concurrent run kept the same recipe first
+    except OSError as error:
+        raise KerasLabsError(f"cannot keep the trained model under {str(folder.parent)!r}: "
+                             f"{error.strerror}") from None
+    print(f"{name}: kept in {path}", flush=True)
+    return model, {**info, "path": str(path), "reused": False}
+
+
 def mnist_classifier(datasets: dict[str, tf.data.Dataset], source, export_root, *,
                      epochs: int = 2, train_examples: int = 0, seed: int = 0,
                      batch_size: int = 128, strategy: tf.distribute.Strategy | None = None
@@ -393,15 +451,13 @@ def mnist_classifier(datasets: dict[str, tf.data.Dataset], source, export_root, 
     lab scores its samples with it, the adversarial lab attacks it.
 
     It is trained on the lab's own data (`datasets["train"]`, the first `train_examples` when
-    > 0) and evaluated on `datasets["test"]`, then saved as
-    `<export_root>/_classifiers/<key>.keras` with a `.json` note (test accuracy, settings); a
-    later run with the same data kind, size and settings reuses that file instead of training.
-    The global seeds are reset to `seed` afterwards, so what the lab does next is the same
-    whether the classifier was trained or reused.
+    > 0), evaluated on `datasets["test"]`, and kept by `cached_model` for later runs with the
+    same data and settings. The global seeds are reset to `seed` afterwards, so what the lab
+    does next is the same whether the classifier was trained or reused.
 
     Args:
         datasets: {"train": ..., "test": ...} (uint8 image, label) datasets from `data.load`.
-        source: Their `data.DataSource` (its kind and sizes are part of the cache key).
+        source: Their `data.DataSource` (its kind and sizes are part of the recipe).
         export_root: The root of exports (`config.export_dir`).
         epochs: Passes over the training examples.
         train_examples: Train on the first N examples only (0: all).
@@ -414,49 +470,33 @@ def mnist_classifier(datasets: dict[str, tf.data.Dataset], source, export_root, 
         probabilities, with a penultimate layer named "features"; a dict with `path`, `reused`,
         `test_accuracy`, `epochs`, `train_examples`).
     """
-    from pathlib import Path
-
     from keras_labs import data, models
 
-    kind = source.kind + ("-partial" if source.partial else "")
-    key = (f"mnist_cnn-{kind}-{source.splits.get('train', 0)}-"
-           f"{train_examples or 'all'}ex-{epochs}ep-seed{seed}")
-    folder = Path(export_root).expanduser() / "_classifiers"
-    path, note_path = folder / f"{key}.keras", folder / f"{key}.json"
     strategy = strategy or tf.distribute.get_strategy()
-    if path.is_file() and note_path.is_file():
-        with strategy.scope():
-            model = keras.saving.load_model(path, compile=False, safe_mode=True)
-        info = {**json.loads(note_path.read_text()), "path": str(path), "reused": True}
-        print(f"classifier: reusing {path} (test accuracy {info['test_accuracy']:.4f})", flush=True)
-        keras.utils.set_random_seed(seed)
-        return model, info
+    recipe = {"architecture": "models.mnist_cnn", "data": source.kind, "partial": source.partial,
+              "splits": source.splits, "train_examples": train_examples, "epochs": epochs,
+              "seed": seed, "batch_size": batch_size}
 
+    def train():
+        keras.utils.set_random_seed(seed)
+        train = data.image_pipeline(data.first(datasets["train"], train_examples),
+                                    batch_size=batch_size, training=True, seed=seed)
+        test = data.image_pipeline(datasets["test"], batch_size=512, training=False)
+        steps = max(int(train.cardinality()), 1) * epochs
+        with strategy.scope():
+            model = models.mnist_cnn(name="mnist_classifier")
+            model.compile(optimizer=keras.optimizers.Adam(
+                keras.optimizers.schedules.CosineDecay(2e-3, decay_steps=steps)),
+                loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        print(f"classifier: training models.mnist_cnn for {epochs} epoch(s) on "
+              f"{train_examples or 'all'} {source.kind} training examples", flush=True)
+        model.fit(train, epochs=epochs, shuffle=False, verbose=verbosity())
+        labels, predictions, _ = predict_labels(model, test)
+        accuracy = float((labels == predictions).mean())
+        print(f"classifier: test accuracy {accuracy:.4f}", flush=True)
+        return model, {"test_accuracy": accuracy, "epochs": epochs,
+                       "train_examples": train_examples, "seed": seed}
+
+    model, info = cached_model(export_root, "mnist_classifier", recipe, train, strategy=strategy)
     keras.utils.set_random_seed(seed)
-    train_split = datasets["train"].take(train_examples) if train_examples else datasets["train"]
-    train = data.image_pipeline(train_split, batch_size=batch_size, training=True, seed=seed)
-    test = data.image_pipeline(datasets["test"], batch_size=512, training=False)
-    steps = max(int(train.cardinality()), 1) * epochs
-    with strategy.scope():
-        model = models.mnist_cnn(name="mnist_classifier")
-        model.compile(optimizer=keras.optimizers.Adam(
-            keras.optimizers.schedules.CosineDecay(2e-3, decay_steps=steps)),
-            loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    print(f"classifier: training models.mnist_cnn for {epochs} epoch(s) on "
-          f"{train_examples or 'all'} {source.kind} training examples", flush=True)
-    model.fit(train, epochs=epochs, shuffle=False, verbose=verbosity())
-    labels, predictions, _ = predict_labels(model, test)
-    info = {"test_accuracy": float((labels == predictions).mean()), "epochs": epochs,
-            "train_examples": train_examples, "seed": seed, "data": kind}
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        staging = folder / f".{key}.partial-{os.getpid()}.keras"
-        model.save(staging)
-        os.replace(staging, path)  # atomic: a concurrent run sees the whole file or none
-        note_path.write_text(json.dumps(info, indent=2))
-    except OSError as error:
-        raise KerasLabsError(f"cannot save the classifier under {str(folder)!r}: "
-                             f"{error.strerror}") from None
-    print(f"classifier: test accuracy {info['test_accuracy']:.4f}; saved to {path}", flush=True)
-    keras.utils.set_random_seed(seed)
-    return model, {**info, "path": str(path), "reused": False}
+    return model, info

@@ -87,21 +87,25 @@ def test_learning_curves_plot_history_and_export(digits_run):
 def test_source_model_is_kept_and_reused(digits_run, lab_root):
     _, metrics, config = digits_run
     kept = Path(metrics["source"]["path"])
-    assert kept.is_file() and kept.parent.parent.name == "_sources"
+    assert kept.is_file() and kept.parent.parent.name == "_models"
     assert metrics["source"]["reused"] is False and 0.0 <= metrics["source"]["test_accuracy"] <= 1.0
     assert not list(kept.parent.parent.glob(".*partial*")), "a staging folder was left behind"
-    model, info = transfer.mnist_source(config, _Recorder())
+    model, info = transfer.mnist_source(config, _Recorder(config))
     assert info["reused"] is True and info["test_accuracy"] == metrics["source"]["test_accuracy"]
     assert model.get_layer("features").output.shape[-1] == 128
 
 
 class _Recorder:
-    """Stands in for a Run where only record_data is used (a reused source trains nothing)."""
+    """Stands in for a Run where only load_data is used (a reused source trains nothing)."""
 
     run_id = "reuse-check"
 
-    def record_data(self, source):
-        self.source = source
+    def __init__(self, config):
+        self.config = config
+
+    def load_data(self, name):
+        return data.load(name, ("train", "test"), data=self.config.data,
+                         data_dir=self.config.data_dir)
 
 
 def test_fine_tuning_keeps_batch_norm_in_inference_mode():

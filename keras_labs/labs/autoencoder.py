@@ -125,15 +125,10 @@ def build_autoencoder(input_shape, num_classes: int = 10, channels=(6, 16), kern
 
 def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     """Trains the autoencoder (and the w sweep), evaluates and draws the grids, exports it."""
-    run = runs.Run(NAME, config, workdir, resume=resume)
-    strategy = training.setup(config, run)
+    run, strategy = training.start(NAME, config, workdir, resume=resume)
+    datasets, source = run.load_data(config.dataset)
+    train_split = data.first(datasets["train"], config.train_examples)
 
-    datasets, source = data.load(config.dataset, ("train", "test"), data=config.data,
-                                 data_dir=config.data_dir)
-    run.record_data(source)
-    train_split = datasets["train"]
-    if config.train_examples:
-        train_split = train_split.take(config.train_examples)
     def make_train():
         # A pipeline per model: every w sees the same shuffled epochs, and a resumed run gives
         # a model exactly the batches it would have had uninterrupted.
@@ -199,17 +194,11 @@ def _train(config: Config, w: float, strategy, input_shape, make_train, test, ru
             loss_weights={"class": w, "reconstruction": 1.0},
             metrics={"class": ["accuracy"]})
     print(f"training the autoencoder with w={w:g}", flush=True)
-    # One backup per w: a killed sweep resumes inside the model it was training, and the
-    # models it had finished restore their final weights without training again.
-    backup = training.Backup(run, f"w{w:g}")
-    callbacks_ = training.standard_callbacks(
-        run, histogram_freq=0 if log_dir else 1, backup=backup, history_path=history_path,
-        log_dir=log_dir)
-    stream, steps_per_epoch = backup.stream(make_train(), parts.model)
-    history = parts.model.fit(stream, steps_per_epoch=steps_per_epoch, validation_data=test,
-                              epochs=config.epochs, shuffle=False, callbacks=callbacks_,
-                              verbose=training.verbosity())
-    training.check_finite(history)
+    # One fit name per w: a resumed sweep restores the finished models without training them.
+    history = training.fit(run, parts.model, make_train(), epochs=config.epochs,
+                           validation_data=test, name=f"w{w:g}",
+                           histogram_freq=0 if log_dir else 1, history_path=history_path,
+                           log_dir=log_dir)
     return parts, history
 
 

@@ -41,7 +41,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from keras_labs import ConfigError, callbacks, data, export, runs, training, visualization
+from keras_labs import ConfigError, callbacks, data, export, training, visualization
 from keras_labs.config import LabConfig, option
 
 NAME = "cifar-cnn"
@@ -374,11 +374,8 @@ def make_datasets(config: Config):
     """(train, test, source, raw test split): the batched, cached pipelines of CIFAR-10."""
     splits, source = data.load("cifar10", ("train", "test"), data=config.data,
                                data_dir=config.data_dir)
-    train_split, test_split = splits["train"], splits["test"]
-    if config.train_examples:
-        train_split = train_split.take(config.train_examples)
-    if config.test_examples:
-        test_split = test_split.take(config.test_examples)
+    train_split = data.first(splits["train"], config.train_examples)
+    test_split = data.first(splits["test"], config.test_examples)
     # drop_remainder in training: the last partial batch would recompile the step function
     train = data.image_pipeline(train_split, batch_size=config.batch_size, training=True,
                                 seed=config.seed, normalize=config.normalize,
@@ -402,8 +399,7 @@ def predict_logits(model: keras.Model, test: tf.data.Dataset, test_time_flip: bo
 
 def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     """Trains, evaluates, instruments and exports one CIFAR-10 CNN; returns its metrics."""
-    run = runs.Run(NAME, config, workdir, resume=resume)
-    strategy = training.setup(config, run)
+    run, strategy = training.start(NAME, config, workdir, resume=resume)
 
     train, test, source, test_split = make_datasets(config)
     run.record_data(source)
@@ -434,13 +430,8 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
              callbacks.FilterImages(instrumentation, run.plots_dir, config.probe_every_steps)]
 
     # The test split doubles as the per-epoch validation curve; nothing is selected on it.
-    backup = training.Backup(run)  # `--resume RUN` continues a killed run after its last epoch
-    stream, steps_per_epoch = backup.stream(train, model)
-    history = model.fit(stream, steps_per_epoch=steps_per_epoch, validation_data=test,
-                        epochs=config.epochs, shuffle=False, callbacks=training.standard_callbacks(
-                            run, config.histogram_freq, extra, backup=backup),
-                        verbose=training.verbosity())
-    training.check_finite(history)
+    history = training.fit(run, model, train, epochs=config.epochs, validation_data=test,
+                           callbacks=extra, histogram_freq=config.histogram_freq)
 
     labels, logits = predict_logits(model, test, config.test_time_flip)
     metrics = training.classification_metrics(labels, logits.argmax(axis=-1), NUM_CLASSES)

@@ -24,7 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_labs import ConfigError, data, export, models, runs, training, visualization
+from keras_labs import ConfigError, data, export, models, training, visualization
 from keras_labs.config import LabConfig, option
 from keras_labs.deconvnet import Deconvnet, support_box, to_display
 
@@ -68,17 +68,10 @@ DEFAULT_PRESET = "seed"
 
 def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     """Trains the CNN, projects its feature maps to pixel space, and exports the classifier."""
-    run = runs.Run(NAME, config, workdir, resume=resume)
-    strategy = training.setup(config, run)
-
-    datasets, source = data.load(config.dataset, ("train", "test"), data=config.data,
-                                 data_dir=config.data_dir)
-    run.record_data(source)
-    train_split = datasets["train"]
-    if config.train_examples:
-        train_split = train_split.take(config.train_examples)
-    train = data.image_pipeline(train_split, batch_size=config.batch_size, training=True,
-                                seed=config.seed)
+    run, strategy = training.start(NAME, config, workdir, resume=resume)
+    datasets, source = run.load_data(config.dataset)
+    train = data.image_pipeline(data.first(datasets["train"], config.train_examples),
+                                batch_size=config.batch_size, training=True, seed=config.seed)
     test = data.image_pipeline(datasets["test"], batch_size=256, training=False)
 
     # The classic deconvnet network: per block a convolution, a ReLU and a max pool, then a
@@ -94,12 +87,7 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     blocks = [f"pool{stage}" for stage in range(1, len(config.filters) + 1)][:2]
 
     # The test split doubles as the per-epoch validation curve; nothing is selected on it.
-    backup = training.Backup(run)  # `--resume RUN` continues a killed run after its last epoch
-    stream, steps_per_epoch = backup.stream(train, model)
-    history = model.fit(stream, steps_per_epoch=steps_per_epoch, validation_data=test,
-                        epochs=config.epochs, shuffle=False, callbacks=training.standard_callbacks(run, backup=backup),
-                        verbose=training.verbosity())
-    training.check_finite(history)
+    history = training.fit(run, model, train, epochs=config.epochs, validation_data=test)
     labels, predictions, _ = training.predict_labels(model, test)
     metrics = training.classification_metrics(labels, predictions, num_classes=10)
     metrics["test_loss"] = float(history.history["val_loss"][-1])

@@ -30,7 +30,7 @@ from sklearn.manifold import TSNE
 from sklearn.metrics import silhouette_score
 from sklearn.neighbors import NearestNeighbors
 
-from keras_labs import ConfigError, data, models, runs, training, visualization
+from keras_labs import ConfigError, data, models, training, visualization
 from keras_labs.config import LabConfig, option
 
 NAME = "embeddings"
@@ -79,19 +79,12 @@ DEFAULT_PRESET = "seed"
 
 def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     """Embeds an MNIST CNN's features before and after training; returns the metrics."""
-    run = runs.Run(NAME, config, workdir, resume=resume)
-    strategy = training.setup(config, run)
-
-    datasets, source = data.load("mnist", ("train", "test"), data=config.data,
-                                 data_dir=config.data_dir)
-    run.record_data(source)
-    train_split = datasets["train"]
-    if config.train_examples:
-        train_split = train_split.take(config.train_examples)
-    subset = datasets["test"].take(config.test_examples) if config.test_examples else datasets["test"]
+    run, strategy = training.start(NAME, config, workdir, resume=resume)
+    datasets, source = run.load_data("mnist")
+    subset = data.first(datasets["test"], config.test_examples)
     images, labels = data.to_numpy(subset)
-    train = data.image_pipeline(train_split, batch_size=config.batch_size, training=True,
-                                seed=config.seed)
+    train = data.image_pipeline(data.first(datasets["train"], config.train_examples),
+                                batch_size=config.batch_size, training=True, seed=config.seed)
     test = data.image_pipeline(subset, batch_size=512, training=False)
 
     steps = max(int(train.cardinality()), 1) * config.epochs
@@ -105,12 +98,7 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
 
     features = {"untrained": extractor.predict(test, verbose=0)}
     # The embedded subset doubles as the per-epoch validation curve; nothing is selected on it.
-    backup = training.Backup(run)  # `--resume RUN` continues a killed run after its last epoch
-    stream, steps_per_epoch = backup.stream(train, model)
-    history = model.fit(stream, steps_per_epoch=steps_per_epoch, validation_data=test,
-                        epochs=config.epochs, shuffle=False, callbacks=training.standard_callbacks(run, backup=backup),
-                        verbose=training.verbosity())
-    training.check_finite(history)
+    training.fit(run, model, train, epochs=config.epochs, validation_data=test)
     features["trained"] = extractor.predict(test, verbose=0)
     _, predictions, _ = training.predict_labels(model, test)
 

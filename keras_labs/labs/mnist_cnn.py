@@ -12,7 +12,7 @@ import dataclasses
 
 import keras
 
-from keras_labs import data, export, models, runs, training, visualization
+from keras_labs import data, export, models, training, visualization
 from keras_labs.config import LabConfig, option
 
 NAME = "mnist-cnn"
@@ -44,17 +44,10 @@ DEFAULT_PRESET = "seed"
 
 def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     """Trains, evaluates and exports the MNIST CNN; returns the metrics written to metrics.json."""
-    run = runs.Run(NAME, config, workdir, resume=resume)
-    strategy = training.setup(config, run)
-
-    datasets, source = data.load("mnist", ("train", "test"), data=config.data,
-                                 data_dir=config.data_dir)
-    run.record_data(source)
-    train_split = datasets["train"]
-    if config.train_examples:
-        train_split = train_split.take(config.train_examples)
-    train = data.image_pipeline(train_split, batch_size=config.batch_size, training=True,
-                                seed=config.seed)
+    run, strategy = training.start(NAME, config, workdir, resume=resume)
+    datasets, source = run.load_data("mnist")
+    train = data.image_pipeline(data.first(datasets["train"], config.train_examples),
+                                batch_size=config.batch_size, training=True, seed=config.seed)
     test = data.image_pipeline(datasets["test"], batch_size=512, training=False)
 
     steps = max(int(train.cardinality()), 1) * config.epochs
@@ -69,13 +62,7 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     model.summary(print_fn=lambda line, **_: print(line))
 
     # The test split doubles as the per-epoch validation curve; nothing is selected on it.
-    # shuffle=False: the tf.data pipeline shuffles, seeded.
-    backup = training.Backup(run)  # `keras-labs run mnist-cnn --resume RUN` continues a killed run
-    stream, steps_per_epoch = backup.stream(train, model)
-    history = model.fit(stream, steps_per_epoch=steps_per_epoch, validation_data=test,
-                        epochs=config.epochs, shuffle=False, callbacks=training.standard_callbacks(run, backup=backup),
-                        verbose=training.verbosity())
-    training.check_finite(history)
+    history = training.fit(run, model, train, epochs=config.epochs, validation_data=test)
 
     labels, predictions, _ = training.predict_labels(model, test)
     metrics = training.classification_metrics(labels, predictions, num_classes=10)

@@ -83,19 +83,11 @@ def train_one(model, train, test, config: Config, run: runs.Run, label: str,
                           config.steps_per_execution, strategy))
     history_dir = run.workdir / "history"
     history_dir.mkdir(exist_ok=True)
-    # One backup per model: a killed run resumes inside the model it was training, and the
-    # models it had finished restore their final weights without training again.
-    backup = training.Backup(run, label)
-    callbacks = training.standard_callbacks(run, histogram_freq=0, backup=backup,
-                                            history_path=history_dir / f"{label}.csv",
-                                            log_dir=run.tb_dir / label)
     # The test split doubles as the per-epoch curve (as in the report); nothing is tuned on it.
-    # shuffle=False: the tf.data pipeline shuffles, seeded.
-    stream, steps_per_epoch = backup.stream(train, model)
-    history = model.fit(stream, steps_per_epoch=steps_per_epoch, validation_data=test,
-                        epochs=config.epochs, shuffle=False, callbacks=callbacks,
-                        verbose=training.verbosity())
-    training.check_finite(history)
+    # One fit name per model: a resumed run restores the finished models without training them.
+    history = training.fit(run, model, train, epochs=config.epochs, validation_data=test,
+                           name=label, histogram_freq=0,
+                           history_path=history_dir / f"{label}.csv", log_dir=run.tb_dir / label)
     times = history.history["epoch_time_s"]
     return {
         "test_accuracy": float(history.history["val_accuracy"][-1]),
@@ -111,25 +103,18 @@ def train_one(model, train, test, config: Config, run: runs.Run, label: str,
 
 def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     """Trains the twelve row RNNs (and the CNN), writes the curves, the table and the metrics."""
-    run = runs.Run(NAME, config, workdir, resume=resume)
-    strategy = training.setup(config, run)
+    run, strategy = training.start(NAME, config, workdir, resume=resume)
+    datasets, source = run.load_data("mnist")
+    train_split = data.first(datasets["train"], config.train_examples)
 
-    datasets, source = data.load("mnist", ("train", "test"), data=config.data,
-                                 data_dir=config.data_dir)
-    run.record_data(source)
-    train_split = datasets["train"]
-    if config.train_examples:
-        train_split = train_split.take(config.train_examples)
     def make_train():
         # A pipeline per model: each sees the same shuffled epochs, and a resumed run gives a
         # model exactly the batches it would have had uninterrupted.
         return data.image_pipeline(train_split, batch_size=config.batch_size, training=True,
                                    seed=config.seed)
 
-    test_split = datasets["test"]
-    if config.test_examples:
-        test_split = test_split.take(config.test_examples)
-    test = data.image_pipeline(test_split, batch_size=1024, training=False)
+    test = data.image_pipeline(data.first(datasets["test"], config.test_examples),
+                               batch_size=1024, training=False)
 
     results: dict[str, dict[str, dict]] = {}
     for cell in config.cells:

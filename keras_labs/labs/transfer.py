@@ -18,7 +18,7 @@ batches (the Keras transfer-learning guide's advice). The base is called with
 layers are also kept frozen (`unfreeze_except_batch_norm`), which is what holds them there.
 
 Sources: `mnist`, a CNN the suite trains on MNIST (grayscale to 3 channels, 32x32) and keeps
-under `<export_dir>/_sources/` for later runs, so the lab works offline; or `imagenet`, a
+under `<export_dir>/_models/` for later runs, so the lab works offline; or `imagenet`, a
 `keras.applications` backbone with ImageNet weights (target images resized), which needs the
 weights file and fails within seconds with a clear message when it cannot be had. Targets:
 `digits`, the UCI handwritten digits that ship with scikit-learn (8x8, upsampled to 32x32),
@@ -35,12 +35,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import hashlib
-import json
-import os
-import shutil
 import socket
-import tempfile
 import time
 from pathlib import Path
 
@@ -231,79 +226,41 @@ def imagenet_base(backbone: str, size: int, timeout: float = 10.0) -> keras.Mode
 
 
 def mnist_source(config: Config, run: runs.Run) -> tuple[keras.Model, dict]:
-    """The suite's MNIST CNN (32x32 RGB input), trained once and kept for later runs.
-
-    It lives in `<export_dir>/_sources/mnist-<data>-<hash>/` (a Keras file and source.json),
-    keyed by everything that shapes it (data, examples, epochs, learning rate, seed), and is
-    written to a temporary folder that is renamed into place, so a half-written model is never
-    picked up.
+    """The suite's MNIST CNN (32x32 RGB input), trained once per recipe and kept for later runs
+    (`training.cached_model`, keyed by data, examples, epochs, learning rate and seed).
 
     Returns:
         (the model, facts about it: test accuracy on MNIST, where it is, reused or not).
     """
-    datasets, source = data.load("mnist", ("train", "test"), data=config.data,
-                                 data_dir=config.data_dir)
-    run.record_data(source)
+    datasets, source = run.load_data("mnist")
     recipe = {"architecture": "models.mnist_cnn", "input_shape": [IMAGE_SIZE, IMAGE_SIZE, 3],
               "data": source.kind, "splits": source.splits, "seed": config.seed,
               "train_examples": config.source_train_examples, "epochs": config.source_epochs,
               "learning_rate": config.source_learning_rate, "batch_size": 128}
-    digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
-    folder = Path(config.export_dir).expanduser() / "_sources" / f"mnist-{source.kind}-{digest}"
-    if (folder / "model.keras").is_file():
-        model = keras.saving.load_model(folder / "model.keras", safe_mode=True)
-        info = json.loads((folder / "source.json").read_text())
-        print(f"{NAME}: reusing the MNIST source model in {folder} "
-              f"(MNIST test accuracy {info['test_accuracy']:.4f})", flush=True)
-        return model, {**info, "reused": True}
 
-    train_split = datasets["train"]
-    if config.source_train_examples:
-        train_split = train_split.take(config.source_train_examples)
-    # No cache: 60,000 images as 32x32x3 float32 would hold 740 MB; resizing is cheap.
-    train = data.image_pipeline(train_split, batch_size=128, training=True, seed=config.seed,
-                                channels=3, size=IMAGE_SIZE, cache=False)
-    test = data.image_pipeline(datasets["test"], batch_size=512, training=False, channels=3,
-                               size=IMAGE_SIZE, cache=False)
-    steps = max(int(train.cardinality()), 1) * config.source_epochs
-    model = models.mnist_cnn(input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3), name="mnist_source")
-    schedule = keras.optimizers.schedules.CosineDecay(config.source_learning_rate, decay_steps=steps)
-    model.compile(optimizer=keras.optimizers.Adam(schedule),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    start = time.perf_counter()
-    backup = training.Backup(run, "source-mnist")
-    stream, steps_per_epoch = backup.stream(train, model)
-    history = model.fit(stream, steps_per_epoch=steps_per_epoch, epochs=config.source_epochs,
-                        shuffle=False,
-                        callbacks=_callbacks(run, "source-mnist", backup),
-                        verbose=training.verbosity())
-    training.check_finite(history)
-    seconds = time.perf_counter() - start
-    _, accuracy = model.evaluate(test, verbose=0)
-    info = {"kind": "mnist", "test_accuracy": float(accuracy), "train_time_s": round(seconds, 2),
-            "recipe": recipe, "path": str(folder / "model.keras"), "trained_in_run": run.run_id}
-    print(f"{NAME}: MNIST source model: test accuracy {accuracy:.4f} ({seconds:.0f} s)", flush=True)
-    _save_atomically(model, info, folder)
-    return model, {**info, "reused": False}
+    def train():
+        # No cache: 60,000 images as 32x32x3 float32 would hold 740 MB; resizing is cheap.
+        train = data.image_pipeline(data.first(datasets["train"], config.source_train_examples),
+                                    batch_size=128, training=True, seed=config.seed, channels=3,
+                                    size=IMAGE_SIZE, cache=False)
+        test = data.image_pipeline(datasets["test"], batch_size=512, training=False, channels=3,
+                                   size=IMAGE_SIZE, cache=False)
+        steps = max(int(train.cardinality()), 1) * config.source_epochs
+        model = models.mnist_cnn(input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3), name="mnist_source")
+        schedule = keras.optimizers.schedules.CosineDecay(config.source_learning_rate,
+                                                          decay_steps=steps)
+        model.compile(optimizer=keras.optimizers.Adam(schedule),
+                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        start = time.perf_counter()
+        training.fit(run, model, train, epochs=config.source_epochs, **_logs(run, "source-mnist"))
+        seconds = time.perf_counter() - start
+        _, accuracy = model.evaluate(test, verbose=0)
+        print(f"{NAME}: MNIST source model: test accuracy {accuracy:.4f} ({seconds:.0f} s)",
+              flush=True)
+        return model, {"kind": "mnist", "test_accuracy": float(accuracy),
+                       "train_time_s": round(seconds, 2), "trained_in_run": run.run_id}
 
-
-def _save_atomically(model: keras.Model, info: dict, folder: Path) -> None:
-    try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=folder.parent))
-    except OSError as error:
-        raise DataError(f"cannot keep the source model under {str(folder.parent)!r}: "
-                        f"{error.strerror}") from None
-    try:
-        model.save(staging / "model.keras")
-        (staging / "source.json").write_text(json.dumps(info, indent=2, sort_keys=True))
-        try:
-            os.rename(staging, folder)
-        except OSError:
-            if not (folder / "model.keras").is_file():  # not a concurrent run that won the race
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    return training.cached_model(config.export_dir, "mnist_source", recipe, train)
 
 
 def _preprocess_layers(config: Config) -> list[layers.Layer]:
@@ -409,15 +366,9 @@ def train_strategy(name: str, base: keras.Model, preprocess: list[layers.Layer],
             model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                           loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         # The test split doubles as the per-epoch curve; nothing is selected on it.
-        # One backup per phase: a killed run resumes inside the phase it was training, and
-        # the phases it had finished restore their final weights without training again.
-        backup = training.Backup(run, f"{target}-{name}-{phase}")
-        stream, steps_per_epoch = backup.stream(make_train(), model, initial_epoch=done)
-        fit = model.fit(stream, steps_per_epoch=steps_per_epoch, validation_data=test,
-                        epochs=until_epoch, initial_epoch=done, shuffle=False,
-                        callbacks=_callbacks(run, f"{target}-{name}-{phase}", backup),
-                        verbose=training.verbosity())
-        training.check_finite(fit)
+        # One fit name per phase: a resumed run restores the finished phases without training.
+        fit = training.fit(run, model, make_train(), epochs=until_epoch, initial_epoch=done,
+                           validation_data=test, **_logs(run, f"{target}-{name}-{phase}"))
         for key, values in fit.history.items():
             history.setdefault(key, []).extend(float(value) for value in values)
         history.setdefault("phase", []).extend([phase] * len(fit.history["loss"]))
@@ -455,12 +406,12 @@ def trainable_parameters(model: keras.Model) -> int:
     return int(sum(np.prod(weight.shape) for weight in model.trainable_weights))
 
 
-def _callbacks(run: runs.Run, phase: str, backup: training.Backup) -> list[keras.callbacks.Callback]:
-    """The standard callbacks, with TensorBoard logs and a CSV of their own for one phase."""
+def _logs(run: runs.Run, phase: str) -> dict:
+    """`training.fit` arguments that give one phase its own backup, CSV and TensorBoard logs."""
     history_path = run.workdir / "phases" / f"{phase}.csv"
     history_path.parent.mkdir(exist_ok=True)
-    return training.standard_callbacks(run, histogram_freq=0, backup=backup,
-                                       history_path=history_path, log_dir=run.tb_dir / phase)
+    return {"name": phase, "histogram_freq": 0, "history_path": history_path,
+            "log_dir": run.tb_dir / phase}
 
 
 def _write_history(path: Path, rows: list[dict]) -> None:
