@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_labs import ConfigError, data, models
+from keras_labs import ConfigError, attacks, data, models
 from keras_labs.labs import adversarial
 
 
@@ -30,7 +30,7 @@ def classifier_and_fours():
 @pytest.mark.parametrize("norm,epsilon", [("linf", 0.1), ("l2", 1.5)])
 def test_pgd_stays_in_pixel_range_and_budget(classifier_and_fours, norm, epsilon):
     model, fours = classifier_and_fours
-    found = adversarial.pgd_attack(model, fours, 9, norm=norm, epsilon=epsilon, steps=15)
+    found = attacks.pgd_attack(model, fours, 9, norm=norm, epsilon=epsilon, steps=15)
     assert found.shape == fours.shape and found.dtype == np.float32
     assert found.min() >= 0.0 and found.max() <= 1.0
     delta = (found - fours).reshape(len(fours), -1)
@@ -43,9 +43,9 @@ def test_pgd_stays_in_pixel_range_and_budget(classifier_and_fours, norm, epsilon
 
 def test_pgd_turns_fours_into_nines_with_enough_budget(classifier_and_fours):
     model, fours = classifier_and_fours
-    weak = adversarial.summarize(model, fours, adversarial.pgd_attack(
+    weak = attacks.summarize(model, fours, attacks.pgd_attack(
         model, fours, 9, norm="linf", epsilon=0.01, steps=10), 9)
-    strong = adversarial.summarize(model, fours, adversarial.pgd_attack(
+    strong = attacks.summarize(model, fours, attacks.pgd_attack(
         model, fours, 9, norm="linf", epsilon=0.3, steps=40), 9)
     assert strong["success_rate"] >= 0.95
     assert strong["success_rate"] > weak["success_rate"]
@@ -57,7 +57,7 @@ def test_unconstrained_optimization_reaches_target_from_noise_and_zeros(classifi
     model, _ = classifier_and_fours
     starts = np.concatenate([np.random.default_rng(0).random((3, 28, 28, 1), dtype=np.float32),
                              np.zeros((1, 28, 28, 1), np.float32)])
-    found, curve = adversarial.unconstrained_attack(model, starts, 9, steps=300, step_length=0.3,
+    found, curve = attacks.unconstrained_attack(model, starts, 9, steps=300, step_length=0.3,
                                                     stop_confidence=0.995)
     confidence = model.predict(found, verbose=0)[:, 9]
     assert (confidence >= 0.99).all(), confidence
@@ -67,7 +67,7 @@ def test_unconstrained_optimization_reaches_target_from_noise_and_zeros(classifi
 
 def test_gradient_map_points_where_the_target_grows(classifier_and_fours):
     model, fours = classifier_and_fours
-    gradient = adversarial.gradient_map(model, fours[:4], 9)
+    gradient = attacks.gradient_map(model, fours[:4], 9)
     assert gradient.shape == (4, 28, 28, 1) and np.abs(gradient).max() > 0
     # A small step along the gradient raises p(9) (first-order check).
     step = 1e-3 * gradient / np.abs(gradient).max(axis=(1, 2, 3), keepdims=True)
@@ -87,9 +87,9 @@ def test_gradient_map_points_where_the_target_grows(classifier_and_fours):
 ])
 def test_bad_images_are_rejected_clearly(classifier_and_fours, images, message):
     model, _ = classifier_and_fours
-    for attack in (lambda x: adversarial.pgd_attack(model, x, 9, norm="linf", epsilon=0.1, steps=1),
-                   lambda x: adversarial.unconstrained_attack(model, x, 9, steps=1),
-                   lambda x: adversarial.gradient_map(model, x, 9)):
+    for attack in (lambda x: attacks.pgd_attack(model, x, 9, norm="linf", epsilon=0.1, steps=1),
+                   lambda x: attacks.unconstrained_attack(model, x, 9, steps=1),
+                   lambda x: attacks.gradient_map(model, x, 9)):
         with pytest.raises(ValueError, match=message):
             attack(images)
 
@@ -97,11 +97,11 @@ def test_bad_images_are_rejected_clearly(classifier_and_fours, images, message):
 def test_bad_attack_settings_are_rejected(classifier_and_fours):
     model, fours = classifier_and_fours
     with pytest.raises(ValueError, match="target=10"):
-        adversarial.pgd_attack(model, fours, 10, norm="linf", epsilon=0.1)
+        attacks.pgd_attack(model, fours, 10, norm="linf", epsilon=0.1)
     with pytest.raises(ValueError, match="norm='l1'"):
-        adversarial.pgd_attack(model, fours, 9, norm="l1", epsilon=0.1)
+        attacks.pgd_attack(model, fours, 9, norm="l1", epsilon=0.1)
     with pytest.raises(ValueError, match="epsilon=0"):
-        adversarial.pgd_attack(model, fours, 9, norm="l2", epsilon=0)
+        attacks.pgd_attack(model, fours, 9, norm="l2", epsilon=0)
     with pytest.raises(ConfigError, match="source_class"):
         dataclasses.replace(adversarial.PRESETS["quick"], target_class=4).validate()
 

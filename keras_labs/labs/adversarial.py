@@ -6,8 +6,9 @@ and classify it as 9". Report 001 (same exercise) reached 9 "with 99% certainty"
 "only 59%" from the all-zero image, and saw similar "hotspots" in the gradient maps.
 
 This lab runs those cases against a trained `models.mnist_cnn` (trained at the start of the run
-on the same data, or reused from `<export_dir>/_classifiers/`, see `training.mnist_classifier`)
-with three targeted, iterative gradient attacks; every one keeps the pixels in [0, 1]:
+on the same data, or reused from `<export_dir>/_models/`, see `training.mnist_classifier`)
+with three targeted, iterative gradient attacks (`keras_labs.attacks`); every one keeps the
+pixels in [0, 1]:
 
 * `pgd_linf`: projected gradient descent on the cross-entropy of the target class, signed
   steps, projected onto the L-inf ball of radius epsilon around the original (Madry et al.);
@@ -30,11 +31,9 @@ from __future__ import annotations
 
 import dataclasses
 
-import keras
 import numpy as np
-import tensorflow as tf
 
-from keras_labs import ConfigError, data, runs, training, visualization
+from keras_labs import ConfigError, attacks, data, training, visualization
 from keras_labs.config import LabConfig, option
 
 NAME = "adversarial"
@@ -88,203 +87,13 @@ DEFAULT_PRESET = "seed"
 
 
 # --------------------------------------------------------------------------------------------
-# Checks on what goes into an attack
-
-
-def check_images(images, model: keras.Model) -> np.ndarray:
-    """Returns `images` as float32 after checking they fit `model` and lie in [0, 1].
-
-    Raises:
-        ValueError: Not numbers, a shape other than (N,) + the model's input shape, a NaN, or a
-            pixel outside [0, 1] (the message quotes the shape or the range found).
-    """
-    array = np.asarray(images)
-    if array.dtype.kind not in "fiub":
-        raise ValueError(f"images must be numbers; got dtype {array.dtype}")
-    expected = tuple(model.input_shape[1:])
-    if array.ndim != len(expected) + 1 or tuple(array.shape[1:]) != expected or not len(array):
-        raise ValueError(f"images of shape {array.shape} do not fit the classifier: expected "
-                         f"(N, {', '.join(map(str, expected))}) with N >= 1")
-    array = array.astype(np.float32)
-    if not np.isfinite(array).all():
-        raise ValueError("images contain NaN or infinite values")
-    low, high = float(array.min()), float(array.max())
-    if low < 0.0 or high > 1.0:
-        raise ValueError(f"pixel values must lie in [0, 1]; got [{low:.4g}, {high:.4g}]"
-                         + (" (uint8 images: divide by 255)" if high > 1.0 else ""))
-    return array
-
-
-def check_target(target, model: keras.Model) -> int:
-    classes = int(model.output_shape[-1])
-    if isinstance(target, bool) or not isinstance(target, int | np.integer) \
-            or not 0 <= target < classes:
-        raise ValueError(f"target={target!r} is not a class of this classifier (0..{classes - 1})")
-    return int(target)
-
-
-# --------------------------------------------------------------------------------------------
-# Gradients and the attacks
-
-
-class _Gradients:
-    """Compiled gradient computations for one classifier (traced once, reused by every step)."""
-
-    _cache: dict[int, _Gradients] = {}
-
-    def __init__(self, model: keras.Model):
-        self.model = model
-
-        @tf.function(reduce_retracing=True)
-        def loss_gradient(images, target):
-            with tf.GradientTape() as tape:
-                tape.watch(images)
-                probabilities = model(images, training=False)
-                # -log p(target | x): descending it is ascending log p(target)
-                loss = -tf.math.log(tf.maximum(probabilities[:, target], 1e-30))
-            return tape.gradient(loss, images), probabilities
-
-        self.loss_gradient = loss_gradient
-
-    def probability_gradient(self, images, target):
-        """d p(target) / d x = -p(target) * d(-log p(target)) / d x (one compiled function)."""
-        gradient, probabilities = self.loss_gradient(images, target)
-        scale = -tf.reshape(probabilities[:, target], [-1] + [1] * (len(gradient.shape) - 1))
-        return gradient * scale
-
-    @classmethod
-    def of(cls, model: keras.Model) -> _Gradients:
-        if id(model) not in cls._cache or cls._cache[id(model)].model is not model:
-            cls._cache[id(model)] = cls(model)
-        return cls._cache[id(model)]
-
-
-def _l2(values: np.ndarray) -> np.ndarray:
-    return np.sqrt((values.reshape(len(values), -1) ** 2).sum(axis=1))
-
-
-def pgd_attack(model: keras.Model, images, target: int, *, norm: str, epsilon: float,
-               steps: int = 100, step_size: float | None = None, batch_size: int = 1000
-               ) -> np.ndarray:
-    """Targeted projected gradient descent: images the model should call `target`, each within
-    `epsilon` of its original in the `norm` ("linf" or "l2") and inside [0, 1].
-
-    Args:
-        model: A classifier returning probabilities.
-        images: (N,) + input shape, in [0, 1].
-        target: The class to reach.
-        norm: "linf" (signed steps) or "l2" (L2-normalized steps).
-        epsilon: The radius of the ball around each original.
-        steps: Iterations.
-        step_size: Length of one step (L-inf or L2); default 2.5 * epsilon / steps.
-        batch_size: Images per gradient computation.
-
-    Raises:
-        ValueError: Bad images (see `check_images`), target, norm or epsilon.
-    """
-    originals = check_images(images, model)
-    target = check_target(target, model)
-    if norm not in ("linf", "l2"):
-        raise ValueError(f"norm={norm!r} is not valid; valid values: linf, l2")
-    if not epsilon > 0:
-        raise ValueError(f"epsilon={epsilon!r} must be > 0")
-    step_size = 2.5 * epsilon / steps if step_size is None else step_size
-    gradients = _Gradients.of(model)
-    results = []
-    for start in range(0, len(originals), batch_size):
-        original = originals[start:start + batch_size]
-        adversarial = original.copy()
-        for _ in range(steps):
-            gradient, _ = gradients.loss_gradient(tf.constant(adversarial), target)
-            gradient = gradient.numpy()
-            if norm == "linf":
-                adversarial = adversarial - step_size * np.sign(gradient)
-                adversarial = np.clip(adversarial, original - epsilon, original + epsilon)
-            else:
-                lengths = np.maximum(_l2(gradient), 1e-12).reshape(-1, *[1] * (gradient.ndim - 1))
-                adversarial = adversarial - step_size * gradient / lengths
-                delta = adversarial - original
-                scale = np.minimum(1.0, epsilon / np.maximum(_l2(delta), 1e-12))
-                adversarial = original + delta * scale.reshape(lengths.shape)
-            # Clipping to the valid range only shrinks the perturbation: it stays in the ball.
-            adversarial = np.clip(adversarial, 0.0, 1.0)
-        results.append(adversarial)
-    return np.concatenate(results).astype(np.float32)
-
-
-def unconstrained_attack(model: keras.Model, images, target: int, *, steps: int = 500,
-                         step_length: float = 0.1, stop_confidence: float = 0.999,
-                         batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
-    """The reports' input optimization: gradient ascent on log p(target | x) with no distance
-    budget, pixels clipped to [0, 1]; each image stops once p(target) >= `stop_confidence`.
-
-    Returns:
-        (the optimized images, the mean p(target) before every step and after the last one:
-        shape (steps + 1,)).
-
-    Raises:
-        ValueError: Bad images (see `check_images`) or target.
-    """
-    originals = check_images(images, model)
-    target = check_target(target, model)
-    gradients = _Gradients.of(model)
-    results, curves = [], []
-    for start in range(0, len(originals), batch_size):
-        adversarial = originals[start:start + batch_size].copy()
-        curve = []
-        for _ in range(steps):
-            gradient, probabilities = gradients.loss_gradient(tf.constant(adversarial), target)
-            confidence = probabilities.numpy()[:, target]
-            curve.append(confidence)
-            active = (confidence < stop_confidence).reshape(-1, *[1] * (adversarial.ndim - 1))
-            if not active.any():
-                break
-            gradient = gradient.numpy()
-            lengths = np.maximum(_l2(gradient), 1e-12).reshape(active.shape)
-            adversarial = np.where(active, np.clip(adversarial - step_length * gradient / lengths,
-                                                   0.0, 1.0), adversarial)
-        final = model(adversarial, training=False).numpy()[:, target]
-        curve = curve + [final] * (steps + 1 - len(curve))
-        results.append(adversarial)
-        curves.append(np.stack(curve))
-    curve = np.concatenate(curves, axis=1).mean(axis=1)
-    return np.concatenate(results).astype(np.float32), curve
-
-
-def gradient_map(model: keras.Model, images, target: int) -> np.ndarray:
-    """d p(target | x) / d x for each image: where a pixel change moves the target's probability."""
-    images = check_images(images, model)
-    target = check_target(target, model)
-    return _Gradients.of(model).probability_gradient(tf.constant(images), target).numpy()
-
-
-def summarize(model: keras.Model, originals: np.ndarray, adversarials: np.ndarray,
-              target: int) -> dict:
-    """Success rate (predicted class == target), mean confidence in the target, and the mean
-    and max perturbation in L2 and L-inf."""
-    probabilities = np.asarray(model.predict(adversarials, batch_size=1000, verbose=0))
-    delta = (adversarials - originals).reshape(len(originals), -1)
-    l2, linf = np.sqrt((delta ** 2).sum(axis=1)), np.abs(delta).max(axis=1)
-    return {
-        "success_rate": float((probabilities.argmax(axis=1) == target).mean()),
-        "mean_confidence": float(probabilities[:, target].mean()),
-        "mean_l2": float(l2.mean()), "max_l2": float(l2.max()),
-        "mean_linf": float(linf.mean()), "max_linf": float(linf.max()),
-        "min_pixel": float(adversarials.min()), "max_pixel": float(adversarials.max()),
-    }
-
-
-# --------------------------------------------------------------------------------------------
 # The run
 
 
 def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     """Trains (or reuses) the classifier, runs every attack and case; returns the metrics."""
-    run = runs.Run(NAME, config, workdir, resume=resume)
-    strategy = training.setup(config, run)
-    datasets, source = data.load("mnist", ("train", "test"), data=config.data,
-                                 data_dir=config.data_dir)
-    run.record_data(source)
+    run, strategy = training.start(NAME, config, workdir, resume=resume)
+    datasets, source = run.load_data("mnist")
     model, classifier = training.mnist_classifier(
         datasets, source, config.export_dir, epochs=config.classifier_epochs,
         train_examples=config.classifier_examples, seed=config.seed, strategy=strategy)
@@ -299,25 +108,25 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     print(f"{NAME}: {len(source_images)} test {source_name}s, classified as {source_name}: "
           f"{(clean.argmax(axis=1) == config.source_class).mean():.4f}", flush=True)
 
-    attacks: dict[str, dict] = {"pgd_linf": {}, "pgd_l2": {}}
+    summaries: dict[str, dict] = {"pgd_linf": {}, "pgd_l2": {}}
     adversarials: dict[str, np.ndarray] = {}
     for norm, epsilons in (("linf", config.linf_epsilons), ("l2", config.l2_epsilons)):
         for epsilon in sorted(epsilons):
-            found = pgd_attack(model, source_images, target, norm=norm, epsilon=epsilon,
+            found = attacks.pgd_attack(model, source_images, target, norm=norm, epsilon=epsilon,
                                steps=config.pgd_steps, step_size=config.step_scale * epsilon
                                / config.pgd_steps)
-            summary = summarize(model, source_images, found, target)
-            attacks[f"pgd_{norm}"][f"{epsilon:g}"] = summary
+            summary = attacks.summarize(model, source_images, found, target)
+            summaries[f"pgd_{norm}"][f"{epsilon:g}"] = summary
             adversarials[f"pgd_{norm}@{epsilon:g}"] = found
             print(f"pgd_{norm} epsilon {epsilon:g}: success {summary['success_rate']:.4f}, mean "
                   f"confidence {summary['mean_confidence']:.4f}", flush=True)
 
-    smallest = _smallest_linf_epsilon(model, source_images, target, config, attacks["pgd_linf"])
+    smallest = _smallest_linf_epsilon(model, source_images, target, config, summaries["pgd_linf"])
 
-    found, _ = unconstrained_attack(model, source_images, target, steps=config.unconstrained_steps,
+    found, _ = attacks.unconstrained_attack(model, source_images, target, steps=config.unconstrained_steps,
                                     step_length=config.unconstrained_step,
                                     stop_confidence=config.stop_confidence)
-    attacks["unconstrained"] = summarize(model, source_images, found, target)
+    summaries["unconstrained"] = attacks.summarize(model, source_images, found, target)
     adversarials["unconstrained"] = found
 
     noise = np.random.default_rng(config.seed).random(
@@ -325,7 +134,7 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     zeros = np.zeros((1, *model.input_shape[1:]), dtype=np.float32)
     cases, curves, case_images = {}, {}, {}
     for name, start in (("noise", noise), ("zeros", zeros)):
-        found, curve = unconstrained_attack(model, start, target, steps=config.unconstrained_steps,
+        found, curve = attacks.unconstrained_attack(model, start, target, steps=config.unconstrained_steps,
                                             step_length=config.unconstrained_step,
                                             stop_confidence=config.stop_confidence)
         confidence = np.asarray(model.predict(found, verbose=0))[:, target]
@@ -339,22 +148,22 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
             "success_rate": float((np.asarray(model.predict(found, verbose=0)).argmax(axis=1)
                                    == target).mean()),
             "steps_to_99_percent": int(reached[0]) if len(reached) else None,
-            "mean_l2_change": float(_l2(found - start).mean()),
+            "mean_l2_change": float(attacks.l2_norms(found - start).mean()),
             "examples": len(start),
         }
         curves[name], case_images[name] = curve, (start, found)
         print(f"{name} -> {target}: confidence {cases[name]['confidence']:.4f} (from "
               f"{cases[name]['start_confidence']:.4f})", flush=True)
 
-    _plots(run, config, model, source_images, adversarials, attacks, smallest, curves,
+    _plots(run, config, model, source_images, adversarials, summaries, smallest, curves,
            case_images)
     metrics = {
         "success_rate": {
-            "pgd_linf": {key: value["success_rate"] for key, value in attacks["pgd_linf"].items()},
-            "pgd_l2": {key: value["success_rate"] for key, value in attacks["pgd_l2"].items()},
-            "unconstrained": attacks["unconstrained"]["success_rate"],
+            "pgd_linf": {key: value["success_rate"] for key, value in summaries["pgd_linf"].items()},
+            "pgd_l2": {key: value["success_rate"] for key, value in summaries["pgd_l2"].items()},
+            "unconstrained": summaries["unconstrained"]["success_rate"],
         },
-        "attacks": attacks,
+        "attacks": summaries,
         "smallest_linf_epsilon_for_100_percent": smallest["epsilon"],
         "smallest_linf_epsilon_search": smallest,
         "noise": cases["noise"],
@@ -385,10 +194,10 @@ def _smallest_linf_epsilon(model, images, target, config: Config, grid: dict) ->
     low = max([epsilon for epsilon, _ in values if epsilon < high], default=0.0)
     for _ in range(config.bisection_steps):
         middle = round((low + high) / 2, 4)
-        found = pgd_attack(model, images, target, norm="linf", epsilon=middle,
+        found = attacks.pgd_attack(model, images, target, norm="linf", epsilon=middle,
                            steps=config.pgd_steps, step_size=config.step_scale * middle
                            / config.pgd_steps)
-        rate = summarize(model, images, found, target)["success_rate"]
+        rate = attacks.summarize(model, images, found, target)["success_rate"]
         result["probes"][f"{middle:g}"] = rate
         if rate >= 1.0:
             high = middle
@@ -398,23 +207,23 @@ def _smallest_linf_epsilon(model, images, target, config: Config, grid: dict) ->
     return result
 
 
-def _plots(run, config: Config, model, originals, adversarials, attacks, smallest, curves,
+def _plots(run, config: Config, model, originals, adversarials, summaries, smallest, curves,
            case_images) -> None:
     target, source = config.target_class, config.source_class
     panels = {}
     for norm, label in (("pgd_linf", "L-inf"), ("pgd_l2", "L2")):
-        epsilons = [float(key) for key in attacks[norm]]
+        epsilons = [float(key) for key in summaries[norm]]
         panels[f"success rate, {label} budget"] = {
-            "success rate": (epsilons, [attacks[norm][key]["success_rate"] for key in attacks[norm]]),
-            f"mean p({target})": (epsilons, [attacks[norm][key]["mean_confidence"]
-                                             for key in attacks[norm]])}
+            "success rate": (epsilons, [summaries[norm][key]["success_rate"] for key in summaries[norm]]),
+            f"mean p({target})": (epsilons, [summaries[norm][key]["mean_confidence"]
+                                             for key in summaries[norm]])}
     visualization.plot_curves(panels, run.plot_path("success_vs_epsilon"), x_label="epsilon",
                               title=f"targeted PGD, {source} -> {target}, {len(originals)} "
                                     "test images",
                               references={name: {"100%": 1.0} for name in panels})
 
     shown = originals[:config.show_examples]
-    gradient = gradient_map(model, shown, target)
+    gradient = attacks.gradient_map(model, shown, target)
     before = np.asarray(model.predict(shown, verbose=0))
     linf_key = f"pgd_linf@{smallest['grid_epsilon'] or max(config.linf_epsilons):g}"
     l2_key = f"pgd_l2@{max(config.l2_epsilons):g}"
@@ -428,7 +237,7 @@ def _plots(run, config: Config, model, originals, adversarials, attacks, smalles
 
     starts = np.concatenate([case_images["noise"][0][:3], case_images["zeros"][0]])
     found = np.concatenate([case_images["noise"][1][:3], case_images["zeros"][1]])
-    _side_by_side(run.plot_path("noise_and_zeros"), starts, found, gradient_map(model, starts, target),
+    _side_by_side(run.plot_path("noise_and_zeros"), starts, found, attacks.gradient_map(model, starts, target),
                   np.asarray(model.predict(starts, verbose=0)),
                   np.asarray(model.predict(found, verbose=0)), None, target,
                   title=f"uniform noise (rows 1-3) and the zero image (row 4) -> {target}")

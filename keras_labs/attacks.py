@@ -1,0 +1,196 @@
+"""Targeted gradient attacks on an image classifier that returns probabilities.
+
+Every attack keeps the pixels in [0, 1]; the gradients are compiled once per model and reused
+by every step. `labs/adversarial.py` runs them on MNIST (report 000/001, exercise 5).
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+# Checks on what goes into an attack
+
+
+def check_images(images, model: keras.Model) -> np.ndarray:
+    """Returns `images` as float32 after checking they fit `model` and lie in [0, 1].
+
+    Raises:
+        ValueError: Not numbers, a shape other than (N,) + the model's input shape, a NaN, or a
+            pixel outside [0, 1] (the message quotes the shape or the range found).
+    """
+    array = np.asarray(images)
+    if array.dtype.kind not in "fiub":
+        raise ValueError(f"images must be numbers; got dtype {array.dtype}")
+    expected = tuple(model.input_shape[1:])
+    if array.ndim != len(expected) + 1 or tuple(array.shape[1:]) != expected or not len(array):
+        raise ValueError(f"images of shape {array.shape} do not fit the classifier: expected "
+                         f"(N, {', '.join(map(str, expected))}) with N >= 1")
+    array = array.astype(np.float32)
+    if not np.isfinite(array).all():
+        raise ValueError("images contain NaN or infinite values")
+    low, high = float(array.min()), float(array.max())
+    if low < 0.0 or high > 1.0:
+        raise ValueError(f"pixel values must lie in [0, 1]; got [{low:.4g}, {high:.4g}]"
+                         + (" (uint8 images: divide by 255)" if high > 1.0 else ""))
+    return array
+
+
+def check_target(target, model: keras.Model) -> int:
+    classes = int(model.output_shape[-1])
+    if isinstance(target, bool) or not isinstance(target, int | np.integer) \
+            or not 0 <= target < classes:
+        raise ValueError(f"target={target!r} is not a class of this classifier (0..{classes - 1})")
+    return int(target)
+
+
+# Gradients and the attacks
+
+
+class _Gradients:
+    """Compiled gradient computations for one classifier (traced once, reused by every step)."""
+
+    _cache: dict[int, _Gradients] = {}
+
+    def __init__(self, model: keras.Model):
+        self.model = model
+
+        @tf.function(reduce_retracing=True)
+        def loss_gradient(images, target):
+            with tf.GradientTape() as tape:
+                tape.watch(images)
+                probabilities = model(images, training=False)
+                # -log p(target | x): descending it is ascending log p(target)
+                loss = -tf.math.log(tf.maximum(probabilities[:, target], 1e-30))
+            return tape.gradient(loss, images), probabilities
+
+        self.loss_gradient = loss_gradient
+
+    def probability_gradient(self, images, target):
+        """d p(target) / d x = -p(target) * d(-log p(target)) / d x (one compiled function)."""
+        gradient, probabilities = self.loss_gradient(images, target)
+        scale = -tf.reshape(probabilities[:, target], [-1] + [1] * (len(gradient.shape) - 1))
+        return gradient * scale
+
+    @classmethod
+    def of(cls, model: keras.Model) -> _Gradients:
+        if id(model) not in cls._cache or cls._cache[id(model)].model is not model:
+            cls._cache[id(model)] = cls(model)
+        return cls._cache[id(model)]
+
+
+def l2_norms(values: np.ndarray) -> np.ndarray:
+    """The L2 norm of each item of a batch."""
+    return np.sqrt((values.reshape(len(values), -1) ** 2).sum(axis=1))
+
+
+def pgd_attack(model: keras.Model, images, target: int, *, norm: str, epsilon: float,
+               steps: int = 100, step_size: float | None = None, batch_size: int = 1000
+               ) -> np.ndarray:
+    """Targeted projected gradient descent: images the model should call `target`, each within
+    `epsilon` of its original in the `norm` ("linf" or "l2") and inside [0, 1].
+
+    Args:
+        model: A classifier returning probabilities.
+        images: (N,) + input shape, in [0, 1].
+        target: The class to reach.
+        norm: "linf" (signed steps) or "l2" (L2-normalized steps).
+        epsilon: The radius of the ball around each original.
+        steps: Iterations.
+        step_size: Length of one step (L-inf or L2); default 2.5 * epsilon / steps.
+        batch_size: Images per gradient computation.
+
+    Raises:
+        ValueError: Bad images (see `check_images`), target, norm or epsilon.
+    """
+    originals = check_images(images, model)
+    target = check_target(target, model)
+    if norm not in ("linf", "l2"):
+        raise ValueError(f"norm={norm!r} is not valid; valid values: linf, l2")
+    if not epsilon > 0:
+        raise ValueError(f"epsilon={epsilon!r} must be > 0")
+    step_size = 2.5 * epsilon / steps if step_size is None else step_size
+    gradients = _Gradients.of(model)
+    results = []
+    for start in range(0, len(originals), batch_size):
+        original = originals[start:start + batch_size]
+        adversarial = original.copy()
+        for _ in range(steps):
+            gradient, _ = gradients.loss_gradient(tf.constant(adversarial), target)
+            gradient = gradient.numpy()
+            if norm == "linf":
+                adversarial = adversarial - step_size * np.sign(gradient)
+                adversarial = np.clip(adversarial, original - epsilon, original + epsilon)
+            else:
+                lengths = np.maximum(l2_norms(gradient), 1e-12).reshape(-1, *[1] * (gradient.ndim - 1))
+                adversarial = adversarial - step_size * gradient / lengths
+                delta = adversarial - original
+                scale = np.minimum(1.0, epsilon / np.maximum(l2_norms(delta), 1e-12))
+                adversarial = original + delta * scale.reshape(lengths.shape)
+            # Clipping to the valid range only shrinks the perturbation: it stays in the ball.
+            adversarial = np.clip(adversarial, 0.0, 1.0)
+        results.append(adversarial)
+    return np.concatenate(results).astype(np.float32)
+
+
+def unconstrained_attack(model: keras.Model, images, target: int, *, steps: int = 500,
+                         step_length: float = 0.1, stop_confidence: float = 0.999,
+                         batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """The reports' input optimization: gradient ascent on log p(target | x) with no distance
+    budget, pixels clipped to [0, 1]; each image stops once p(target) >= `stop_confidence`.
+
+    Returns:
+        (the optimized images, the mean p(target) before every step and after the last one:
+        shape (steps + 1,)).
+
+    Raises:
+        ValueError: Bad images (see `check_images`) or target.
+    """
+    originals = check_images(images, model)
+    target = check_target(target, model)
+    gradients = _Gradients.of(model)
+    results, curves = [], []
+    for start in range(0, len(originals), batch_size):
+        adversarial = originals[start:start + batch_size].copy()
+        curve = []
+        for _ in range(steps):
+            gradient, probabilities = gradients.loss_gradient(tf.constant(adversarial), target)
+            confidence = probabilities.numpy()[:, target]
+            curve.append(confidence)
+            active = (confidence < stop_confidence).reshape(-1, *[1] * (adversarial.ndim - 1))
+            if not active.any():
+                break
+            gradient = gradient.numpy()
+            lengths = np.maximum(l2_norms(gradient), 1e-12).reshape(active.shape)
+            adversarial = np.where(active, np.clip(adversarial - step_length * gradient / lengths,
+                                                   0.0, 1.0), adversarial)
+        final = model(adversarial, training=False).numpy()[:, target]
+        curve = curve + [final] * (steps + 1 - len(curve))
+        results.append(adversarial)
+        curves.append(np.stack(curve))
+    curve = np.concatenate(curves, axis=1).mean(axis=1)
+    return np.concatenate(results).astype(np.float32), curve
+
+
+def gradient_map(model: keras.Model, images, target: int) -> np.ndarray:
+    """d p(target | x) / d x for each image: where a pixel change moves the target's probability."""
+    images = check_images(images, model)
+    target = check_target(target, model)
+    return _Gradients.of(model).probability_gradient(tf.constant(images), target).numpy()
+
+
+def summarize(model: keras.Model, originals: np.ndarray, adversarials: np.ndarray,
+              target: int) -> dict:
+    """Success rate (predicted class == target), mean confidence in the target, and the mean
+    and max perturbation in L2 and L-inf."""
+    probabilities = np.asarray(model.predict(adversarials, batch_size=1000, verbose=0))
+    delta = (adversarials - originals).reshape(len(originals), -1)
+    l2, linf = np.sqrt((delta ** 2).sum(axis=1)), np.abs(delta).max(axis=1)
+    return {
+        "success_rate": float((probabilities.argmax(axis=1) == target).mean()),
+        "mean_confidence": float(probabilities[:, target].mean()),
+        "mean_l2": float(l2.mean()), "max_l2": float(l2.max()),
+        "mean_linf": float(linf.mean()), "max_linf": float(linf.max()),
+        "min_pixel": float(adversarials.min()), "max_pixel": float(adversarials.max()),
+    }
