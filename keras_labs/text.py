@@ -1,8 +1,9 @@
 """Recurrent language models shared by the `char-rnn` and `word-rnn` labs.
 
-One model definition serves training, evaluation and generation: `build_language_model`
-returns a training model (token ids in, next-token logits out) and a *step model* that shares its
-layers and also takes and returns the recurrent states. The step model runs the whole prime
+One model definition serves training, evaluation and generation:
+`keras_labs.models.build_language_model` returns a training model (token ids in, next-token
+logits out) and a *step model* that shares its layers and also takes and returns the recurrent
+states. The step model runs the whole prime
 through the RNN in one call and then samples one token at a time from the kept state, so a
 10,000-character prime costs one pass, not 10,000 re-reads.
 
@@ -16,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import re
 import time
 import warnings
 from collections.abc import Sequence
@@ -25,40 +25,11 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-from keras import layers, ops
 
 from keras_labs import ConfigError, training
 from keras_labs.config import LabConfig, option
-from keras_labs.data import Vocabulary
-
-# Words keep inner apostrophes ("Call'd", "'tis"); every other non-space character and every
-# newline is a token of its own. The same rules run in Python (training data) and in the
-# SavedModel (RE2 regular expressions), so a prime is tokenized alike in both.
-_PUNCTUATION = r"([^A-Za-z'\s])"
-_NEWLINE = "\n"
-
-
-def tokenize_words(text: str) -> list[str]:
-    """Splits text into word, punctuation and newline tokens (spaces are implied between tokens)."""
-    spaced = re.sub(_PUNCTUATION, r" \1 ", text).replace(_NEWLINE, f" {_NEWLINE} ")
-    return [token for token in spaced.split(" ") if token]
-
-
-def detokenize_words(tokens: Sequence[str]) -> str:
-    """Joins word tokens back into readable text (no space before punctuation or around newlines)."""
-    text = " ".join(tokens)
-    text = re.sub(r" ?\n ?", "\n", text)
-    return re.sub(r" ([.,;:!?])", r"\1", text)
-
-
-def split_tokens(text: str, level: str) -> list[str]:
-    """The tokens of `text` at `level` "char" or "word"."""
-    if level == "char":
-        return list(text)
-    if level == "word":
-        return tokenize_words(text)
-    raise ValueError(f"level={level!r} is not valid; valid values: char, word")
-
+from keras_labs.data import NEWLINE, PUNCTUATION, Vocabulary
+from keras_labs.models.language import build_language_model, zero_states
 
 # --------------------------------------------------------------------------------------------
 # Configuration shared by the char- and word-level labs
@@ -110,200 +81,6 @@ class LanguageModelConfig(LabConfig):
         if self.warmup_steps >= self.steps:
             raise ConfigError(f"warmup_steps={self.warmup_steps} is not valid; it must be < "
                               f"steps={self.steps}")
-
-
-# --------------------------------------------------------------------------------------------
-# Model
-
-
-def gru_recurrence(projected: tf.Tensor, initial_state: tf.Tensor, recurrent_kernel: tf.Tensor,
-                   recurrent_bias: tf.Tensor) -> tf.Tensor:
-    """The GRU recurrence (Keras's math, reset gate after the product) over precomputed inputs.
-
-    Args:
-        projected: (time, batch, 3 * units), every step's `x_t @ kernel + input_bias`, gates in
-            Keras's order z, r, h.
-        initial_state: (batch, units).
-        recurrent_kernel: (units, 3 * units).
-        recurrent_bias: (3 * units,).
-
-    Returns:
-        The states, (time, batch, units).
-
-    The gradient is written by hand. Differentiating the loop lets TensorFlow accumulate the
-    recurrent kernel's gradient inside the backward loop, one thin (units x batch) @ (batch x
-    3 * units) product per step; here the backward loop only carries the state's gradient
-    (one product per step) and the kernel's gradient is a single wide product over all steps
-    afterwards. With the input projection hoisted too, a training step of the 2x384 character
-    model went from ~1.0 to ~0.75 s on the 2-core CPU.
-    """
-    units = recurrent_kernel.shape[0]
-
-    @tf.custom_gradient
-    def recurrence(projected, initial_state, recurrent_kernel, recurrent_bias):
-        def step(carry, projected_t):
-            previous = carry[0]
-            inner = tf.matmul(previous, recurrent_kernel) + recurrent_bias
-            gates = tf.sigmoid(projected_t[:, :2 * units] + inner[:, :2 * units])
-            update, reset = gates[:, :units], gates[:, units:]
-            inner_candidate = inner[:, 2 * units:]
-            candidate = tf.tanh(projected_t[:, 2 * units:] + reset * inner_candidate)
-            state = candidate + update * (previous - candidate)
-            return state, update, reset, candidate, inner_candidate
-
-        zeros = tf.zeros_like(initial_state)
-        states, updates, resets, candidates, inner_candidates = tf.scan(
-            step, projected, initializer=(initial_state, zeros, zeros, zeros, zeros))
-
-        def gradient(upstream):
-            previous_states = tf.concat([initial_state[None], states[:-1]], axis=0)
-            transposed_kernel = tf.transpose(recurrent_kernel)
-
-            def back(carry, inputs):
-                upstream_t, previous, update, reset, candidate, inner_candidate = inputs
-                d_state = carry[0] + upstream_t
-                d_update = d_state * (previous - candidate) * update * (1.0 - update)
-                d_candidate = d_state * (1.0 - update) * (1.0 - candidate * candidate)
-                d_reset = d_candidate * inner_candidate * reset * (1.0 - reset)
-                d_inner = tf.concat([d_update, d_reset, d_candidate * reset], axis=-1)
-                d_previous = d_state * update + tf.matmul(d_inner, transposed_kernel)
-                return d_previous, d_inner, d_candidate
-
-            d_previous, d_inner, d_candidate = tf.scan(
-                back, (upstream, previous_states, updates, resets, candidates, inner_candidates),
-                initializer=(zeros, tf.zeros_like(projected[0]), zeros), reverse=True)
-            d_projected = tf.concat([d_inner[..., :2 * units], d_candidate], axis=-1)
-            d_kernel = tf.einsum("tbu,tbg->ug", previous_states, d_inner)
-            return d_projected, d_previous[0], d_kernel, tf.reduce_sum(d_inner, axis=(0, 1))
-
-        return states, gradient
-
-    return recurrence(projected, initial_state, recurrent_kernel, recurrent_bias)
-
-
-@keras.saving.register_keras_serializable(package="keras_labs")
-class HoistedGRU(layers.Layer):
-    """A GRU (Keras's `GRU` math: reset gate after the product, gates z, r, h) that computes
-    the input projection of every time step in one matrix product before the recurrence.
-
-    Keras's CPU GRU multiplies each step's input by the kernel inside its loop: for a batch of
-    64 that is a hundred thin products where one wide one does the same work. Hoisting it out
-    leaves only `h @ recurrent_kernel` in the loop, and `gru_recurrence`'s hand-written
-    gradient does the same for the backward pass. Weights have the shapes and order of
-    `keras.layers.GRU`'s, so they load into either.
-
-    Call: `sequence, state = layer(inputs, initial_state=[h0])` (`initial_state` optional).
-    """
-
-    def __init__(self, units: int, **kwargs):
-        super().__init__(**kwargs)
-        self.units = units
-
-    def build(self, input_shape):
-        self.kernel = self.add_weight(shape=(input_shape[-1], 3 * self.units),
-                                      initializer="glorot_uniform", name="kernel")
-        self.recurrent_kernel = self.add_weight(shape=(self.units, 3 * self.units),
-                                                initializer="orthogonal", name="recurrent_kernel")
-        self.bias = self.add_weight(shape=(2, 3 * self.units), initializer="zeros", name="bias")
-
-    def call(self, inputs, initial_state=None):
-        kernel = ops.cast(self.kernel, self.compute_dtype)
-        recurrent_kernel = ops.cast(self.recurrent_kernel, self.compute_dtype)
-        bias = ops.cast(self.bias, self.compute_dtype)
-        # (time, batch, 3 * units): the input half of every gate, for all steps at once.
-        projected = tf.einsum("btf,fg->tbg", inputs, kernel) + bias[0]
-        if initial_state is None:
-            state = tf.zeros((tf.shape(inputs)[0], self.units), self.compute_dtype)
-        else:
-            state = ops.cast(initial_state[0], self.compute_dtype)
-        states = gru_recurrence(projected, state, tf.convert_to_tensor(recurrent_kernel),
-                                bias[1])
-        return tf.transpose(states, (1, 0, 2)), states[-1]
-
-    def compute_output_shape(self, inputs_shape, initial_state_shape=None):
-        return (inputs_shape[0], inputs_shape[1], self.units), (inputs_shape[0], self.units)
-
-    def get_config(self):
-        return {**super().get_config(), "units": self.units}
-
-
-def build_language_model(vocabulary_size: int, *, cell: str = "gru", units: int = 256,
-                         num_layers: int = 2, embedding_dim: int = 64, dropout: float = 0.0,
-                         compute_dtype: str = "float32", name: str = "language_model",
-                         implementation: str = "keras"
-                         ) -> tuple[keras.Model, keras.Model, list[int]]:
-    """An embedding, a stack of GRU or LSTM layers and a softmax head over the vocabulary.
-
-    Args:
-        vocabulary_size: Output classes (id 0 is the out-of-vocabulary token).
-        cell: "gru" or "lstm".
-        units: Width of every recurrent layer.
-        num_layers: Recurrent layers stacked.
-        embedding_dim: Width of the token embedding.
-        dropout: Dropout on the embedding and between layers (training only).
-        compute_dtype: "float32", or "bfloat16" to run the matrix products in bfloat16 (worth
-            it only with hardware support: GPUs, CPUs with AVX512-BF16 or AMX; emulated, it is
-            slower); weights, logits and states stay float32.
-        name: The training model's name.
-        implementation: "keras" (`keras.layers.GRU`/`LSTM`: cuDNN on a GPU) or "hoisted"
-            (GRU only: `HoistedGRU`, faster on a CPU).
-
-    Returns:
-        (training model: ids (batch, time) -> logits (batch, time, vocabulary);
-         step model: [ids, *states] -> [logits, *states], sharing the training model's weights;
-         the width of each state tensor, in the order the step model takes them).
-    """
-    if cell not in ("gru", "lstm"):
-        raise ValueError(f"cell={cell!r} is not valid; valid values: gru, lstm")
-    if implementation not in ("keras", "hoisted"):
-        raise ValueError(f"implementation={implementation!r} is not valid; valid values: keras, "
-                         "hoisted")
-    if implementation == "hoisted" and cell != "gru":
-        raise ValueError(f"implementation='hoisted' is a GRU; cell={cell!r} needs 'keras'")
-    if compute_dtype not in ("float32", "bfloat16"):
-        raise ValueError(f"compute_dtype={compute_dtype!r} is not valid; valid values: "
-                         "float32, bfloat16")
-    policy = "mixed_bfloat16" if compute_dtype == "bfloat16" else None
-    embedding = layers.Embedding(vocabulary_size, embedding_dim, name="embedding", dtype=policy)
-    recurrent = []
-    for index in range(1, num_layers + 1):
-        if implementation == "hoisted":
-            recurrent.append(HoistedGRU(units, name=f"{cell}{index}", dtype=policy))
-            continue
-        layer_class = layers.GRU if cell == "gru" else layers.LSTM
-        recurrent.append(layer_class(units, return_sequences=True, return_state=True,
-                                     name=f"{cell}{index}", dtype=policy))
-    dropouts = [layers.Dropout(dropout, name=f"dropout{index}") for index in range(num_layers + 1)]
-    head = layers.Dense(vocabulary_size, name="logits", dtype="float32")
-    states_per_layer = 1 if cell == "gru" else 2
-
-    def stack(ids, initial_states=None):
-        x = dropouts[0](embedding(ids))
-        final_states = []
-        for index, layer in enumerate(recurrent):
-            initial = None
-            if initial_states is not None:
-                initial = initial_states[index * states_per_layer:(index + 1) * states_per_layer]
-            x, *states = layer(x, initial_state=initial)
-            final_states.extend(ops.cast(state, "float32") for state in states)
-            x = dropouts[index + 1](x)
-        return head(x), final_states
-
-    ids = keras.Input(shape=(None,), dtype="int32", name="ids")
-    logits, _ = stack(ids)
-    model = keras.Model(ids, logits, name=name)
-
-    step_ids = keras.Input(shape=(None,), dtype="int32", name="ids")
-    state_inputs = [keras.Input(shape=(units,), name=f"state{index}")
-                    for index in range(num_layers * states_per_layer)]
-    step_logits, step_states = stack(step_ids, state_inputs)
-    step_model = keras.Model([step_ids, *state_inputs], [step_logits, *step_states],
-                             name=f"{name}_step")
-    return model, step_model, [units] * len(state_inputs)
-
-
-def zero_states(state_sizes: Sequence[int], batch_size) -> list[tf.Tensor]:
-    return [tf.zeros((batch_size, size), tf.float32) for size in state_sizes]
 
 
 # --------------------------------------------------------------------------------------------
@@ -361,27 +138,6 @@ class TimeBudget(keras.callbacks.Callback):
         if self.seconds and time.perf_counter() - self._start > self.seconds:
             self.stopped_at_step = int(self.model.optimizer.iterations.numpy())
             self.model.stop_training = True
-
-
-def training_windows(ids: np.ndarray, *, sequence_length: int, batch_size: int, stride: int,
-                     seed: int = 0) -> tf.data.Dataset:
-    """Endless batches of (input, shifted target) windows drawn uniformly from the whole text.
-
-    The same windows as `data.text_windows(..., stride=stride)`, cut with NumPy (a strided view:
-    `Dataset.window` takes ~9 CPU-seconds on Tiny Shakespeare) and shuffled all together every
-    pass: `text_windows` shuffles within 10,000 windows, so on a long text each batch would come
-    from one stretch of the play and the model would chase the local scene, not the language.
-    """
-    ids = np.asarray(ids, dtype=np.int32)
-    if len(ids) <= sequence_length:
-        raise ConfigError(f"sequence_length={sequence_length} is not valid; the training text "
-                          f"has only {len(ids)} tokens")
-    chunks = np.lib.stride_tricks.sliding_window_view(ids, sequence_length + 1)[::stride]
-    windows = tf.data.Dataset.from_tensor_slices(np.ascontiguousarray(chunks))
-    windows = windows.shuffle(len(chunks), seed=seed, reshuffle_each_iteration=True).repeat()
-    return (windows.batch(batch_size, drop_remainder=True)
-            .map(lambda chunk: (chunk[:, :-1], chunk[:, 1:]), num_parallel_calls=tf.data.AUTOTUNE)
-            .prefetch(tf.data.AUTOTUNE))
 
 
 def cosine_schedule(learning_rate: float, total_steps: int, warmup_steps: int = 0,
@@ -548,8 +304,8 @@ class TextGenerator(tf.Module):
     def _split(self, prime):
         if self.level == "char":
             return tf.strings.unicode_split(prime, "UTF-8")
-        spaced = tf.strings.regex_replace(prime, _PUNCTUATION, r" \1 ")
-        spaced = tf.strings.regex_replace(spaced, _NEWLINE, f" {_NEWLINE} ")
+        spaced = tf.strings.regex_replace(prime, PUNCTUATION, r" \1 ")
+        spaced = tf.strings.regex_replace(spaced, NEWLINE, f" {NEWLINE} ")
         tokens = tf.strings.split(spaced, sep=" ")
         return tf.boolean_mask(tokens, tf.strings.length(tokens) > 0)
 

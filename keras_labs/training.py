@@ -140,7 +140,8 @@ def fit(run, model: keras.Model, train: tf.data.Dataset, *, epochs: int,
         validation_data: tf.data.Dataset | None = None, name: str = "model",
         initial_epoch: int = 0, steps_per_epoch: int | None = None, callbacks=(),
         histogram_freq: int = 1, history_path: str | os.PathLike | None = None,
-        log_dir: str | os.PathLike | None = None) -> keras.callbacks.History:
+        log_dir: str | os.PathLike | None = None, state=(),
+        loss_keys: tuple[str, ...] = ("loss",)) -> keras.callbacks.History:
     """Trains one compiled model the way every lab does: resumable, logged, checked for NaN.
 
     The input becomes one endless seeded stream (`Backup.stream`), so a run killed with
@@ -162,6 +163,8 @@ def fit(run, model: keras.Model, train: tf.data.Dataset, *, epochs: int,
         histogram_freq: Epochs between weight histograms (0: none).
         history_path: The CSV log (default: the run's history.csv).
         log_dir: The TensorBoard folder (default: the run's tb/).
+        state: More variables the backup saves and restores (see `Backup`).
+        loss_keys: The logged losses checked for NaN (`check_finite`).
 
     Returns:
         The History of every epoch of the run, those before a resume included.
@@ -169,7 +172,7 @@ def fit(run, model: keras.Model, train: tf.data.Dataset, *, epochs: int,
     Raises:
         KerasLabsError: The loss became NaN or infinite.
     """
-    backup = Backup(run, name)
+    backup = Backup(run, name, state=state)
     stream, steps_per_epoch = backup.stream(train, model, steps_per_epoch=steps_per_epoch,
                                             initial_epoch=initial_epoch)
     history = model.fit(
@@ -177,7 +180,7 @@ def fit(run, model: keras.Model, train: tf.data.Dataset, *, epochs: int,
         epochs=epochs, initial_epoch=initial_epoch, shuffle=False, verbose=verbosity(),
         callbacks=standard_callbacks(run, histogram_freq, callbacks, backup=backup,
                                      history_path=history_path, log_dir=log_dir))
-    check_finite(history)
+    check_finite(history, loss_keys)
     return history
 
 
@@ -243,12 +246,15 @@ class Backup(keras.callbacks.BackupAndRestore):
     Args:
         run: The `runs.Run`; backups live in its `backup/` folder.
         name: This fit's name (one folder per fit).
+        state: More variables saved and restored with the seed states: training state that
+            Keras's weights leave out (a `tf.random.Generator`'s state).
     """
 
-    def __init__(self, run, name: str = "model"):
+    def __init__(self, run, name: str = "model", state=()):
         self.directory = Path(run.backup_dir) / plain_name(name, "backup name")
         super().__init__(str(self.directory), save_freq="epoch", delete_checkpoint=False)
-        self._state = self._latest()
+        self.extra_state = list(state)
+        self._state = _latest_state(self.directory)
         metadata = json.loads((self._state / "metadata.json").read_text()) if self._state else {}
         self.completed_epochs = int(metadata.get("epoch", 0))
         self._earlier_logs: dict[str, list] = metadata.get("logs", {})
@@ -258,12 +264,6 @@ class Backup(keras.callbacks.BackupAndRestore):
     def spent_seconds(self) -> float:
         """Training time of the completed epochs (needs `EpochTimer`'s `epoch_time_s`)."""
         return float(sum(self._earlier_logs.get("epoch_time_s", [])))
-
-    def _latest(self) -> Path | None:
-        for candidate in (self.directory / "state", self.directory / "state.previous"):
-            if (candidate / "metadata.json").exists():
-                return candidate
-        return None
 
     def stream(self, dataset: tf.data.Dataset, model: keras.Model,
                steps_per_epoch: int | None = None, initial_epoch: int = 0
@@ -301,6 +301,9 @@ class Backup(keras.callbacks.BackupAndRestore):
             dataset = dataset.skip((self.completed_epochs - initial_epoch) * read_per_epoch)
         return dataset, steps_per_epoch
 
+    def _states(self) -> list:
+        return [*_seed_states(self.model), *self.extra_state]
+
     def _load_model(self):
         if self._state is None:
             return
@@ -308,7 +311,7 @@ class Backup(keras.callbacks.BackupAndRestore):
             self.model.optimizer.build(self.model.trainable_variables)
         self.model.load_weights(str(self._state / "model.weights.h5"))
         with np.load(self._state / "seeds.npz", allow_pickle=False) as seeds:
-            for index, variable in enumerate(_seed_states(self.model)):
+            for index, variable in enumerate(self._states()):
                 variable.assign(seeds[f"seed_{index}"])
         self.model._initial_epoch = self.completed_epochs
         print(f"resumed {self.directory.name} after epoch {self.completed_epochs}", flush=True)
@@ -326,8 +329,7 @@ class Backup(keras.callbacks.BackupAndRestore):
         staging.mkdir(parents=True)
         self.model.save_weights(str(staging / "model.weights.h5"))
         np.savez(staging / "seeds.npz", **{f"seed_{index}": np.asarray(variable.numpy())
-                                           for index, variable in
-                                           enumerate(_seed_states(self.model))})
+                                           for index, variable in enumerate(self._states())})
         logs = {key: self._earlier_logs.get(key, []) + self._logs.get(key, [])
                 for key in {*self._earlier_logs, *self._logs}}
         (staging / "metadata.json").write_text(json.dumps(
@@ -353,18 +355,33 @@ class Backup(keras.callbacks.BackupAndRestore):
         super().on_train_end(logs)
 
 
+def _latest_state(directory: Path) -> Path | None:
+    """The newest whole state a `Backup` saved in `directory`, or None."""
+    for candidate in (directory / "state", directory / "state.previous"):
+        if (candidate / "metadata.json").exists():
+            return candidate
+    return None
+
+
+def backed_up_epochs(workdir: str | os.PathLike, name: str = "model") -> int:
+    """Epochs the fit `name` of the run folder `workdir` saved in its `Backup` (0: none); it
+    reads the folder only, so a lab can refuse a resume before it reopens the run."""
+    state = _latest_state(Path(workdir) / "backup" / plain_name(name, "backup name"))
+    return int(json.loads((state / "metadata.json").read_text())["epoch"]) if state else 0
+
+
 def _seed_states(model: keras.Model) -> list:
     """The state variables of the model's random-seed generators (dropout, noise layers)."""
     weights = {id(weight) for weight in model.weights}
     return [variable for variable in model.variables if id(variable) not in weights]
 
 
-def check_finite(history: keras.callbacks.History) -> None:
-    """Raises a user-facing error when training diverged (NaN or infinite loss)."""
-    losses = history.history.get("loss", [])
-    if any(not math.isfinite(value) for value in losses):
-        raise KerasLabsError("training diverged: the loss became NaN or infinite; lower the "
-                             "learning_rate (nothing was exported)")
+def check_finite(history: keras.callbacks.History, keys: tuple[str, ...] = ("loss",)) -> None:
+    """Raises a user-facing error when training diverged (a NaN or infinite loss in `keys`)."""
+    for key in keys:
+        if any(not math.isfinite(value) for value in history.history.get(key, [])):
+            raise KerasLabsError(f"training diverged: the {key} became NaN or infinite; lower "
+                                 "the learning_rate (nothing was exported)")
 
 
 def verbosity() -> int:

@@ -114,7 +114,7 @@ class _StepClock(keras.callbacks.Callback):
 
 def bench_char_rnn(steps: int) -> list[dict]:
     """The `best` preset's training step with each recurrent implementation (Keras's GRU and
-    `text.HoistedGRU`), compiled as the lab compiles it, on synthetic character ids."""
+    `models.HoistedGRU`), compiled as the lab compiles it, on synthetic character ids."""
     preset = char_rnn.PRESETS["best"]
     execution = preset.steps_per_execution
     steps = max(execution, steps // 3 // execution * execution)  # ~1 s per step: a third
@@ -124,7 +124,7 @@ def bench_char_rnn(steps: int) -> list[dict]:
     rows = []
     for implementation in ("keras", "hoisted"):
         keras.utils.set_random_seed(0)
-        model, _, _ = text.build_language_model(
+        model, _, _ = models.build_language_model(
             66, cell=preset.cell, units=preset.units, num_layers=preset.num_layers,
             embedding_dim=preset.embedding_dim, implementation=implementation)
         text.compile_language_model(model, preset)

@@ -5,8 +5,8 @@
                                       [--no-torch] [--json PATH] [--runs RUN_DIR ...]
 
 For each preset: images/s while training its own model at its own batch size, with its own
-input pipeline (the lab's `make_datasets`: cached tf.data, augmentation where the preset has
-it) and `steps_per_execution`; the time per epoch of the 8,152-image partial CIFAR-10 at that
+input pipeline (the lab's: cached tf.data, augmentation where the preset has it) and
+`steps_per_execution`; the time per epoch of the 8,152-image partial CIFAR-10 at that
 rate; and peak memory (`ru_maxrss` of a fresh process per measurement).
 
 Then the report-004 comparison: the tutorial network with SGD (lr 0.001, momentum 0.9) at
@@ -85,23 +85,46 @@ class _EpochClock:
         return Clock()
 
 
+def _train_pipeline(config):
+    """The cifar-cnn lab's training pipeline for `config` (batched, cached, augmented where the
+    config says, the last partial batch dropped) and its `DataSource`."""
+    from keras_labs import data
+
+    splits, source = data.load("cifar10", ("train",), data=config.data, data_dir=config.data_dir)
+    split = splits["train"].take(config.train_examples) if config.train_examples else splits["train"]
+    train = data.image_pipeline(split, batch_size=config.batch_size, training=True,
+                                seed=config.seed, normalize=config.normalize,
+                                augment=config.augment, drop_remainder=True)
+    return train, source
+
+
+def _compiled_model(config, total_steps: int, steps_per_execution: int, **compile_options):
+    """The network, optimizer and loss of `config`, compiled as the lab compiles them."""
+    import keras
+
+    from keras_labs import models, optimization
+
+    spec = config.net_spec()
+    model = models.cifar_cnn(spec)
+    model.compile(optimizer=config.make_optimizer(total_steps),
+                  loss=optimization.logits_crossentropy(spec.num_classes, config.label_smoothing),
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                  steps_per_execution=steps_per_execution, **compile_options)
+    return model
+
+
 def _measure_preset(preset: str, images: int, repeats: int, overrides: dict) -> dict:
     import dataclasses
-
-    import keras
 
     from keras_labs import training
     from keras_labs.labs import cifar_cnn
 
     config = dataclasses.replace(cifar_cnn.PRESETS[preset], train_examples=images, **overrides)
     training.setup(config)
-    train, _, source, _ = cifar_cnn.make_datasets(config)
+    train, source = _train_pipeline(config)
     steps = int(train.cardinality())
-    model = cifar_cnn.build_model(config)
-    model.compile(optimizer=cifar_cnn.make_optimizer(config, steps * (repeats + 1)),
-                  loss=cifar_cnn.make_loss(config.label_smoothing),
-                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-                  steps_per_execution=config.steps_per_execution, jit_compile=config.jit_compile)
+    model = _compiled_model(config, steps * (repeats + 1), config.steps_per_execution,
+                            jit_compile=config.jit_compile)
     clock = _EpochClock()
     model.fit(train, epochs=repeats + 1, verbose=0, shuffle=False, callbacks=[clock.callback()])
     rates = clock.rates(steps * config.batch_size)
@@ -128,8 +151,6 @@ def _measure_keras(variant: str, batch_size: int, images: int, repeats: int,
                    threads: int) -> dict:
     import dataclasses
 
-    import keras
-
     from keras_labs import training
     from keras_labs.labs import cifar_cnn
 
@@ -137,11 +158,7 @@ def _measure_keras(variant: str, batch_size: int, images: int, repeats: int,
     config = dataclasses.replace(cifar_cnn.PRESETS["tutorial"], batch_size=batch_size,
                                  train_examples=images, steps_per_execution=spe)
     training.setup(config)
-    model = cifar_cnn.build_model(config)
-    model.compile(optimizer=cifar_cnn.make_optimizer(config, 1),
-                  loss=cifar_cnn.make_loss(0.0),
-                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-                  steps_per_execution=spe)
+    model = _compiled_model(config, 1, spe)
     clock = _EpochClock()
     if variant == "keras-naive":
         x, y = _tutorial_arrays(images)
@@ -149,7 +166,7 @@ def _measure_keras(variant: str, batch_size: int, images: int, repeats: int,
                   callbacks=[clock.callback()])
         count = len(y)
     else:
-        train, _, _, _ = cifar_cnn.make_datasets(config)
+        train, _ = _train_pipeline(config)
         count = int(train.cardinality()) * batch_size
         model.fit(train, epochs=repeats + 1, verbose=0, shuffle=False,
                   callbacks=[clock.callback()])

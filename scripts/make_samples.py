@@ -28,7 +28,7 @@ def main(source: str) -> None:
                         test_images=mnist["test"][0][:1000], test_labels=mnist["test"][1][:1000])
     with tempfile.TemporaryDirectory() as tmp:
         archive = sorted((source / "cifar10").glob("*.tar.gz"))[0]
-        cifar = data.read_cifar_dir(data._safe_extract_cifar(archive, Path(tmp)))
+        cifar = data.read_cifar_dir(data.safe_extract_cifar(archive, Path(tmp)))
     np.savez_compressed(out / "cifar10.npz",
                         train_images=cifar["train"][0][:1000], train_labels=cifar["train"][1][:1000],
                         test_images=cifar["test"][0][:250], test_labels=cifar["test"][1][:250])

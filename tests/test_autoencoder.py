@@ -8,12 +8,12 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import tiny
 
-from keras_labs import ConfigError
+from keras_labs import ConfigError, models
 from keras_labs.labs import autoencoder as lab
 
-TINY = dataclasses.replace(lab.PRESETS["quick"], epochs=1, train_examples=128, batch_size=32,
-                           head_units=(16,), grid_images=4, data="sample")
+TINY = tiny("autoencoder")
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def test_run_leaves_grids_sweep_plot_and_export(tiny_run):
 @pytest.mark.parametrize("input_shape", [(32, 32, 3), (28, 28, 1)])
 def test_channel_zeroing_reconstructions(input_shape):
     tf.keras.utils.set_random_seed(0)
-    parts = lab.build_autoencoder(input_shape, head_units=(8,))
+    parts = models.build_autoencoder(input_shape, head_units=(8,))
     image = np.random.default_rng(0).random(input_shape, dtype=np.float32)
     views = lab.channel_reconstructions(parts, image, group_size=3)
     assert views["full"].shape == (1, *input_shape)

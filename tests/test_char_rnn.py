@@ -10,14 +10,12 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import tiny
 
-from keras_labs import ConfigError, data, text
+from keras_labs import ConfigError, data, models, text
 from keras_labs.labs import char_rnn
 
-TINY = dataclasses.replace(
-    char_rnn.PRESETS["quick"], data="sample", steps=6, log_every=3, steps_per_execution=3,
-    batch_size=8, sequence_length=32, units=16, num_layers=2, embedding_dim=8,
-    train_chars=20000, validation_chars=3000, sample_length=25)
+TINY = tiny("char-rnn")
 LONG_PRIME = ("Shall I compare thee to a summer's day? " * 260)[:10000]
 
 
@@ -32,7 +30,7 @@ def tiny_run(tmp_path_factory):
 @pytest.fixture(scope="module")
 def untrained_generator():
     vocabulary = data.Vocabulary.from_text(data.sample_text()[:50000])
-    _, step_model, state_sizes = text.build_language_model(
+    _, step_model, state_sizes = models.build_language_model(
         len(vocabulary), cell="lstm", units=12, num_layers=2, embedding_dim=6)
     return text.TextGenerator(step_model, state_sizes, vocabulary, level="char", seed=1)
 
@@ -81,8 +79,8 @@ def test_top_k_one_is_greedy_and_repeatable(untrained_generator):
 
 def test_stateful_loss_carries_state_across_chunks():
     vocabulary = data.Vocabulary(list("abc\n"))
-    _, step_model, state_sizes = text.build_language_model(len(vocabulary), units=8,
-                                                           num_layers=2, embedding_dim=4)
+    _, step_model, state_sizes = models.build_language_model(len(vocabulary), units=8,
+                                                             num_layers=2, embedding_dim=4)
     ids = np.random.default_rng(0).integers(1, len(vocabulary), 203).astype(np.int32)
     whole, count = text.stateful_loss(step_model, state_sizes, ids, start_id=4, streams=1,
                                       chunk=1000)
@@ -133,8 +131,8 @@ def test_presets_validate():
 
 
 def test_bfloat16_model_keeps_float32_logits_and_states():
-    model, step_model, sizes = text.build_language_model(10, units=8, num_layers=1,
-                                                         compute_dtype="bfloat16")
+    model, step_model, sizes = models.build_language_model(10, units=8, num_layers=1,
+                                                           compute_dtype="bfloat16")
     logits, state = step_model([tf.ones((2, 3), tf.int32), tf.zeros((2, 8))])
     assert logits.dtype == tf.float32 and state.dtype == tf.float32
     assert model(tf.ones((1, 4), tf.int32)).shape == (1, 4, 10)
@@ -144,14 +142,14 @@ def test_training_windows_are_text_windows_shuffled_together():
     ids = np.arange(1, 400, dtype=np.int32)
     reference = {tuple(x) for x, _ in data.text_windows(
         ids, sequence_length=10, batch_size=64, training=False, stride=3).unbatch().as_numpy_iterator()}
-    batches = text.training_windows(ids, sequence_length=10, batch_size=len(reference), stride=3)
+    batches = data.training_windows(ids, sequence_length=10, batch_size=len(reference), stride=3)
     inputs, targets = next(iter(batches))
     assert {tuple(x) for x in inputs.numpy()} == reference  # one pass holds every window once
     np.testing.assert_array_equal(inputs.numpy()[:, 1:], targets.numpy()[:, :-1])
     first = inputs.numpy()[:, 0]
     assert not np.all(np.diff(first) > 0)  # not in text order
     with pytest.raises(ConfigError, match="sequence_length=500"):
-        text.training_windows(ids, sequence_length=500, batch_size=2, stride=1)
+        data.training_windows(ids, sequence_length=500, batch_size=2, stride=1)
 
 
 def test_hoisted_gru_computes_what_keras_gru_computes():
@@ -160,7 +158,7 @@ def test_hoisted_gru_computes_what_keras_gru_computes():
     initial = rng.random((3, 4), dtype=np.float32)
     reference = keras.layers.GRU(4, return_sequences=True, return_state=True)
     expected_sequence, expected_state = reference(inputs, initial_state=[initial])
-    hoisted = text.HoistedGRU(4)
+    hoisted = models.HoistedGRU(4)
     hoisted.build(inputs.shape)
     hoisted.set_weights(reference.get_weights())  # same shapes, same gate order
     sequence, state = hoisted(inputs, initial_state=[initial])
@@ -176,7 +174,7 @@ def test_hoisted_gru_computes_what_keras_gru_computes():
             tape.watch([inputs, initial])
             loss = tf.reduce_sum(layer(inputs, initial_state=[initial])[0] * weights)
         gradients[name] = tape.gradient(loss, [*layer.trainable_weights, inputs, initial])
-    for expected, got in zip(gradients["keras"], gradients["hoisted"]):
+    for expected, got in zip(gradients["keras"], gradients["hoisted"], strict=True):
         assert float(tf.reduce_max(tf.abs(expected))) > 0
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 

@@ -10,9 +10,10 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from conftest import tiny
 from tensorboard.backend.event_processing import event_accumulator
 
-from keras_labs import ConfigError, callbacks, sweeps
+from keras_labs import ConfigError, callbacks, models, sweeps
 from keras_labs.labs import cifar_cnn
 
 REQUIRED_PRESETS = (
@@ -25,9 +26,7 @@ REQUIRED_PRESETS = (
 )
 
 # Small enough for seconds on 2 CPU cores; the tutorial network keeps its 2 conv layers.
-TINY = dataclasses.replace(cifar_cnn.PRESETS["tutorial"], data="sample", train_examples=64,
-                           test_examples=40, batch_size=16, epochs=1, steps_per_execution=2,
-                           probe_every_steps=2, probe_images=8, histogram_freq=1)
+TINY = tiny("cifar-cnn")
 
 
 def read_tags(log_dir: Path) -> dict[str, set[str]]:
@@ -67,14 +66,14 @@ def test_presets_are_the_interface_and_validate():
 @pytest.mark.parametrize("preset", ["tutorial", "deepdiva-sgd", "deepdiva-basic-copy",
                                     "minor-10ep", "report002-relu-adam-normal-reg", "best"])
 def test_architectures_build_and_output_logits(preset):
-    model = cifar_cnn.build_model(cifar_cnn.PRESETS[preset])
+    model = models.cifar_cnn(cifar_cnn.PRESETS[preset].net_spec())
     logits = model(np.zeros((2, 32, 32, 3), np.float32))
     assert tuple(logits.shape) == (2, 10)
     assert any(isinstance(layer, keras.layers.Conv2D) for layer in model.layers)
 
 
 def test_tutorial_network_matches_report_004():
-    model = cifar_cnn.build_model(cifar_cnn.PRESETS["tutorial"])
+    model = models.cifar_cnn(cifar_cnn.PRESETS["tutorial"].net_spec())
     # conv 3->6 (5x5), conv 6->16 (5x5), 400->120->84->10, as in the PyTorch tutorial
     assert model.count_params() == (5 * 5 * 3 * 6 + 6) + (5 * 5 * 6 * 16 + 16) + (
         400 * 120 + 120) + (120 * 84 + 84) + (84 * 10 + 10)
@@ -89,7 +88,7 @@ def test_config_rejects_bad_values():
 
 def test_conv_activations_follow_batch_norm_to_the_activation():
     config = dataclasses.replace(cifar_cnn.PRESETS["quick"], batch_norm=True)
-    model = cifar_cnn.build_model(config)
+    model = models.cifar_cnn(config.net_spec())
     tensors = callbacks.conv_activations(model)
     assert list(tensors) == ["conv1_1", "conv2_1"]
     probe = keras.Model(model.input, list(tensors.values()))
@@ -142,7 +141,7 @@ def test_tiny_run_writes_metrics_plots_instrumentation_and_export(tmp_path, empt
 
 
 def test_activation_statistics_are_logged_at_the_step_interval(tmp_path):
-    model = cifar_cnn.build_model(dataclasses.replace(TINY, filters=(2, 3), dense_units=(8,)))
+    model = models.cifar_cnn(dataclasses.replace(TINY, filters=(2, 3), dense_units=(8,)).net_spec())
     model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     images = np.random.default_rng(0).uniform(-1, 1, size=(40, 32, 32, 3)).astype("float32")
     labels = np.arange(40) % 10

@@ -3,12 +3,14 @@
 import gzip
 import json
 import os
+import socket
 import tarfile
 
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from conftest import make_cifar_dir
 
 from keras_labs import DataError, data
 
@@ -27,17 +29,6 @@ def make_mnist_dir(folder, train=60, test=20, seed=0):
         write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (count, 28, 28)), 2051)
         write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", np.arange(count) % 10, 2049)
     return folder
-
-
-def make_cifar_dir(folder, records=(7, 3, 3, 3, 5), test=4):
-    rng = np.random.default_rng(1)
-    batches = folder / "cifar-10-batches-bin"
-    batches.mkdir(parents=True)
-    for name, count in [*zip(data.CIFAR_TRAIN_FILES, records, strict=True), ("test_batch.bin", test)]:
-        labels = (np.arange(count) % 10).astype(np.uint8)[:, None]
-        pixels = rng.integers(0, 256, (count, 3072)).astype(np.uint8)
-        (batches / name).write_bytes(np.concatenate([labels, pixels], axis=1).tobytes())
-    return batches
 
 
 def test_read_idx_rejects_wrong_magic(tmp_path):
@@ -206,7 +197,7 @@ def test_download_without_network_fails_fast_with_advice(tmp_path, monkeypatch):
     def unreachable(*args, **kwargs):
         raise OSError("Name or service not known")
 
-    monkeypatch.setattr(data.socket, "create_connection", unreachable)
+    monkeypatch.setattr(socket, "create_connection", unreachable)
     with pytest.raises(DataError, match=r"cannot reach storage.googleapis.com .* --from DIR"):
         data.prepare("mnist", None, tmp_path / "tfds", log=lambda _: None)
     assert not (tmp_path / "tfds" / "mnist").exists()

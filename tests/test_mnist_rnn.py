@@ -5,13 +5,12 @@ import json
 
 import numpy as np
 import pytest
+from conftest import tiny
 
-from keras_labs import ConfigError
+from keras_labs import ConfigError, models
 from keras_labs.labs import mnist_rnn
 
-TINY = dataclasses.replace(mnist_rnn.PRESETS["quick"], data="sample", epochs=2,
-                           train_examples=256, test_examples=200, hidden_sizes=(6, 3),
-                           batch_size=64, steps_per_execution=2)
+TINY = tiny("mnist-rnn")
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +52,7 @@ def test_report_figures_are_compared_at_the_same_size(tiny_run):
 
 
 def test_row_rnn_reads_28_steps_of_28_pixels():
-    model = mnist_rnn.build_row_rnn("gru", 5, unroll=False)
+    model = models.build_row_rnn("gru", 5, unroll=False)
     images = np.random.default_rng(0).random((3, 28, 28, 1), dtype=np.float32)
     probabilities = np.asarray(model(images))
     assert probabilities.shape == (3, 10)

@@ -13,13 +13,12 @@ import keras
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from conftest import tiny
 
-from keras_labs import ConfigError, DataError, data
+from keras_labs import ConfigError, DataError, data, models
 from keras_labs.labs import transfer
 
-TINY = dataclasses.replace(
-    transfer.PRESETS["quick"], data="sample", source_epochs=1, source_train_examples=512,
-    epochs=2, warmup_epochs=1, batch_size=64, target_train_examples=256, target_test_examples=200)
+TINY = tiny("transfer")
 
 
 def _weights_cached(prefix: str) -> bool:
@@ -110,10 +109,10 @@ class _Recorder:
 
 def test_fine_tuning_keeps_batch_norm_in_inference_mode():
     keras.utils.set_random_seed(0)
-    source = transfer.models.mnist_cnn(input_shape=(32, 32, 3), filters=(4, 8), dense_units=8)
+    source = models.mnist_cnn(input_shape=(32, 32, 3), filters=(4, 8), dense_units=8)
     base = keras.Model(source.input, source.get_layer("features").output)
     transfer.unfreeze_except_batch_norm(base)
-    model = transfer.transfer_model(base, [], pretrained=True, dropout=0.0, name="check")
+    model = models.transfer_model(base, [], pretrained=True, dropout=0.0, name="check")
     model.compile(optimizer=keras.optimizers.SGD(0.5), loss="sparse_categorical_crossentropy")
     batch_norm = base.get_layer("bn1_1")
     conv = base.get_layer("conv1_1")

@@ -6,14 +6,12 @@ import math
 
 import pytest
 import tensorflow as tf
+from conftest import tiny
 
-from keras_labs import ConfigError, data, text
+from keras_labs import ConfigError, data, models, text
 from keras_labs.labs import char_rnn, word_rnn
 
-TINY = dataclasses.replace(
-    word_rnn.PRESETS["quick"], data="sample", steps=6, log_every=3, steps_per_execution=3,
-    vocabulary_size=400, batch_size=8, sequence_length=16, units=16, embedding_dim=8,
-    train_tokens=20000, validation_chars=3000, sample_length=12)
+TINY = tiny("word-rnn")
 SNIPPET = ("PETRUCHIO:\nAnd you, good sir! Pray, have you not a daughter\n"
            "Call'd Katharina, fair and virtuous?\n\n'Tis so; go to -- 3 ducats.")
 
@@ -28,24 +26,24 @@ def tiny_run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def generator():
-    tokens = text.tokenize_words(data.sample_text()[:60000])
+    tokens = data.tokenize_words(data.sample_text()[:60000])
     vocabulary = data.Vocabulary.from_text(tokens, max_size=500)
-    _, step_model, state_sizes = text.build_language_model(len(vocabulary), units=12,
-                                                           num_layers=1, embedding_dim=6)
+    _, step_model, state_sizes = models.build_language_model(len(vocabulary), units=12,
+                                                             num_layers=1, embedding_dim=6)
     return text.TextGenerator(step_model, state_sizes, vocabulary, level="word", seed=3), vocabulary
 
 
 def test_tokens_keep_apostrophes_split_punctuation_and_join_back():
-    tokens = text.tokenize_words(SNIPPET)
+    tokens = data.tokenize_words(SNIPPET)
     assert tokens[:3] == ["PETRUCHIO", ":", "\n"]
     assert "Call'd" in tokens and "'Tis" in tokens and tokens.count("\n") == 4
-    assert text.detokenize_words(tokens).replace("- -", "--") == SNIPPET
+    assert data.detokenize_words(tokens).replace("- -", "--") == SNIPPET
 
 
 def test_savedmodel_tokenizer_matches_python(generator):
     module, _ = generator
     in_graph = [token.decode() for token in module._split(tf.constant(SNIPPET)).numpy()]
-    assert in_graph == text.tokenize_words(SNIPPET)
+    assert in_graph == data.tokenize_words(SNIPPET)
 
 
 def test_run_reports_word_perplexity_and_bits_per_char(tiny_run):
@@ -74,7 +72,7 @@ def test_every_prime_generates_and_unknown_words_are_named(generator):
         generated, unknown = text.sample(module, prime, 15, temperature=0.9, top_k=20)
         assert generated.startswith(prime)
         continuation = generated[len(prime):]
-        assert len(text.tokenize_words(continuation)) == 15, (prime[:20], continuation)
+        assert len(data.tokenize_words(continuation)) == 15, (prime[:20], continuation)
         assert "\N{REPLACEMENT CHARACTER}" not in continuation
         assert all(token not in vocabulary.index for token in unknown)
     assert text.sample(module, "Frobnicate the qwertyuiop", 3)[1] == ["Frobnicate", "qwertyuiop"]

@@ -26,7 +26,7 @@ import dataclasses
 import json
 import math
 
-from keras_labs import data, export, runs, text, training
+from keras_labs import data, export, text, training
 from keras_labs.config import option
 
 NAME = "char-rnn"
@@ -48,18 +48,8 @@ class Config(text.LanguageModelConfig):
 
 PRESETS = {
     "seed": Config(),
-    # The 15-minute CPU recipe. On the 2-core CPU the number of updates matters more than the
-    # tokens per update: Keras's recurrent layers pay a fixed cost per time step, and a GRU-384x2
-    # at batch 64x100 runs ~1.3 s/step (5k tokens/s); an LSTM-384x2 at batch 192x100 saw more
-    # text (6.8k tokens/s) but only 320 updates in 15 minutes and was still at 2.36 nats after
-    # 100 of them. So: many small-batch updates, a short warm-up, a higher peak than the plain
-    # recipe (3e-3, not 2e-3) and a cosine decay to 5% that lands inside the budget.
-    # bfloat16 is emulated (slower) on CPUs without AVX512-BF16: float32. The hoisted GRU
-    # (input projections out of the loop, the recurrent kernel's gradient as one product after
-    # it) runs ~0.75 s/step against ~1.0 (hoisted forward only) and ~1.6 (Keras GRU). The
-    # schedule is longer than a budgeted run gets through (the hypervisor takes CPU away in
-    # stretches, so 15 minutes held 830 of the 1,020 steps): a cut-short decay at a higher rate
-    # beat a finished one here (840-step schedule cut at 740: 1.4575; 720 finished: 1.485).
+    # The 15-minute CPU recipe: many small-batch updates, since on a CPU the recurrence's
+    # per-step cost bounds the run, not the tokens per update (how it was found: README).
     "best": Config(steps=1020, log_every=60, batch_size=64, sequence_length=100,
                    window_stride=25, cell="gru", implementation="hoisted", units=384,
                    num_layers=2, embedding_dim=64, dropout=0.0, learning_rate=3e-3,
@@ -74,8 +64,7 @@ DEFAULT_PRESET = "seed"
 
 def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     """Trains the character model, scores it, samples the seed primes and exports a generator."""
-    run = runs.Run(NAME, config, workdir, resume=resume)
-    strategy = training.setup(config, run)
+    run, strategy = training.start(NAME, config, workdir, resume=resume)
 
     texts, source = data.load_text("tiny_shakespeare", ("train", "validation"), data=config.data,
                                    data_dir=config.data_dir)
@@ -91,7 +80,7 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     # Overlapping windows (a quarter window apart), reshuffled every pass: close to the
     # reports' random chunks, and every character is seen in several contexts.
     stride = config.window_stride or max(config.sequence_length // 4, 1)
-    train = text.training_windows(train_ids, sequence_length=config.sequence_length,
+    train = data.training_windows(train_ids, sequence_length=config.sequence_length,
                                   batch_size=config.batch_size, stride=stride, seed=config.seed)
     validation = data.text_windows(validation_ids, sequence_length=config.sequence_length,
                                    batch_size=256, training=False)

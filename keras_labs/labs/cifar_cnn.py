@@ -34,14 +34,22 @@ first conv layer's filters as an image grid (also PNG files under `plots/`).
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import keras
 import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from keras_labs import ConfigError, callbacks, data, export, training, visualization
+from keras_labs import (
+    ConfigError,
+    callbacks,
+    data,
+    export,
+    models,
+    optimization,
+    training,
+    visualization,
+)
 from keras_labs.config import LabConfig, option
 
 NAME = "cifar-cnn"
@@ -49,11 +57,11 @@ DESCRIPTION = ("CIFAR-10 CNNs of reports 001-004 (004 tutorial 54%, 001 DeepDIVA
                "grid) + our best; activation/filter TensorBoard instrumentation, sweeps")
 
 NUM_CLASSES = 10
-ARCHITECTURES = ("tutorial", "deepdiva_basic", "deepdiva_basic_copy", "report002", "vgg", "resnet")
-ACTIVATIONS = ("relu", "tanh", "sigmoid", "leaky_relu", "elu", "gelu")
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "adagrad", "rmsprop")
-INITIALIZERS = ("default", "torch", "normal", "glorot_uniform", "he_normal")
-SCHEDULES = ("constant", "cosine", "onecycle", "step")
+ARCHITECTURES = models.cnn.CIFAR_ARCHITECTURES
+ACTIVATIONS = models.cnn.ACTIVATIONS
+OPTIMIZERS = optimization.OPTIMIZERS
+INITIALIZERS = models.cnn.INITIALIZERS
+SCHEDULES = optimization.SCHEDULES
 
 # What the seed reports measured, for the comparison printed at the end of a run.
 SEED_RESULTS = {
@@ -125,6 +133,22 @@ class Config(LabConfig):
         if self.architecture.startswith("deepdiva") and self.filters and len(self.filters) != 3:
             raise ConfigError(f"filters={self.filters!r} is not valid for architecture="
                               f"{self.architecture!r}; it takes 3 widths")
+
+    def net_spec(self) -> models.CifarNetSpec:
+        """The network these fields describe, for `models.cifar_cnn`."""
+        return models.CifarNetSpec(
+            architecture=self.architecture, filters=self.filters, dense_units=self.dense_units,
+            convs_per_stage=self.convs_per_stage, activation=self.activation,
+            initializer=self.initializer, init_stddev=self.init_stddev,
+            batch_norm=self.batch_norm, dropout=self.dropout, l2=self.l2,
+            num_classes=NUM_CLASSES)
+
+    def make_optimizer(self, total_steps: int) -> keras.optimizers.Optimizer:
+        """The optimizer these fields describe, its schedule spanning `total_steps` steps."""
+        return optimization.make_optimizer(
+            self.optimizer, self.learning_rate, total_steps, schedule=self.schedule,
+            warmup_fraction=self.warmup_fraction, momentum=self.momentum,
+            weight_decay=self.weight_decay)
 
 
 # --------------------------------------------------------------------------------------------
@@ -200,173 +224,6 @@ def preset_name(config: Config) -> str | None:
 
 
 # --------------------------------------------------------------------------------------------
-# The networks.
-
-
-def _activation(name: str, layer_name: str) -> layers.Layer:
-    if name == "leaky_relu":
-        # PyTorch's LeakyReLU slope, as in DeepDIVA's CNN_basic (Keras's default is 0.2)
-        return layers.LeakyReLU(negative_slope=0.01, name=layer_name)
-    return layers.Activation(name, name=layer_name)
-
-
-def _initializers(config: Config, fan_in: int) -> dict:
-    """Kernel and bias initializers of one layer with `fan_in` inputs per output."""
-    if config.initializer == "torch":
-        # PyTorch's default: kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(fan_in)), biases alike
-        limit = 1.0 / math.sqrt(fan_in)
-        return {"kernel_initializer": keras.initializers.RandomUniform(-limit, limit),
-                "bias_initializer": keras.initializers.RandomUniform(-limit, limit)}
-    kernels = {"default": "glorot_uniform", "glorot_uniform": "glorot_uniform",
-               "he_normal": "he_normal",
-               "normal": keras.initializers.RandomNormal(stddev=config.init_stddev)}
-    return {"kernel_initializer": kernels[config.initializer]}
-
-
-class _Builder:
-    """Adds conv and dense blocks that follow the config (init, L2, batch norm, activation)."""
-
-    def __init__(self, config: Config):
-        self.config = config
-        self.regularizer = keras.regularizers.L2(config.l2) if config.l2 else None
-
-    def conv(self, x, filters: int, kernel_size: int, name: str, strides: int = 1,
-             padding: str = "valid", activate: bool = True):
-        fan_in = kernel_size * kernel_size * x.shape[-1]
-        if self.config.batch_norm:
-            x = layers.Conv2D(filters, kernel_size, strides=strides, padding=padding,
-                              use_bias=False, kernel_regularizer=self.regularizer, name=name,
-                              **_initializers(self.config, fan_in))(x)
-            # momentum 0.9: the moving statistics settle within the few hundred steps of a run
-            x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
-        else:
-            x = layers.Conv2D(filters, kernel_size, strides=strides, padding=padding,
-                              kernel_regularizer=self.regularizer, name=name,
-                              **_initializers(self.config, fan_in))(x)
-        return _activation(self.config.activation, f"{name}_{self.config.activation}")(x) if activate else x
-
-    def dense_head(self, x, units: tuple[int, ...]):
-        x = layers.Flatten(name="flatten")(x) if len(x.shape) > 2 else x
-        for index, width in enumerate(units, start=1):
-            if self.config.dropout:
-                x = layers.Dropout(self.config.dropout, name=f"dropout{index}")(x)
-            x = layers.Dense(width, kernel_regularizer=self.regularizer, name=f"fc{index}",
-                             **_initializers(self.config, x.shape[-1]))(x)
-            x = _activation(self.config.activation, f"fc{index}_{self.config.activation}")(x)
-        if self.config.dropout:
-            x = layers.Dropout(self.config.dropout, name="dropout_logits")(x)
-        # logits: the loss applies the softmax (as PyTorch's CrossEntropyLoss does)
-        return layers.Dense(NUM_CLASSES, kernel_regularizer=self.regularizer, name="logits",
-                            dtype="float32", **_initializers(self.config, x.shape[-1]))(x)
-
-
-def build_model(config: Config) -> keras.Model:
-    """The network `config.architecture`, returning logits."""
-    build = _Builder(config)
-    filters, units = config.filters, config.dense_units
-    inputs = keras.Input(shape=(32, 32, 3), name="image")
-    x = inputs
-    if config.architecture == "tutorial":
-        # report 004: conv 6@5x5, pool, conv 16@5x5, pool, dense 120, 84, 10
-        for index, width in enumerate(filters or (6, 16), start=1):
-            x = build.conv(x, width, 5, f"conv{index}")
-            x = layers.MaxPooling2D(2, name=f"pool{index}")(x)
-        logits = build.dense_head(x, units or (120, 84))
-    elif config.architecture in ("deepdiva_basic", "deepdiva_basic_copy"):
-        # DeepDIVA CNN_basic: 24@5x5 stride 3, 48@3x3 stride 2, 72@3x3, then one dense layer
-        shapes = ((5, 3), (3, 2), (3, 1))
-        for index, (width, (size, stride)) in enumerate(zip(filters or (24, 48, 72), shapes,
-                                                            strict=True), start=1):
-            x = build.conv(x, width, size, f"conv{index}", strides=stride)
-        default_units = (128,) if config.architecture == "deepdiva_basic_copy" else ()
-        logits = build.dense_head(x, units or default_units)
-    elif config.architecture == "report002":
-        # report 002's template: conv 32@5x5, pool, conv 64@5x5, pool, dense 512, 10
-        for index, width in enumerate(filters or (32, 64), start=1):
-            x = build.conv(x, width, 5, f"conv{index}", padding="same")
-            x = layers.MaxPooling2D(2, name=f"pool{index}")(x)
-        logits = build.dense_head(x, units or (512,))
-    elif config.architecture == "vgg":
-        for stage, width in enumerate(filters or (32, 64, 128), start=1):
-            for index in range(1, config.convs_per_stage + 1):
-                x = build.conv(x, width, 3, f"conv{stage}_{index}", padding="same")
-            x = layers.MaxPooling2D(2, name=f"pool{stage}")(x)
-        logits = build.dense_head(x, units or (128,))
-    else:  # resnet: a narrow ResNet-9 (Page's DAWNBench network)
-        prep, width1, width2, width3 = filters or (16, 32, 64, 128)
-        x = build.conv(x, prep, 3, "conv0", padding="same")
-        for stage, (width, residual) in enumerate(((width1, True), (width2, False),
-                                                   (width3, True)), start=1):
-            x = build.conv(x, width, 3, f"conv{stage}", padding="same")
-            x = layers.MaxPooling2D(2, name=f"pool{stage}")(x)
-            if residual:
-                branch = build.conv(x, width, 3, f"conv{stage}_res1", padding="same")
-                branch = build.conv(branch, width, 3, f"conv{stage}_res2", padding="same")
-                x = layers.Add(name=f"residual{stage}")([x, branch])
-        x = layers.GlobalMaxPooling2D(name="global_pool")(x)
-        logits = build.dense_head(x, units)
-    return keras.Model(inputs, logits, name=config.architecture)
-
-
-# --------------------------------------------------------------------------------------------
-# Optimizer, schedule, loss.
-
-
-def make_schedule(config: Config, total_steps: int):
-    rate = config.learning_rate
-    if config.schedule == "constant":
-        return rate
-    if config.schedule == "cosine":
-        return keras.optimizers.schedules.CosineDecay(rate, decay_steps=total_steps)
-    if config.schedule == "onecycle":
-        # linear warm-up from a tenth of the peak, then cosine annealing to zero
-        warmup = int(total_steps * config.warmup_fraction)
-        return keras.optimizers.schedules.CosineDecay(
-            rate / 10, decay_steps=max(total_steps - warmup, 1), warmup_target=rate,
-            warmup_steps=warmup)
-    # step: divide by 10 at half and three quarters of the run
-    boundaries = [max(total_steps // 2, 1), max(total_steps * 3 // 4, 2)]
-    return keras.optimizers.schedules.PiecewiseConstantDecay(
-        boundaries, [rate, rate / 10, rate / 100])
-
-
-def make_optimizer(config: Config, total_steps: int) -> keras.optimizers.Optimizer:
-    schedule = make_schedule(config, total_steps)
-    decay = {"weight_decay": config.weight_decay or None}
-    if config.optimizer == "sgd":
-        optimizer = keras.optimizers.SGD(schedule, **decay)
-    elif config.optimizer in ("momentum", "nesterov"):
-        optimizer = keras.optimizers.SGD(schedule, momentum=config.momentum,
-                                         nesterov=config.optimizer == "nesterov", **decay)
-    elif config.optimizer == "adam":
-        optimizer = keras.optimizers.Adam(schedule, **decay)
-    elif config.optimizer == "adamw":
-        optimizer = keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay)
-    elif config.optimizer == "adagrad":
-        optimizer = keras.optimizers.Adagrad(schedule, **decay)
-    else:
-        optimizer = keras.optimizers.RMSprop(schedule, momentum=config.momentum, **decay)
-    if config.weight_decay:
-        # decay the kernels only: shrinking biases and batch-norm scales does not regularize
-        optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
-    return optimizer
-
-
-def make_loss(label_smoothing: float):
-    """Cross-entropy on logits and integer labels, optionally with label smoothing."""
-    if not label_smoothing:
-        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-    def smoothed_crossentropy(labels, logits):
-        one_hot = keras.ops.one_hot(keras.ops.cast(keras.ops.reshape(labels, (-1,)), "int32"),
-                                    NUM_CLASSES)
-        return keras.losses.categorical_crossentropy(one_hot, logits, from_logits=True,
-                                                     label_smoothing=label_smoothing)
-
-    return smoothed_crossentropy
-
-
-# --------------------------------------------------------------------------------------------
 # The run.
 
 
@@ -410,9 +267,9 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
                           "training images; lower it")
 
     with strategy.scope():
-        model = build_model(config)
-        model.compile(optimizer=make_optimizer(config, steps_per_epoch * config.epochs),
-                      loss=make_loss(config.label_smoothing),
+        model = models.cifar_cnn(config.net_spec())
+        model.compile(optimizer=config.make_optimizer(steps_per_epoch * config.epochs),
+                      loss=optimization.logits_crossentropy(NUM_CLASSES, config.label_smoothing),
                       metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
                       steps_per_execution=training.steps_per_execution(
                           config.steps_per_execution, strategy),

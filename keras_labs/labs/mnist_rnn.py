@@ -16,7 +16,6 @@ import dataclasses
 import statistics
 
 import keras
-from keras import layers
 
 from keras_labs import ConfigError, data, models, runs, training
 from keras_labs.config import LabConfig, option
@@ -25,7 +24,6 @@ NAME = "mnist-rnn"
 DESCRIPTION = ("SimpleRNN/LSTM/GRU x 20/15/10/5 units on MNIST rows (report 002 task 3, part C "
                "vs the CNN): 12-run table")
 
-CELLS = {"simple": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}
 CELL_TITLES = {"simple": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
 # Report 002's test accuracies ("~95%" ...); SimpleRNN was only "lower".
 REPORT_002 = {"lstm": {20: 0.95, 15: 0.95, 10: 0.90, 5: 0.75},
@@ -48,10 +46,10 @@ class Config(LabConfig):
     steps_per_execution: int = option(1, minimum=1)
 
     def check(self) -> None:
-        unknown = [cell for cell in self.cells if cell not in CELLS]
+        unknown = [cell for cell in self.cells if cell not in models.rnn.CELLS]
         if unknown or not self.cells:
             raise ConfigError(f"cells={self.cells!r} is not valid; choose from "
-                              f"{', '.join(CELLS)}")
+                              f"{', '.join(models.rnn.CELLS)}")
 
 
 PRESETS = {
@@ -60,15 +58,6 @@ PRESETS = {
                     unroll=False, steps_per_execution=8),
 }
 DEFAULT_PRESET = "seed"
-
-
-def build_row_rnn(cell: str, units: int, unroll: bool = True) -> keras.Model:
-    """28 rows of 28 pixels through one recurrent layer; a softmax on its last output."""
-    inputs = keras.Input(shape=(28, 28, 1), name="image")
-    rows = layers.Reshape((28, 28), name="rows")(inputs)
-    features = CELLS[cell](units, unroll=unroll, name=cell)(rows)
-    outputs = layers.Dense(10, activation="softmax", name="probabilities", dtype="float32")(features)
-    return keras.Model(inputs, outputs, name=f"{cell}_{units}")
 
 
 def train_one(model, train, test, config: Config, run: runs.Run, label: str,
@@ -123,7 +112,7 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
             keras.backend.clear_session(free_memory=False)
             keras.utils.set_random_seed(config.seed)
             with strategy.scope():
-                model = build_row_rnn(cell, units, unroll=config.unroll)
+                model = models.build_row_rnn(cell, units, unroll=config.unroll)
             label = f"{cell}-{units}"
             print(f"=== {NAME}: {CELL_TITLES[cell]} with {units} hidden units", flush=True)
             row = train_one(model, make_train(), test, config, run, label, strategy)

@@ -310,26 +310,6 @@ def _target_data(config: Config, target: str):
 # Strategies
 
 
-def transfer_model(base: keras.Model, preprocess: list[layers.Layer], *, pretrained: bool,
-                   dropout: float, name: str) -> keras.Model:
-    """`base` with a new classification head.
-
-    A pretrained base runs in inference mode (`training=False`) whether it is frozen or not,
-    so its batch norm statistics stay those of the source data.
-    """
-    inputs = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE, 3), name="image")
-    x = inputs
-    for layer in preprocess:
-        x = layer(x)
-    x = base(x, training=False) if pretrained else base(x)
-    if len(x.shape) == 4:
-        x = layers.GlobalAveragePooling2D(name="pool")(x)
-    x = layers.Dropout(dropout, name="head_dropout")(x)
-    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities",
-                           dtype="float32")(x)
-    return keras.Model(inputs, outputs, name=name)
-
-
 def train_strategy(name: str, base: keras.Model, preprocess: list[layers.Layer], make_train,
                    test, config: Config, run: runs.Run, target: str, strategy):
     """Builds and trains one strategy on one target, inside the `tf.distribute` `strategy`.
@@ -348,8 +328,10 @@ def train_strategy(name: str, base: keras.Model, preprocess: list[layers.Layer],
         if pretrained:
             own_base.set_weights(base.get_weights())
         own_base.trainable = not pretrained
-        model = transfer_model(own_base, preprocess, pretrained=pretrained,
-                               dropout=config.dropout, name=f"{target}_{name}")
+        model = models.transfer_model(own_base, preprocess, pretrained=pretrained,
+                                      dropout=config.dropout, name=f"{target}_{name}",
+                                      input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3),
+                                      num_classes=NUM_CLASSES)
     phases = [("train", config.learning_rate, config.epochs)]
     if name == "fine_tune":
         phases = [("warmup", config.learning_rate, config.warmup_epochs),

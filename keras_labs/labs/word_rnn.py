@@ -3,7 +3,7 @@
 Seed report 000, exercise 4, task 4: the char-RNN of `char-rnn` trained on words instead of
 characters, "2000 epochs", with its perplexity curve. Words keep their inner apostrophes
 ("Call'd"), punctuation marks and newlines are tokens of their own, and spaces are implied
-between tokens (`keras_labs.text.tokenize_words`; the text joins back almost exactly). The
+between tokens (`keras_labs.data.tokenize_words`; the text joins back almost exactly). The
 vocabulary keeps the `vocabulary_size - 1` most frequent training tokens; the rest read as the
 out-of-vocabulary token (id 0), and a prime's unknown words are listed next to its sample.
 
@@ -21,7 +21,7 @@ import json
 import math
 from collections import Counter
 
-from keras_labs import data, export, runs, text, training
+from keras_labs import data, export, text, training
 from keras_labs.config import option
 from keras_labs.labs.char_rnn import SEED_PRIMES
 
@@ -72,15 +72,14 @@ def spelling_nats(words: list[str], train_tokens: list[str]) -> float:
 
 def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     """Trains the word model, scores it (word perplexity, bits per character), samples, exports."""
-    run = runs.Run(NAME, config, workdir, resume=resume)
-    strategy = training.setup(config, run)
+    run, strategy = training.start(NAME, config, workdir, resume=resume)
 
     texts, source = data.load_text("tiny_shakespeare", ("train", "validation"), data=config.data,
                                    data_dir=config.data_dir)
     run.record_data(source)
-    train_tokens = text.tokenize_words(texts["train"])[: config.train_tokens or None]
+    train_tokens = data.tokenize_words(texts["train"])[: config.train_tokens or None]
     validation_text = texts["validation"][: config.validation_chars or None]
-    validation_tokens = text.tokenize_words(validation_text)
+    validation_tokens = data.tokenize_words(validation_text)
     vocabulary = data.Vocabulary.from_text(train_tokens, max_size=config.vocabulary_size)
     (run.workdir / "vocabulary.json").write_text(vocabulary.to_json())
     train_ids, validation_ids = vocabulary.encode(train_tokens), vocabulary.encode(validation_tokens)
@@ -90,7 +89,7 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
           f"{len(oov_words) / max(len(validation_ids), 1):.1%} of them out of vocabulary")
 
     stride = config.window_stride or max(config.sequence_length // 4, 1)
-    train = text.training_windows(train_ids, sequence_length=config.sequence_length,
+    train = data.training_windows(train_ids, sequence_length=config.sequence_length,
                                   batch_size=config.batch_size, stride=stride, seed=config.seed)
     validation = data.text_windows(validation_ids, sequence_length=config.sequence_length,
                                    batch_size=256, training=False)

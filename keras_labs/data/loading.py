@@ -1,0 +1,356 @@
+"""Loading: where datasets live, whether they are prepared, and their input pipelines.
+
+Every dataset loads through tensorflow-datasets from a tfds data dir (`--data-dir`, else
+`$TFDS_DATA_DIR`, else `~/tensorflow_datasets`) with `download=False`;
+`keras_labs.data.preparation` fills that dir. When a dataset is not prepared, labs fall back to
+small real samples shipped in `keras_labs/samples/` (unless `--data full`), and say so loudly.
+
+Nothing here imports the preparation module, so a run starts without its tfds builder classes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from keras_labs import DataError
+from keras_labs.data.specs import CIFAR10_CLASSES, DATASETS, SAMPLES_DIR, SIDECAR, DatasetSpec
+
+
+@dataclasses.dataclass
+class DataSource:
+    """Where a lab's data came from; recorded in the run's `env.json` and `metrics.json`."""
+
+    name: str
+    kind: str  # "full" (prepared tfds data) or "sample" (embedded)
+    partial: bool
+    origin: str
+    splits: dict[str, int]
+    data_dir: str | None = None
+
+    def describe(self) -> str:
+        counts = ", ".join(f"{count:,} {split}" for split, count in self.splits.items())
+        extra = " PARTIAL" if self.partial else ""
+        return f"{self.name}: {self.kind}{extra} ({counts}) from {self.origin}"
+
+
+# --------------------------------------------------------------------------------------------
+# Locations and status
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """The tfds data dir: the argument, else `$TFDS_DATA_DIR`, else `~/tensorflow_datasets`."""
+    chosen = data_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets"
+    return Path(chosen).expanduser().resolve()
+
+
+def check_name(name: str) -> DatasetSpec:
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}; valid datasets: {', '.join(DATASETS)}")
+    return DATASETS[name]
+
+
+def _builder(name: str, data_dir: Path):
+    try:
+        return tfds.builder(name, data_dir=str(data_dir))
+    except Exception as error:  # noqa: BLE001 (tfds raises many kinds for a damaged folder)
+        if not (Path(data_dir) / name).exists():
+            raise
+        lines = str(error).strip().splitlines()
+        reason = lines[-1] if lines else type(error).__name__
+        raise DataError(f"the prepared {name} under {str(data_dir)!r} is unreadable "
+                        f"({reason[:160]}); rebuild it with `keras-labs data prepare {name} "
+                        "--force`") from None
+
+
+def is_prepared(name: str, data_dir: str | os.PathLike | None = None) -> bool:
+    check_name(name)
+    return _builder(name, resolve_data_dir(data_dir)).is_prepared()
+
+
+def _read_sidecar(version_dir: Path) -> dict:
+    try:
+        return json.loads((version_dir / SIDECAR).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def dataset_status(name: str, data_dir: str | os.PathLike | None = None) -> dict:
+    """Prepared or not, splits with example counts, origin and partial flag of one dataset."""
+    spec = check_name(name)
+    root = resolve_data_dir(data_dir)
+    builder = _builder(name, root)
+    status = {"name": name, "prepared": builder.is_prepared(), "sample": spec.sample is not None}
+    if status["prepared"]:
+        version_dir = Path(builder.data_dir)
+        sidecar = _read_sidecar(version_dir)
+        metadata = builder.info.metadata or {}
+        splits = {split: info.num_examples for split, info in builder.info.splits.items()}
+        status.update(
+            version=str(builder.version),
+            path=str(version_dir),
+            splits=splits,
+            partial=bool(sidecar.get("partial", metadata.get("partial", False))),
+            origin=sidecar.get("origin", "tfds (prepared outside keras-labs)"),
+            method=sidecar.get("method", "unknown"),
+        )
+    return status
+
+
+def list_datasets(data_dir: str | os.PathLike | None = None) -> list[dict]:
+    return [dataset_status(name, data_dir) for name in DATASETS]
+
+
+
+# --------------------------------------------------------------------------------------------
+# Embedded samples
+
+
+def _sample_arrays(name: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    spec = check_name(name)
+    if spec.sample is None:
+        raise DataError(f"dataset {name!r} is not prepared and has no embedded sample; "
+                        f"run: keras-labs data prepare {name} --from DIR")
+    with np.load(SAMPLES_DIR / spec.sample, allow_pickle=False) as archive:
+        return {split: (archive[f"{split}_images"], archive[f"{split}_labels"])
+                for split in ("train", "test")}
+
+
+def sample_text() -> str:
+    with gzip.open(SAMPLES_DIR / "tiny_shakespeare.txt.gz", "rt", encoding="utf-8") as handle:
+        return handle.read()
+
+
+
+def split_shakespeare(text: str) -> dict[str, str]:
+    """The tfds 90/5/5 split of Tiny Shakespeare, by characters."""
+    cut = int(len(text) * 0.9)
+    train, rest = text[:cut], text[cut:]
+    cut = int(len(rest) * 0.5)
+    return {"train": train, "validation": rest[:cut], "test": rest[cut:]}
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+
+
+def require(names: Iterable[str], data: str, data_dir=None) -> None:
+    """Fails fast, before a run starts, when `data="full"` and a dataset is not prepared."""
+    for name in names:
+        check_name(name)
+        if data == "full" and not is_prepared(name, data_dir):
+            _choose(name, data, data_dir)  # raises the standard not-prepared error
+
+
+def _choose(name: str, data: str, data_dir) -> tuple[str, Path]:
+    if data not in ("auto", "full", "sample"):
+        raise DataError(f"data={data!r} is not valid; valid values: auto, sample, full")
+    root = resolve_data_dir(data_dir)
+    if data == "sample":
+        return "sample", root
+    if is_prepared(name, root):
+        return "full", root
+    if data == "full":
+        raise DataError(f"dataset {name!r} is not prepared in {root}; run: keras-labs data "
+                        f"prepare {name} --from DIR (or without --from to download)")
+    print(f"WARNING: dataset {name!r} is not prepared in {root}: using the small EMBEDDED "
+          f"SAMPLE; figures are not comparable with full-data results. Prepare it with: "
+          f"keras-labs data prepare {name} --from DIR", file=sys.stderr, flush=True)
+    return "sample", root
+
+
+def _open(name: str, data: str, data_dir):
+    """(tfds builder, status, data dir) of `name`; builder and status are None for the sample."""
+    check_name(name)
+    kind, root = _choose(name, data, data_dir)
+    if kind != "full":
+        return None, None, root
+    return _builder(name, root), dataset_status(name, root), root
+
+
+def load(name: str, splits: Iterable[str] = ("train", "test"), *, data: str = "auto",
+         data_dir: str | os.PathLike | None = None, as_supervised: bool = True
+         ) -> tuple[dict[str, tf.data.Dataset], DataSource]:
+    """Loads the splits of an image dataset from prepared tfds data or the embedded sample.
+
+    Args:
+        name: A dataset of `DATASETS` with images and labels.
+        splits: tfds split names (slicing such as "train[:90%]" works on full data).
+        data: "full" (must be prepared; fails fast otherwise), "sample", or "auto".
+        data_dir: The tfds data dir.
+        as_supervised: Yield (image, label) tuples instead of feature dicts.
+
+    Returns:
+        ({split: dataset of uint8 images and int64 labels}, the `DataSource`).
+    """
+    builder, status, root = _open(name, data, data_dir)
+    splits = list(splits)
+    if builder is not None:
+        datasets = {split: builder.as_dataset(split=split, as_supervised=as_supervised,
+                                              shuffle_files=False) for split in splits}
+        source = DataSource(name, "full", status["partial"], status["origin"],
+                            {split: int(datasets[split].cardinality()) for split in splits},
+                            str(root))
+        return datasets, source
+    arrays = _sample_arrays(name)
+    datasets = {}
+    for split in splits:
+        if split not in arrays:
+            raise DataError(f"the embedded {name} sample has no split {split!r}; it has "
+                            f"{', '.join(arrays)}")
+        images, labels = arrays[split]
+        images = images if images.ndim == 4 else images[..., None]
+        labels = labels.astype(np.int64)
+        if as_supervised:
+            datasets[split] = tf.data.Dataset.from_tensor_slices((images, labels))
+        else:
+            datasets[split] = tf.data.Dataset.from_tensor_slices({"image": images, "label": labels})
+    source = DataSource(name, "sample", True, f"embedded sample {SAMPLES_DIR / DATASETS[name].sample}",
+                        {split: len(arrays[split][1]) for split in splits})
+    return datasets, source
+
+
+def load_text(name: str = "tiny_shakespeare", splits: Iterable[str] = ("train", "validation"),
+              *, data: str = "auto", data_dir=None) -> tuple[dict[str, str], DataSource]:
+    """Loads a text dataset's splits as Python strings (tfds stores one example per split)."""
+    builder, status, root = _open(name, data, data_dir)
+    splits = list(splits)
+    if builder is not None:
+        texts = {}
+        for split in splits:
+            example = next(iter(tfds.as_numpy(builder.as_dataset(split=split))))
+            texts[split] = example["text"].decode("utf-8")
+        return texts, DataSource(name, "full", status["partial"], status["origin"],
+                                 {s: len(t) for s, t in texts.items()}, str(root))
+    parts = split_shakespeare(sample_text())
+    texts = {split: parts[split] for split in splits}
+    return texts, DataSource(name, "sample", False, "embedded copy of Tiny Shakespeare",
+                             {s: len(t) for s, t in texts.items()})
+
+
+def load_uci_digits(test_fraction: float = 0.25, seed: int = 0
+                    ) -> tuple[dict[str, tf.data.Dataset], DataSource]:
+    """The UCI handwritten digits that ship with scikit-learn, as an offline image dataset.
+
+    1,797 8x8 images of digits 0-9 (ink 0-16, white on black like MNIST), scaled to uint8
+    0-255 with one channel, split stratified by class with a fixed `seed`, so the test split
+    is the same in every run.
+
+    Returns:
+        ({"train": ..., "test": ...} datasets of (uint8 (8, 8, 1) image, int64 label)), the
+        `DataSource`).
+    """
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction={test_fraction!r} is not valid; it must be in (0, 1)")
+    digits = load_digits()
+    images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
+    labels = digits.target.astype(np.int64)
+    train_images, test_images, train_labels, test_labels = train_test_split(
+        images, labels, test_size=test_fraction, random_state=seed, stratify=labels)
+    datasets = {"train": tf.data.Dataset.from_tensor_slices((train_images, train_labels)),
+                "test": tf.data.Dataset.from_tensor_slices((test_images, test_labels))}
+    source = DataSource("uci_digits", "full", False,
+                        "scikit-learn load_digits (UCI optical recognition of handwritten "
+                        f"digits, 8x8), stratified split with seed {seed}",
+                        {"train": len(train_labels), "test": len(test_labels)})
+    return datasets, source
+
+
+def class_names(name: str) -> list[str]:
+    if name == "cifar10":
+        return list(CIFAR10_CLASSES)
+    if name == "fashion_mnist":
+        return ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                "Sneaker", "Bag", "Ankle boot"]
+    return [str(i) for i in range(10)]
+
+
+# --------------------------------------------------------------------------------------------
+# Input pipelines
+
+
+def image_pipeline(dataset: tf.data.Dataset, *, batch_size: int, training: bool, seed: int = 0,
+                   normalize: str = "unit", augment: bool = False, channels: int | None = None,
+                   size: int | None = None, cache: bool = True, drop_remainder: bool = False,
+                   shuffle_buffer: int | None = None) -> tf.data.Dataset:
+    """Turns (uint8 image, label) pairs into batched float32 training or evaluation input.
+
+    The expensive per-example work (cast, scale, resize) happens once before `cache()`; only
+    the shuffle and the augmentation run every epoch.
+
+    Args:
+        dataset: (image, label) pairs of uint8 HWC images.
+        batch_size: Examples per batch.
+        training: Shuffle (seeded, reshuffled every epoch) and augment.
+        seed: Seed of the shuffle and of the augmentation draws.
+        normalize: "unit" for [0, 1], "symmetric" for [-1, 1].
+        augment: Random horizontal flip and 4-pixel translation (padded random crop).
+        channels: Convert to this many channels (1 or 3) when the data has the other count.
+        size: Resize images to size x size (bilinear).
+        cache: Keep the preprocessed examples in memory after the first epoch.
+        drop_remainder: Drop the last incomplete batch.
+        shuffle_buffer: Shuffle buffer size; default: the whole dataset.
+    """
+    if normalize not in ("unit", "symmetric"):
+        raise ValueError(f"normalize={normalize!r} is not valid; valid values: unit, symmetric")
+
+    def preprocess(image, label):
+        image = tf.cast(image, tf.float32) / 255.0
+        if channels == 3 and image.shape[-1] == 1:
+            image = tf.image.grayscale_to_rgb(image)
+        elif channels == 1 and image.shape[-1] == 3:
+            image = tf.image.rgb_to_grayscale(image)
+        if size is not None:
+            image = tf.image.resize(image, (size, size))
+        if normalize == "symmetric":
+            image = image * 2.0 - 1.0
+        return image, label
+
+    dataset = dataset.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
+    if cache:
+        dataset = dataset.cache()
+    if training:
+        buffer = shuffle_buffer or max(int(dataset.cardinality()), 1024)
+        dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+        if augment:
+            seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+            dataset = tf.data.Dataset.zip((dataset, seeds)).map(
+                _augment, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _augment(example, seed):
+    image, label = example
+    height, width = image.shape[0], image.shape[1]
+    image = tf.image.stateless_random_flip_left_right(image, seed)
+    padded = tf.pad(image, [[4, 4], [4, 4], [0, 0]], mode="REFLECT")
+    image = tf.image.stateless_random_crop(padded, tf.shape(image), seed + 1)
+    image.set_shape((height, width, image.shape[-1]))
+    return image, label
+
+
+def first(dataset: tf.data.Dataset, count: int) -> tf.data.Dataset:
+    """The first `count` examples of `dataset` (all of them when `count` is 0)."""
+    return dataset.take(count) if count else dataset
+
+
+def to_numpy(dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Materializes an (image, label) dataset as two arrays (for small datasets and probes)."""
+    images, labels = [], []
+    for image_batch, label_batch in dataset.batch(4096).as_numpy_iterator():
+        images.append(image_batch)
+        labels.append(label_batch)
+    return np.concatenate(images), np.concatenate(labels)
