@@ -4,6 +4,7 @@ in `training.standard_callbacks`.
 
 from __future__ import annotations
 
+import csv
 import time
 from pathlib import Path
 
@@ -282,3 +283,54 @@ class FilterImages(_StepInterval):
         super().on_train_end(logs)
         self.save_png(self._step())
         self._writer.close()
+
+
+class LossRecorder(keras.callbacks.Callback):
+    """Logged metrics averaged over windows of `window` training steps, appended to a CSV.
+
+    The epoch logs hold running means since the epoch began; the mean of one window is the
+    difference of two running sums divided by its length. Steps are the optimizer's iterations.
+
+    Args:
+        path: The CSV file (columns: `step` and `keys`).
+        keys: The logged metrics to average.
+        window: Steps per window (a multiple of the model's `steps_per_execution`).
+        start_step: The step a resumed fit starts at: rows after it are dropped (0: a new file).
+    """
+
+    def __init__(self, path: str | Path, keys: tuple[str, ...], window: int, start_step: int = 0):
+        super().__init__()
+        self.path, self.keys, self.window = Path(path), tuple(keys), window
+        if start_step and self.path.exists():
+            with open(self.path, newline="") as handle:
+                rows = [row for row in csv.DictReader(handle) if int(row["step"]) <= start_step]
+            self._write(rows, mode="w")
+        else:
+            self._write([], mode="w")
+
+    def _write(self, rows, mode):
+        with open(self.path, mode, newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=("step", *self.keys))
+            if mode == "w":
+                writer.writeheader()
+            writer.writerows(rows)
+
+    def _step(self) -> int:
+        return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_start = self._step()
+        self.last_count, self.last_sums = 0, dict.fromkeys(self.keys, 0.0)
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self._step()
+        if step % self.window or not logs:
+            return
+        count = step - self.epoch_start
+        sums = {key: count * float(logs[key]) for key in self.keys}
+        length = count - self.last_count
+        if length > 0:
+            row = {"step": step, **{key: round((sums[key] - self.last_sums[key]) / length, 5)
+                                    for key in self.keys}}
+            self._write([row], mode="a")
+        self.last_count, self.last_sums = count, sums

@@ -58,8 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--preset", help="named configuration (default: the lab's default)")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override one config field (repeatable)")
-    run.add_argument("--epochs", type=_positive_int)
-    run.add_argument("--seed", type=_non_negative_int)
+    run.add_argument("--epochs", type=_bounded_int(1))
+    run.add_argument("--seed", type=_bounded_int(0))
     run.add_argument("--out", default="runs", help="root of run folders (default: runs)")
     run.add_argument("--data", choices=("auto", "sample", "full"))
     run.add_argument("--data-dir", help="tfds data dir (default: $TFDS_DATA_DIR)")
@@ -77,8 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--preset", help="the base configuration (default: the lab's default)")
     sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override one base config field (repeatable)")
-    sweep.add_argument("--epochs", type=_positive_int)
-    sweep.add_argument("--seed", type=_non_negative_int)
+    sweep.add_argument("--epochs", type=_bounded_int(1))
+    sweep.add_argument("--seed", type=_bounded_int(0))
     sweep.add_argument("--out", default="runs", help="root of run folders (default: runs)")
     sweep.add_argument("--data", choices=("auto", "sample", "full"))
     sweep.add_argument("--data-dir", help="tfds data dir (default: $TFDS_DATA_DIR)")
@@ -114,16 +114,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
-
-
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -134,28 +124,24 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _bounded_int(low: int, high: int):
+def _bounded_int(minimum: int, maximum: int | None = None):
+    """An argparse `type`: a whole number in [minimum, maximum] (no upper end when None)."""
+    if maximum is not None:
+        out_of_range = f"is not in [{minimum}, {maximum}]"
+    else:
+        out_of_range = "must be 0 or more" if minimum == 0 else f"must be at least {minimum}"
+
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{text!r} is not in [{low}, {high}]")
+        if value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"{text!r} {out_of_range}")
         return value
 
     parse.__name__ = "int"
     return parse
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:

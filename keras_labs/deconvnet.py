@@ -31,7 +31,8 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -55,7 +56,7 @@ class UnsupportedLayerError(KerasLabsError, ValueError):
 class _Step:
     """One layer of the chain, in forward order, with what its inverse needs."""
 
-    kind: str  # "conv", "relu", "pool", "batch_norm", "identity"
+    kind: str  # a key of _PASSES: "conv", "relu", "pool", "batch_norm", "identity"
     layer: keras.layers.Layer
     relu_after: bool = False  # a Conv2D with activation="relu"
     fold: keras.layers.Layer | None = None  # a BatchNormalization folded into this conv
@@ -133,30 +134,8 @@ class Deconvnet:
         x = tf.convert_to_tensor(images, dtype=tf.float32)
         record = []
         for step in self.chain(layer):
-            layer_ = step.layer
-            if step.kind == "conv":
-                record.append(tf.shape(x))
-                x = tf.nn.convolution(x, _as_float32(layer_.kernel), strides=layer_.strides,
-                                      padding=layer_.padding.upper(),
-                                      dilations=layer_.dilation_rate)
-                if layer_.use_bias:
-                    x = x + _as_float32(layer_.bias)
-                if step.relu_after:
-                    x = _forward_relu(x)
-            elif step.kind == "relu":
-                record.append(None)
-                x = _forward_relu(x)
-            elif step.kind == "pool":
-                input_shape = tf.shape(x, out_type=tf.int64)
-                x, switches = tf.nn.max_pool_with_argmax(
-                    x, ksize=layer_.pool_size, strides=layer_.strides,
-                    padding=layer_.padding.upper(), include_batch_in_index=True)
-                record.append((input_shape, switches))
-            elif step.kind == "batch_norm":
-                record.append(None)
-                x = tf.cast(layer_(x, training=False), tf.float32)
-            else:
-                record.append(None)
+            x, recorded = _PASSES[step.kind].forward(step, x)
+            record.append(recorded)
         return x, record
 
     def backward(self, signal, layer: str, record: list) -> tf.Tensor:
@@ -169,22 +148,7 @@ class Deconvnet:
         """
         x = tf.convert_to_tensor(signal, dtype=tf.float32)
         for step, recorded in zip(reversed(self.chain(layer)), reversed(record), strict=True):
-            layer_ = step.layer
-            if step.kind == "conv":
-                if step.relu_after:
-                    x = tf.nn.relu(x)
-                kernel = _as_float32(layer_.kernel)
-                if step.fold is not None:
-                    kernel = kernel * _batch_norm_scale(step.fold)
-                x = tf.nn.conv2d_transpose(x, kernel, output_shape=recorded,
-                                           strides=layer_.strides, padding=layer_.padding.upper(),
-                                           dilations=layer_.dilation_rate)
-            elif step.kind == "relu":
-                x = tf.nn.relu(x)
-            elif step.kind == "pool":
-                input_shape, switches = recorded
-                x = unpool(x, switches, input_shape)
-            # batch_norm (folded into its conv, or skipped) and identity: nothing to undo
+            x = _PASSES[step.kind].inverse(step, x, recorded)
         return x
 
     def project_pattern(self, images, pattern, layer: str) -> tf.Tensor:
@@ -296,6 +260,83 @@ class Deconvnet:
             self._functions[key] = tf.function(lambda images: self.forward(images, layer)[0],
                                                reduce_retracing=True)
         return self._functions[key]
+
+
+# --------------------------------------------------------------------------------------------
+# Each layer kind's forward pass and its deconvnet inverse
+
+
+def _conv_forward(step: _Step, x) -> tuple[tf.Tensor, tf.Tensor]:
+    layer = step.layer
+    input_shape = tf.shape(x)
+    x = tf.nn.convolution(x, _as_float32(layer.kernel), strides=layer.strides,
+                          padding=layer.padding.upper(), dilations=layer.dilation_rate)
+    if layer.use_bias:
+        x = x + _as_float32(layer.bias)
+    if step.relu_after:
+        x = _forward_relu(x)
+    return x, input_shape
+
+
+def _conv_inverse(step: _Step, x, input_shape) -> tf.Tensor:
+    layer = step.layer
+    if step.relu_after:
+        x = tf.nn.relu(x)
+    kernel = _as_float32(layer.kernel)
+    if step.fold is not None:
+        kernel = kernel * _batch_norm_scale(step.fold)
+    return tf.nn.conv2d_transpose(x, kernel, output_shape=input_shape, strides=layer.strides,
+                                  padding=layer.padding.upper(), dilations=layer.dilation_rate)
+
+
+def _relu_forward(step: _Step, x) -> tuple[tf.Tensor, None]:
+    return _forward_relu(x), None
+
+
+def _relu_inverse(step: _Step, x, recorded) -> tf.Tensor:
+    return tf.nn.relu(x)
+
+
+def _pool_forward(step: _Step, x) -> tuple[tf.Tensor, tuple[tf.Tensor, tf.Tensor]]:
+    layer = step.layer
+    input_shape = tf.shape(x, out_type=tf.int64)
+    x, switches = tf.nn.max_pool_with_argmax(x, ksize=layer.pool_size, strides=layer.strides,
+                                             padding=layer.padding.upper(),
+                                             include_batch_in_index=True)
+    return x, (input_shape, switches)
+
+
+def _pool_inverse(step: _Step, x, recorded) -> tf.Tensor:
+    input_shape, switches = recorded
+    return unpool(x, switches, input_shape)
+
+
+def _batch_norm_forward(step: _Step, x) -> tuple[tf.Tensor, None]:
+    return tf.cast(step.layer(x, training=False), tf.float32), None
+
+
+def _identity_forward(step: _Step, x) -> tuple[tf.Tensor, None]:
+    return x, None
+
+
+def _nothing_to_undo(step: _Step, x, recorded) -> tf.Tensor:
+    return x
+
+
+class _Pass(NamedTuple):
+    forward: Callable  # (step, x) -> (output, what the inverse needs)
+    inverse: Callable  # (step, signal, what forward recorded) -> the signal one layer down
+
+
+# A batch normalization has no inverse of its own: it is folded into the convolution right
+# before it (see _parse_chain), or skipped.
+_PASSES = {
+    "conv": _Pass(_conv_forward, _conv_inverse),
+    "relu": _Pass(_relu_forward, _relu_inverse),
+    "pool": _Pass(_pool_forward, _pool_inverse),
+    "batch_norm": _Pass(_batch_norm_forward, _nothing_to_undo),
+    "identity": _Pass(_identity_forward, _nothing_to_undo),
+}
 
 
 # --------------------------------------------------------------------------------------------

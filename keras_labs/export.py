@@ -1,15 +1,14 @@
-"""SavedModel export: written to a temporary folder next to the target, renamed when complete."""
+"""SavedModel export: written to a staging folder next to the target, renamed when complete."""
 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import keras
 
 from keras_labs import KerasLabsError
+from keras_labs.files import staged_folder
 from keras_labs.runs import plain_name
 
 
@@ -33,19 +32,13 @@ def export_model(model: keras.Model, export_root: str | os.PathLike, lab: str, r
     if destination.exists():
         raise KerasLabsError(f"export {str(destination)!r} exists already; not overwriting it")
     try:
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{run_id}.partial-", dir=destination.parent))
+        with staged_folder(destination) as staging:
+            if export is None:
+                model.export(str(staging), format="tf_saved_model", verbose=False)
+            else:
+                export(str(staging))
     except OSError as error:
         raise KerasLabsError(f"cannot write exports under {str(destination.parent)!r}: "
                              f"{error.strerror}") from None
-    try:
-        target = staging / "model"
-        if export is None:
-            model.export(str(target), format="tf_saved_model", verbose=False)
-        else:
-            export(str(target))
-        os.rename(target, destination)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     print(f"exported SavedModel to {destination}", flush=True)
     return destination

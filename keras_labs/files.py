@@ -35,8 +35,8 @@ def staged_folder(destination: str | os.PathLike, *, replace: bool = False) -> I
 
     Args:
         destination: The folder to create. Its parent is created if missing.
-        replace: Swap out an existing `destination` (the old one is deleted only after the new
-            one is in place). Otherwise an existing `destination` is kept and `FileExistsError`
+        replace: Swap out an existing `destination`; the old one stays as
+            `<destination>.previous` until the new one is in place. Otherwise an existing `destination` is kept and `FileExistsError`
             is raised, so two writers racing for the same folder never mix their files.
 
     Yields:
@@ -49,19 +49,23 @@ def staged_folder(destination: str | os.PathLike, *, replace: bool = False) -> I
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.partial-",
                                     dir=destination.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)  # mkdtemp's owner-only mode would outlive the rename
     try:
         yield staging
         if replace and destination.exists():
-            previous = Path(tempfile.mkdtemp(prefix=f".{destination.name}.old-",
-                                             dir=destination.parent))
-            os.replace(destination, previous / "old")
+            # The old folder waits as `<name>.previous` until the new one is in place, so a
+            # reader that falls back to it (`training.Backup`) finds a whole one at every instant.
+            previous = destination.with_name(destination.name + ".previous")
+            shutil.rmtree(previous, ignore_errors=True)
+            os.replace(destination, previous)
             try:
                 os.rename(staging, destination)
             except OSError:
-                os.replace(previous / "old", destination)  # put the old one back
+                os.replace(previous, destination)
                 raise
-            finally:
-                shutil.rmtree(previous, ignore_errors=True)
+            shutil.rmtree(previous, ignore_errors=True)
         else:
             if destination.exists():
                 raise FileExistsError(f"{str(destination)!r} exists already")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from keras_labs import KerasLabsError
+from keras_labs.files import atomic_write
 
 
 @dataclass(frozen=True)
@@ -215,10 +216,7 @@ window.addEventListener("load", () => {{
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        target = out / "report.html"
-        staging = out / ".report.html.partial"
-        staging.write_text(page, encoding="utf-8")
-        os.replace(staging, target)
+        target = atomic_write(out / "report.html", page.encode("utf-8"))
     except OSError as error:
         raise KerasLabsError(f"cannot write the report to {str(out)!r}: {error.strerror}") from None
     return target

@@ -29,6 +29,7 @@ from types import ModuleType
 
 from keras_labs import ConfigError, KerasLabsError
 from keras_labs.config import LabConfig, apply_overrides, field_names
+from keras_labs.files import atomic_write
 
 # Reported per run, in this order; a lab's metrics.json or its history.csv supplies them.
 RESULT_COLUMNS = ("train_accuracy", "test_accuracy", "train_loss", "test_loss", "wall_time_s")
@@ -242,6 +243,4 @@ def _format(value, column: str) -> str:
 
 
 def _write_json(path: Path, payload) -> None:
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
-    os.replace(temporary, path)
+    atomic_write(path, json.dumps(payload, indent=2, sort_keys=True, default=str))

@@ -11,7 +11,6 @@ import io
 import json
 import math
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -324,22 +323,15 @@ class Backup(keras.callbacks.BackupAndRestore):
         super().on_epoch_end(epoch, logs)
 
     def _save_model(self):
-        staging = self.directory / "state.new"
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        self.model.save_weights(str(staging / "model.weights.h5"))
-        np.savez(staging / "seeds.npz", **{f"seed_{index}": np.asarray(variable.numpy())
-                                           for index, variable in enumerate(self._states())})
         logs = {key: self._earlier_logs.get(key, []) + self._logs.get(key, [])
                 for key in {*self._earlier_logs, *self._logs}}
-        (staging / "metadata.json").write_text(json.dumps(
-            {"epoch": self._current_epoch, "logs": logs}))
-        current, previous = self.directory / "state", self.directory / "state.previous"
-        shutil.rmtree(previous, ignore_errors=True)
-        if current.exists():
-            os.replace(current, previous)
-        os.replace(staging, current)
-        shutil.rmtree(previous, ignore_errors=True)
+        with staged_folder(self.directory / "state", replace=True) as staging:
+            self.model.save_weights(str(staging / "model.weights.h5"))
+            np.savez(staging / "seeds.npz", **{f"seed_{index}": np.asarray(variable.numpy())
+                                               for index, variable in
+                                               enumerate(self._states())})
+            (staging / "metadata.json").write_text(json.dumps(
+                {"epoch": self._current_epoch, "logs": logs}))
 
     def on_train_begin(self, logs=None):
         self._current_epoch = self.completed_epochs

@@ -13,11 +13,24 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def save_figure(figure, path: str | os.PathLike, title: str = "", dpi: int = 110) -> str:
-    """Titles, lays out, writes and closes a matplotlib figure; returns the path as a string."""
+def save_figure(figure, path: str | os.PathLike, title: str = "", dpi: int = 110, *,
+                title_size: float | None = None,
+                rect: tuple[float, float, float, float] | None = None) -> str:
+    """Titles, lays out, writes and closes a matplotlib figure; returns the path as a string.
+
+    Args:
+        figure: The matplotlib figure.
+        path: The PNG to write.
+        title: Figure title (none when empty).
+        dpi: Resolution of the PNG.
+        title_size: The title's font size; default: matplotlib's figure title size.
+        rect: (left, bottom, right, top), in figure fractions, that the panels are laid out in
+            (room for a legend beside them); default: the whole figure.
+    """
     if title:
-        figure.suptitle(title)
-    figure.tight_layout()
+        # No fontsize at all unless given: an explicit None would mean the body text size.
+        figure.suptitle(title, **({} if title_size is None else {"fontsize": title_size}))
+    figure.tight_layout(rect=rect)
     figure.savefig(path, dpi=dpi)
     plt.close(figure)
     return str(path)
@@ -70,10 +83,7 @@ def plot_confusion_matrix(confusion: np.ndarray, class_names: Sequence[str],
                       fontsize=7, color="white" if rates[row, column] > 0.5 else "black")
     figure.colorbar(image, fraction=0.046)
     axis.set_title(title)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return str(path)
+    return save_figure(figure, path)
 
 
 def plot_per_class_accuracy(per_class: Sequence[float], class_names: Sequence[str],
@@ -87,10 +97,7 @@ def plot_per_class_accuracy(per_class: Sequence[float], class_names: Sequence[st
     axis.set_title(title)
     for index, value in enumerate(values):
         axis.text(index, value + 0.02, f"{value:.2f}", ha="center", fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return str(path)
+    return save_figure(figure, path)
 
 
 def image_grid(images: np.ndarray, path: str | os.PathLike, titles: Sequence[str] | None = None,
@@ -156,12 +163,7 @@ def image_table(rows: Sequence[np.ndarray], path: str | os.PathLike,
                 axis.set_title(column_titles[column_index], fontsize=8)
             if column_index == 0 and row_titles is not None:
                 axis.set_ylabel(row_titles[row_index], fontsize=8)
-    if title:
-        figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return str(path)
+    return save_figure(figure, path, title, title_size=10)
 
 
 def plot_tradeoff(points: Sequence[tuple[float, float]], labels: Sequence[str],
@@ -193,10 +195,7 @@ def plot_tradeoff(points: Sequence[tuple[float, float]], labels: Sequence[str],
     axis.grid(alpha=0.3)
     if title:
         axis.set_title(title, fontsize=10)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return str(path)
+    return save_figure(figure, path)
 
 
 def plot_embeddings(panels: dict[str, np.ndarray], labels: np.ndarray,
@@ -231,12 +230,7 @@ def plot_embeddings(panels: dict[str, np.ndarray], labels: np.ndarray,
         axis.set_yticks([])
     handles, names = axes.flat[0].get_legend_handles_labels()
     figure.legend(handles, names, loc="center right", markerscale=4, title="class")
-    if title:
-        figure.suptitle(title)
-    figure.tight_layout(rect=(0, 0, 0.93, 1))
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return str(path)
+    return save_figure(figure, path, title, rect=(0, 0, 0.93, 1))
 
 
 def plot_learning_curves(panels: dict[str, dict[str, Sequence[float]]], path: str | os.PathLike,
@@ -439,10 +433,7 @@ def contact_sheet(frames: Sequence[tuple[str, np.ndarray]], path: str | os.PathL
         spine.set_visible(False)
     if title:
         axis.set_title(title, fontsize=10)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return str(path)
+    return save_figure(figure, path)
 
 
 def plot_bars(values: Sequence[float], labels: Sequence[str], path: str | os.PathLike,
@@ -462,7 +453,4 @@ def plot_bars(values: Sequence[float], labels: Sequence[str], path: str | os.Pat
     axis.set_ylabel(y_label)
     if title:
         axis.set_title(title)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return str(path)
+    return save_figure(figure, path)

@@ -3,13 +3,14 @@
     python scripts/benchmark_gan.py [--mlp-steps 500] [--dcgan-steps 60] [--json PATH]
                                     [--markdown PATH]
 
-One step is one discriminator and one generator update (the lab's `GAN.train_step`), with the
+One step is one discriminator and one generator update (`models.gan.GAN.train_step`), with the
 `non_saturating-20k` preset's settings and batch size, on a cached `tf.data` stream of
 synthetic images (the input pipeline is not what is measured), timed over one `fit` epoch of
 that many steps after a warm-up epoch that traces the graph; both steps_per_execution 1 and 10
 (the presets' setting) are measured. The monitoring done after every interval of the preset (a sample
-grid, scoring `score_samples` images with the classifier, a checkpoint) is timed once with an
-untrained classifier of the same architecture (the cost does not depend on its weights).
+grid, scoring `score_samples` images with the classifier, a backup of the training state) is
+timed once with an untrained classifier of the same architecture (the cost does not depend on
+its weights).
 
 The wall time of the 20k preset is EXTRAPOLATED from these measurements:
 iterations / steps_per_s + intervals * interval_s; it leaves out start-up, data loading and
@@ -35,21 +36,17 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from keras_labs import models  # noqa: E402
+from keras_labs import models, runs, training  # noqa: E402
 from keras_labs.labs import gan  # noqa: E402
+from keras_labs.models.gan import build_gan, fixed_inputs, generate  # noqa: E402
+from keras_labs.scoring import SampleScorer  # noqa: E402
 
 PRESET = "non_saturating-20k"
+GRID_SAMPLES = 80  # the lab's sample grid: 8 rows of 10
 
 
-def build(config: gan.Config) -> gan.GAN:
-    model = gan.GAN(gan.build_generator(config), gan.build_discriminator(config),
-                    loss=config.loss, latent=config.latent, latent_dim=config.latent_dim,
-                    label_smoothing=config.label_smoothing, conditional=config.conditional,
-                    seed=config.seed)
-    model.compile(d_optimizer=keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1),
-                  g_optimizer=keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1),
-                  steps_per_execution=config.steps_per_execution)
-    return model
+def build(config: gan.Config):
+    return build_gan(config.model_spec(), steps_per_execution=config.steps_per_execution)
 
 
 def steps_per_second(config: gan.Config, steps: int) -> dict:
@@ -75,24 +72,25 @@ def steps_per_second(config: gan.Config, steps: int) -> dict:
 
 
 def interval_seconds(config: gan.Config) -> float:
-    """Time of the monitoring after one interval: grid, scoring, checkpoint."""
+    """Time of the monitoring after one interval: grid, scoring, backup."""
     model = build(config)
+    spec = config.model_spec()
     classifier = models.mnist_cnn()
     real = np.random.default_rng(1).random((10000, 28, 28, 1)).astype(np.float32)
-    scorer = gan.SampleScorer(classifier, real)
-    grid_inputs = gan.fixed_inputs(config, gan.GRID_ROWS * gan.GRID_COLUMNS, salt=1)
-    score_inputs = gan.fixed_inputs(config, config.score_samples, salt=2)
-    checkpoint = tf.train.Checkpoint(generator=model.generator, discriminator=model.discriminator,
-                                     d_optimizer=model.d_optimizer, g_optimizer=model.g_optimizer,
-                                     rng=model.rng)
+    scorer = SampleScorer(classifier, real)
+    grid_inputs = fixed_inputs(spec, GRID_SAMPLES, salt=1)
+    score_inputs = fixed_inputs(spec, config.score_samples, salt=2)
     with tempfile.TemporaryDirectory() as folder:
-        manager = tf.train.CheckpointManager(checkpoint, folder, max_to_keep=2)
+        # The lab's backup: `training.fit` saves one after every interval.
+        backup = training.Backup(runs.Run(gan.NAME, config, Path(folder) / "run"),
+                                 state=[model.rng.state])
+        backup.set_model(model)
         timings = []
-        for _ in range(3):  # the first includes tracing; keep the fastest
+        for epoch in range(3):  # the first includes tracing; keep the fastest
             start = time.perf_counter()
-            gan.generate(model.generator, grid_inputs, config)
-            scorer.score(gan.generate(model.generator, score_inputs, config))
-            manager.save()
+            generate(model.generator, grid_inputs, spec)
+            scorer.score(generate(model.generator, score_inputs, spec))
+            backup.on_epoch_end(epoch, {})
             timings.append(time.perf_counter() - start)
     return min(timings)
 

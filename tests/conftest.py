@@ -1,4 +1,5 @@
-"""Shared fixtures.
+"""Shared fixtures and helpers (`tiny`: each lab's tiny configuration; `make_cifar_dir`;
+`run_cli`).
 
 Two tiers: fast unit tests on tiny synthetic tensors or `tfds.testing.mock_data`, and a
 real-data tier (`real_data_dir`) that prepares datasets from the original files in
@@ -8,6 +9,7 @@ not there. `scripts/test` points the cache at `.cache/tfds` so CI prepares each 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -19,6 +21,49 @@ import pytest  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("KERAS_LABS_SHARED_DATA", ROOT.parent / "shared" / "data"))
 CACHE = Path(os.environ.get("KERAS_LABS_TEST_DATA_DIR", ROOT / ".cache" / "tfds"))
+
+
+# Each lab's tiny configuration (seconds of training on the embedded samples): the preset it
+# starts from and what it changes. Used by the lab's own tests and by the cross-lab ones.
+_TINY = {
+    "mnist-cnn": ("quick", dict(epochs=1, train_examples=256, batch_size=64, filters=(8, 16),
+                                dense_units=16, data="sample")),
+    "cifar-cnn": ("tutorial", dict(data="sample", train_examples=64, test_examples=40,
+                                   batch_size=16, epochs=1, steps_per_execution=2,
+                                   probe_every_steps=2, probe_images=8, histogram_freq=1)),
+    "transfer": ("quick", dict(data="sample", source_epochs=1, source_train_examples=512,
+                               epochs=2, warmup_epochs=1, batch_size=64,
+                               target_train_examples=256, target_test_examples=200)),
+    "embeddings": ("quick", dict(data="sample", epochs=1, train_examples=512,
+                                 test_examples=300, tsne_iterations=300, neighbors=5)),
+    "char-rnn": ("quick", dict(data="sample", steps=6, log_every=3, steps_per_execution=3,
+                               batch_size=8, sequence_length=32, units=16, num_layers=2,
+                               embedding_dim=8, train_chars=20000, validation_chars=3000,
+                               sample_length=25)),
+    "word-rnn": ("quick", dict(data="sample", steps=6, log_every=3, steps_per_execution=3,
+                               vocabulary_size=400, batch_size=8, sequence_length=16, units=16,
+                               embedding_dim=8, train_tokens=20000, validation_chars=3000,
+                               sample_length=12)),
+    "mnist-rnn": ("quick", dict(data="sample", epochs=2, train_examples=256, test_examples=200,
+                                hidden_sizes=(6, 3), batch_size=64, steps_per_execution=2)),
+    "deconvnet": ("quick", dict(epochs=1, train_examples=128, batch_size=64, filters=(8, 16),
+                                dense_units=16, search_examples=64, data="sample")),
+    "autoencoder": ("quick", dict(epochs=1, train_examples=128, batch_size=32,
+                                  head_units=(16,), grid_images=4, data="sample")),
+}
+
+
+def tiny(name: str, **changes):
+    """The tiny configuration of lab `name` (not validated), with `changes` applied.
+
+    Args:
+        name: A lab name from `keras_labs.labs.names()`.
+        **changes: Config fields to set on top of the tiny configuration.
+    """
+    from keras_labs import labs
+
+    preset, fields = _TINY[name]
+    return dataclasses.replace(labs.get(name).PRESETS[preset], **{**fields, **changes})
 
 
 def pytest_configure(config):
@@ -53,6 +98,23 @@ def empty_data_dir(tmp_path, monkeypatch):
     path.mkdir()
     monkeypatch.setenv("TFDS_DATA_DIR", str(path))
     return str(path)
+
+
+def make_cifar_dir(folder: Path, records=(7, 3, 3, 3, 5), test: int = 4) -> Path:
+    """CIFAR-10 binary batches with `records` examples per training file and `test` in the test
+    file (random pixels, labels 0, 1, 2, ...); returns the `cifar-10-batches-bin` folder."""
+    import numpy as np
+
+    from keras_labs import data
+
+    rng = np.random.default_rng(1)
+    batches = folder / "cifar-10-batches-bin"
+    batches.mkdir(parents=True)
+    for name, count in [*zip(data.CIFAR_TRAIN_FILES, records, strict=True), ("test_batch.bin", test)]:
+        labels = (np.arange(count) % 10).astype(np.uint8)[:, None]
+        pixels = rng.integers(0, 256, (count, 3072)).astype(np.uint8)
+        (batches / name).write_bytes(np.concatenate([labels, pixels], axis=1).tobytes())
+    return batches
 
 
 def run_cli(*args: str, env: dict | None = None, timeout: float = 300):

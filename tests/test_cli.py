@@ -1,7 +1,9 @@
 """The command line: bad input exits 2 with one clear line; fail fast on unprepared data."""
 
 import pytest
-from conftest import run_cli
+from conftest import make_cifar_dir, run_cli
+
+from keras_labs import labs
 
 
 def error_lines(result):
@@ -10,7 +12,7 @@ def error_lines(result):
 
 
 @pytest.mark.parametrize("args, quoted, valid", [
-    (["run", "no-such-lab"], "'no-such-lab'", "mnist-cnn"),
+    (["run", "no-such-lab"], "'no-such-lab'", ", ".join(labs.names())),
     (["run", "mnist-cnn", "--preset", "nope"], "'nope'", "seed, quick"),
     (["run", "mnist-cnn", "--set", "learning_rate=-1"], "learning_rate=-1.0", "> 0"),
     (["run", "mnist-cnn", "--set", "nope=1"], "'nope'", "learning_rate"),
@@ -61,12 +63,12 @@ def test_unwritable_output_folder(tmp_path):
 def test_list_shows_labs_and_presets():
     result = run_cli("list")
     assert result.returncode == 0
-    assert "mnist-cnn" in result.stdout and "seed, quick" in result.stdout
+    listed = [line.split()[0] for line in result.stdout.splitlines() if line.strip()]
+    assert listed == labs.names()
+    assert "seed, quick" in result.stdout
 
 
 def test_data_list_reports_prepared_partial(tmp_path):
-    from test_data import make_cifar_dir
-
     make_cifar_dir(tmp_path / "src")
     result = run_cli("data", "prepare", "cifar10", "--from", str(tmp_path / "src"),
                      "--data-dir", str(tmp_path / "tfds"))

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import tiny
 from keras import layers
 
 from keras_labs import KerasLabsError
@@ -187,8 +188,7 @@ def test_unsupported_layers_are_named():
     assert issubclass(UnsupportedLayerError, KerasLabsError)
 
 
-TINY = dataclasses.replace(lab.PRESETS["quick"], epochs=1, train_examples=128, batch_size=64,
-                           filters=(8, 16), dense_units=16, search_examples=64, data="sample")
+TINY = tiny("deconvnet")
 
 
 def test_lab_smoke_run(tmp_path):

@@ -7,15 +7,14 @@ import json
 import matplotlib.image
 import numpy as np
 import pytest
+from conftest import tiny
 from google.protobuf import text_format
 from tensorboard.plugins import projector
 
 from keras_labs import ConfigError
 from keras_labs.labs import embeddings
 
-TINY = dataclasses.replace(embeddings.PRESETS["quick"], data="sample", epochs=1,
-                           train_examples=512, test_examples=300, tsne_iterations=300,
-                           neighbors=5)
+TINY = tiny("embeddings")
 SPACES = ("features", "pca", "tsne")
 
 

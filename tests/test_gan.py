@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_labs import ConfigError, training
+from keras_labs import ConfigError, scoring, training
 from keras_labs.labs import gan
+from keras_labs.models import gan as gan_models
 
 TINY = dataclasses.replace(
     gan.PRESETS["quick"], data="sample", iterations=30, sample_every=10, batch_size=32,
@@ -34,17 +35,17 @@ def tiny_run(tmp_path_factory, export_root):
 def test_losses_are_the_named_objectives():
     logits = tf.constant([[-3.0], [-0.5], [0.0], [2.0]])
     d_fake = tf.sigmoid(logits).numpy()
-    np.testing.assert_allclose(gan.generator_loss(logits, "minimax"),
+    np.testing.assert_allclose(gan_models.generator_loss(logits, "minimax"),
                                np.mean(np.log(1.0 - d_fake)), rtol=1e-5)
-    np.testing.assert_allclose(gan.generator_loss(logits, "non_saturating"),
+    np.testing.assert_allclose(gan_models.generator_loss(logits, "non_saturating"),
                                np.mean(-np.log(d_fake)), rtol=1e-5)
     real = tf.constant([[1.0], [3.0]])
     d_real = tf.sigmoid(real).numpy()
     expected = np.mean(-0.9 * np.log(d_real) - 0.1 * np.log(1 - d_real)) + np.mean(-np.log(1 - d_fake))
-    np.testing.assert_allclose(gan.discriminator_loss(real, logits, label_smoothing=0.1),
+    np.testing.assert_allclose(gan_models.discriminator_loss(real, logits, label_smoothing=0.1),
                                expected, rtol=1e-5)
     with pytest.raises(ValueError, match="'wasserstein'"):
-        gan.generator_loss(logits, "wasserstein")
+        gan_models.generator_loss(logits, "wasserstein")
 
 
 def _fit_tiny(strategy, config, steps=4, seed=3):
@@ -53,12 +54,9 @@ def _fit_tiny(strategy, config, steps=4, seed=3):
     labels = np.arange(64) % 10
     dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(
         8, drop_remainder=True).repeat()
+    spec = dataclasses.replace(config.model_spec(), seed=seed, learning_rate=1e-3, beta_1=0.9)
     with strategy.scope():
-        model = gan.GAN(gan.build_generator(config), gan.build_discriminator(config),
-                        loss=config.loss, latent=config.latent, latent_dim=config.latent_dim,
-                        conditional=config.conditional, seed=seed)
-        model.compile(d_optimizer=keras.optimizers.Adam(1e-3),
-                      g_optimizer=keras.optimizers.Adam(1e-3))
+        model = gan_models.build_gan(spec)
     state = model.rng.state.numpy().copy()
     history = model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)
     return model, history, state
@@ -88,11 +86,12 @@ def test_same_seed_same_training():
 def test_frechet_distance_of_gaussians():
     mean_a, mean_b = np.zeros(3), np.array([1.0, 2.0, 0.0])
     covariance = np.diag([1.0, 4.0, 9.0])
-    assert gan.frechet_distance(mean_a, covariance, mean_a, covariance) == pytest.approx(0, abs=1e-6)
+    distance = scoring.frechet_distance
+    assert distance(mean_a, covariance, mean_a, covariance) == pytest.approx(0, abs=1e-6)
     # Equal covariances: only the squared distance of the means remains.
-    assert gan.frechet_distance(mean_a, covariance, mean_b, covariance) == pytest.approx(5.0)
+    assert distance(mean_a, covariance, mean_b, covariance) == pytest.approx(5.0)
     # 1-D: (s_a - s_b)^2 for standard deviations s.
-    assert gan.frechet_distance(np.zeros(1), np.eye(1) * 4, np.zeros(1), np.eye(1)) == pytest.approx(1.0)
+    assert distance(np.zeros(1), np.eye(1) * 4, np.zeros(1), np.eye(1)) == pytest.approx(1.0)
 
 
 def test_tiny_run_records_scores_plots_and_export(tiny_run):
@@ -114,7 +113,7 @@ def test_tiny_run_records_scores_plots_and_export(tiny_run):
     assert [int(row["epoch"]) for row in rows] == [0, 1, 2]
     assert {"d_loss", "g_loss", "largest_class_share", "classifier_fid"} <= set(rows[0])
     assert len(json.loads((workdir / "scores.json").read_text())) == 3
-    assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("-30")
+    assert not (workdir / "backup").exists(), "a finished run keeps no backup"
     events = list((workdir / "tb" / "samples").glob("events.out.tfevents*"))
     assert events
     exported = tf.saved_model.load(metrics["export"])
@@ -140,17 +139,17 @@ def test_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, export_root)
     with pytest.raises(KeyboardInterrupt):
         gan.run(config, str(workdir), callbacks=[_Interrupt(after=15)])
     assert not (workdir / "metrics.json").exists()
-    assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("-10")
+    assert training.backed_up_epochs(workdir) == 1  # the interval that ended at step 10
     (workdir / "FAILED.txt").write_text("KeyboardInterrupt: killed\n")  # as the CLI leaves it
 
     steps_seen = []
 
     class Record(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
+        def on_epoch_begin(self, epoch, logs=None):
             steps_seen.append(self.model.steps)
 
     metrics = gan.resume(str(workdir), callbacks=[Record()])
-    assert steps_seen == [10]  # restored, not started over
+    assert steps_seen == [10, 20]  # restored, not started over
     assert metrics["resumed_from_step"] == 10 and metrics["iterations"] == 30
     assert metrics["over_training"]["step"] == [10, 20, 30]
     with open(workdir / "history.csv", newline="") as handle:
@@ -186,8 +185,7 @@ def test_killed_process_resumes(tmp_path, export_root, tiny_run):
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     try:
-        while process.poll() is None and tf.train.latest_checkpoint(
-                str(workdir / "checkpoints")) is None:
+        while process.poll() is None and not training.backed_up_epochs(workdir):
             time.sleep(0.05)
     finally:
         process.send_signal(signal.SIGKILL)

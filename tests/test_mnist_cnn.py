@@ -6,13 +6,13 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import tiny
 
 from keras_labs import ConfigError, KerasLabsError, runs
 from keras_labs.export import export_model
 from keras_labs.labs import mnist_cnn
 
-TINY = dataclasses.replace(mnist_cnn.PRESETS["quick"], epochs=1, train_examples=256,
-                           batch_size=64, filters=(8, 16), dense_units=16, data="sample")
+TINY = tiny("mnist-cnn")
 
 
 @pytest.fixture(scope="module")

@@ -26,25 +26,25 @@ The first two are on by default: with images in [0, 1] (the reports' setup, `--s
 loss collapses within 2,000 steps to one noisy pattern, while [-1, 1] alone avoids that; so
 the presets compare the two losses with both improvements on.
 
-The GAN is a `keras.Model` whose `train_step` takes one discriminator and one generator step
-with `tf.GradientTape` and two Adam optimizers, so `fit`, callbacks, checkpoints and
-`tf.distribute` (mirrored strategy included) all apply. Every random draw in `train_step`
-comes from a `tf.random.Generator` owned by the model, seeded by `seed` and saved in the
-checkpoints. One iteration is one generator step; `fit` runs `iterations / sample_every`
+The GAN (`models.gan.GAN`) is a `keras.Model` whose `train_step` takes one discriminator and
+one generator step with `tf.GradientTape` and two Adam optimizers, so `training.fit`, callbacks,
+backups and `tf.distribute` (mirrored strategy included) all apply. Every random draw in
+`train_step` comes from a `tf.random.Generator` owned by the model, seeded by `seed` and saved
+in the backups. One iteration is one generator step; `fit` runs `iterations / sample_every`
 "epochs" of `sample_every` steps, and after each one the lab:
 
 * draws a grid from the same fixed noise (a PNG, and an image in TensorBoard), which together
   make the contact sheet over training;
-* scores `score_samples` generated digits with a trained MNIST classifier (`models.mnist_cnn`,
-  trained at the start of the run on the same data or reused from
-  `<export_dir>/_classifiers/`, see `training.mnist_classifier`): the class histogram, the share
+* scores `score_samples` generated digits (`scoring.SampleScorer`) with a trained MNIST
+  classifier (`models.mnist_cnn`, trained at the start of the run on the same data or reused
+  from an earlier run, see `training.mnist_classifier`): the class histogram, the share
   of the most frequent class (`largest_class_share`: 0.1 is a perfect spread over ten digits,
   1.0 is total mode collapse), the entropy of the histogram in bits (`class_entropy`, at most
   log2(10) = 3.32), and `classifier_fid`, the Frechet distance between the classifier's
   penultimate ("features") activations on generated and on real test digits;
-* saves a checkpoint (`checkpoints/`: both networks, both optimizers, the random generator and
-  the step), so a killed run continues where it stopped with `resume(run_folder)`
-  (`keras-labs run gan --resume RUN_FOLDER`).
+* saves a backup (`training.Backup`: both networks, both optimizers, the dropout and random
+  generator states, the step), so a killed run continues where it stopped with
+  `resume(run_folder)` (`keras-labs run gan --resume RUN_FOLDER`).
 
 The run leaves history.csv (per interval: D and G loss, mean D(x) and D(G(z)), the scores),
 losses.csv (D and G loss averaged over short windows), scores.json (the histograms), plots
@@ -58,16 +58,17 @@ import csv
 import dataclasses
 import json
 import math
-import time
-from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from keras_labs import ConfigError, KerasLabsError, data, export, runs, training, visualization
+from keras_labs import ConfigError, data, export, runs, training, visualization
+from keras_labs.callbacks import LossRecorder
 from keras_labs.config import LabConfig, option
+from keras_labs.models.gan import GAN, GanSpec, build_gan, fixed_inputs, generate
+from keras_labs.scoring import SampleScorer
 
 NAME = "gan"
 DESCRIPTION = ("GAN on MNIST, minimax vs non-saturating loss (reports 000/001, ex. 5); mode "
@@ -123,6 +124,16 @@ class Config(LabConfig):
             raise ConfigError(f"dcgan_filters={self.dcgan_filters!r} is not valid; the 28x28 "
                               "DCGAN has exactly two stride-2 stages, give two widths")
 
+    def model_spec(self) -> GanSpec:
+        """The `models.gan.GanSpec` of this config's GAN (MNIST digits, ten labels)."""
+        return GanSpec(
+            loss=self.loss, architecture=self.architecture, inputs=self.inputs,
+            latent=self.latent, latent_dim=self.latent_dim, label_smoothing=self.label_smoothing,
+            conditional=self.conditional, mlp_units=self.mlp_units,
+            dcgan_filters=self.dcgan_filters, discriminator_dropout=self.discriminator_dropout,
+            learning_rate=self.learning_rate, beta_1=self.beta_1, seed=self.seed,
+            image_shape=IMAGE_SHAPE, num_classes=NUM_CLASSES)
+
 
 PRESETS = {
     # The reports' runs: 20k and 100k iterations of each loss, everything else equal.
@@ -137,307 +148,7 @@ DEFAULT_PRESET = "non_saturating-20k"
 
 
 # --------------------------------------------------------------------------------------------
-# The two networks
-
-
-def build_generator(config: Config) -> keras.Model:
-    """z (and a digit label) -> a 28x28x1 image in the configured pixel range."""
-    noise = keras.Input(shape=(config.latent_dim,), name="z")
-    inputs = [noise]
-    x = noise
-    if config.conditional:
-        label = keras.Input(shape=(), dtype="int32", name="label")
-        inputs.append(label)
-        one_hot = layers.CategoryEncoding(NUM_CLASSES, output_mode="one_hot", name="label_one_hot")(label)
-        x = layers.Concatenate(name="z_and_label")([noise, one_hot])
-    output_activation = "tanh" if config.inputs == "symmetric" else "sigmoid"
-    if config.architecture == "mlp":
-        for index, units in enumerate(config.mlp_units, start=1):
-            x = layers.Dense(units, name=f"dense{index}")(x)
-            x = layers.LeakyReLU(0.2, name=f"leaky_relu{index}")(x)
-        x = layers.Dense(int(np.prod(IMAGE_SHAPE)), activation=output_activation, name="pixels")(x)
-        image = layers.Reshape(IMAGE_SHAPE, name="image")(x)
-    else:
-        narrow, wide = config.dcgan_filters
-        # DCGAN: project and reshape, then fractionally strided convolutions with batch norm
-        # and ReLU; no batch norm on the output layer (Radford et al., 2016).
-        x = layers.Dense(7 * 7 * wide, use_bias=False, name="project")(x)
-        x = layers.BatchNormalization(name="project_bn")(x)
-        x = layers.ReLU(name="project_relu")(x)
-        x = layers.Reshape((7, 7, wide), name="reshape")(x)
-        x = layers.Conv2DTranspose(narrow, 5, strides=2, padding="same", use_bias=False,
-                                   name="up1")(x)
-        x = layers.BatchNormalization(name="up1_bn")(x)
-        x = layers.ReLU(name="up1_relu")(x)
-        image = layers.Conv2DTranspose(1, 5, strides=2, padding="same",
-                                       activation=output_activation, name="image")(x)
-    return keras.Model(inputs if config.conditional else noise, image, name="generator")
-
-
-def build_discriminator(config: Config) -> keras.Model:
-    """An image (and a digit label) -> one logit: log D / (1 - D) of "this image is real"."""
-    image = keras.Input(shape=IMAGE_SHAPE, name="image")
-    inputs = [image]
-    if config.conditional:
-        label = keras.Input(shape=(), dtype="int32", name="label")
-        inputs.append(label)
-        one_hot = layers.CategoryEncoding(NUM_CLASSES, output_mode="one_hot", name="label_one_hot")(label)
-    if config.architecture == "mlp":
-        x = layers.Flatten(name="flatten")(image)
-        if config.conditional:
-            x = layers.Concatenate(name="image_and_label")([x, one_hot])
-        for index, units in enumerate(reversed(config.mlp_units), start=1):
-            x = layers.Dense(units, name=f"dense{index}")(x)
-            x = layers.LeakyReLU(0.2, name=f"leaky_relu{index}")(x)
-            x = layers.Dropout(config.discriminator_dropout, name=f"dropout{index}")(x)
-    else:
-        x = image
-        if config.conditional:
-            # The label as ten constant feature maps next to the pixels.
-            maps = layers.Reshape((1, 1, NUM_CLASSES), name="label_maps")(one_hot)
-            maps = layers.UpSampling2D(IMAGE_SHAPE[:2], name="label_planes")(maps)
-            x = layers.Concatenate(name="image_and_label")([x, maps])
-        for index, filters in enumerate(config.dcgan_filters, start=1):
-            x = layers.Conv2D(filters, 5, strides=2, padding="same", name=f"conv{index}")(x)
-            x = layers.LeakyReLU(0.2, name=f"leaky_relu{index}")(x)
-            x = layers.Dropout(config.discriminator_dropout, name=f"dropout{index}")(x)
-        x = layers.Flatten(name="flatten")(x)
-    logit = layers.Dense(1, name="logit")(x)
-    return keras.Model(inputs if config.conditional else image, logit, name="discriminator")
-
-
-# --------------------------------------------------------------------------------------------
-# The losses, on logits (log D = -softplus(-logit), log(1 - D) = -softplus(logit))
-
-
-def discriminator_loss(real_logits, fake_logits, label_smoothing: float = 0.0):
-    """-[log D(x) + log(1 - D(G(z)))], per example, averaged; the same for both losses.
-
-    With one-sided label smoothing s the real targets are 1 - s (Salimans et al., 2016): the
-    real term becomes the cross-entropy -[(1 - s) log D(x) + s log(1 - D(x))]; fake targets stay 0.
-    """
-    real_targets = tf.fill(tf.shape(real_logits), 1.0 - label_smoothing)
-    real = tf.nn.sigmoid_cross_entropy_with_logits(labels=real_targets, logits=real_logits)
-    fake = tf.nn.softplus(fake_logits)  # -log(1 - D(G(z)))
-    return tf.reduce_mean(real) + tf.reduce_mean(fake)
-
-
-def generator_loss(fake_logits, loss: str):
-    """`minimax`: mean log(1 - D(G(z))) (Goodfellow et al.); `non_saturating`: mean -log D(G(z))."""
-    if loss == "minimax":
-        return tf.reduce_mean(-tf.nn.softplus(fake_logits))
-    if loss == "non_saturating":
-        return tf.reduce_mean(tf.nn.softplus(-fake_logits))
-    raise ValueError(f"loss={loss!r} is not valid; valid values: minimax, non_saturating")
-
-
-class GAN(keras.Model):
-    """A generator and a discriminator trained against each other by `fit`.
-
-    Each `train_step` takes one discriminator step on a batch of real images and as many fresh
-    fakes, then one generator step on fresh noise, each with its own optimizer. Losses are
-    divided by the number of replicas inside the tape, so that under `tf.distribute` the
-    summed replica gradients are the gradient of the global-batch mean.
-
-    Args:
-        generator: z (and a label) -> image.
-        discriminator: image (and a label) -> logit.
-        loss: "minimax" or "non_saturating" (the generator's objective, see `generator_loss`).
-        latent: "uniform" (in [-1, 1]) or "gaussian".
-        latent_dim: Size of z.
-        label_smoothing: One-sided smoothing of the real targets.
-        conditional: Feed digit labels to both networks (the real images' labels, and uniformly
-            drawn labels for the fakes).
-        seed: Seed of the model's `tf.random.Generator`, the source of every draw in `train_step`.
-    """
-
-    def __init__(self, generator: keras.Model, discriminator: keras.Model, *, loss: str,
-                 latent: str, latent_dim: int, label_smoothing: float = 0.0,
-                 conditional: bool = False, seed: int = 0, **kwargs):
-        super().__init__(**kwargs)
-        if latent not in ("uniform", "gaussian"):
-            raise ValueError(f"latent={latent!r} is not valid; valid values: uniform, gaussian")
-        generator_loss(tf.zeros((1, 1)), loss)  # rejects an unknown loss name now
-        self.generator = generator
-        self.discriminator = discriminator
-        self.loss_name = loss
-        self.latent = latent
-        self.latent_dim = latent_dim
-        self.label_smoothing = label_smoothing
-        self.conditional = conditional
-        # Created in the strategy scope with the networks: under MirroredStrategy every replica
-        # gets its own stream, and the state is a variable that checkpoints save and restore.
-        self.rng = tf.random.Generator.from_seed(seed)
-        self.trackers = {name: keras.metrics.Mean(name=name)
-                         for name in ("d_loss", "g_loss", "d_real", "d_fake")}
-        self.built = True  # both networks are built; there is no call() to trace
-
-    def compile(self, d_optimizer: keras.optimizers.Optimizer,
-                g_optimizer: keras.optimizers.Optimizer, **kwargs):
-        # `optimizer` is the generator's, so that what Keras reads from `model.optimizer` (the
-        # learning rate, the step count) is the generator's, and no third optimizer is made.
-        super().compile(optimizer=g_optimizer, **kwargs)
-        self.d_optimizer = d_optimizer
-        self.g_optimizer = g_optimizer
-        # Built here, in the strategy scope, not lazily inside a replica's first step.
-        d_optimizer.build(self.discriminator.trainable_variables)
-        g_optimizer.build(self.generator.trainable_variables)
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
-    @property
-    def steps(self) -> int:
-        """Generator steps taken so far (the generator optimizer's iteration count)."""
-        return int(keras.ops.convert_to_numpy(self.g_optimizer.iterations))
-
-    def sample_latent(self, count):
-        """`count` latent vectors from the model's random generator."""
-        shape = tf.stack([count, self.latent_dim])
-        if self.latent == "gaussian":
-            return self.rng.normal(shape)
-        return self.rng.uniform(shape, minval=-1.0, maxval=1.0)
-
-    def _generator_inputs(self, count):
-        noise = self.sample_latent(count)
-        if not self.conditional:
-            return noise, None
-        labels = self.rng.uniform(tf.reshape(count, [1]), minval=0, maxval=NUM_CLASSES,
-                                  dtype=tf.int32)
-        return [noise, labels], labels
-
-    def _discriminate(self, images, labels, training):
-        inputs = [images, labels] if self.conditional else images
-        return self.discriminator(inputs, training=training)
-
-    def train_step(self, batch):
-        real_images, real_labels = batch
-        real_labels = tf.cast(real_labels, tf.int32)
-        count = tf.shape(real_images)[0]
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-
-        generator_inputs, fake_labels = self._generator_inputs(count)
-        with tf.GradientTape() as tape:
-            fakes = self.generator(generator_inputs, training=True)
-            real_logits = self._discriminate(real_images, real_labels, training=True)
-            fake_logits = self._discriminate(fakes, fake_labels, training=True)
-            d_loss = discriminator_loss(real_logits, fake_logits, self.label_smoothing)
-            scaled_d_loss = d_loss / replicas
-        weights = self.discriminator.trainable_variables
-        self.d_optimizer.apply_gradients(zip(tape.gradient(scaled_d_loss, weights), weights,
-                                             strict=True))
-
-        generator_inputs, fake_labels = self._generator_inputs(count)
-        with tf.GradientTape() as tape:
-            fakes = self.generator(generator_inputs, training=True)
-            fake_logits_g = self._discriminate(fakes, fake_labels, training=True)
-            g_loss = generator_loss(fake_logits_g, self.loss_name)
-            scaled_g_loss = g_loss / replicas
-        weights = self.generator.trainable_variables
-        self.g_optimizer.apply_gradients(zip(tape.gradient(scaled_g_loss, weights), weights,
-                                             strict=True))
-
-        self.trackers["d_loss"].update_state(d_loss)
-        self.trackers["g_loss"].update_state(g_loss)
-        self.trackers["d_real"].update_state(tf.reduce_mean(tf.sigmoid(real_logits)))
-        self.trackers["d_fake"].update_state(tf.reduce_mean(tf.sigmoid(fake_logits)))
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
-
-
-# --------------------------------------------------------------------------------------------
-# Scoring samples with a trained classifier
-
-
-def frechet_distance(mean_a, covariance_a, mean_b, covariance_b) -> float:
-    """||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)), the distance between two Gaussians."""
-    covariance_a = np.atleast_2d(np.asarray(covariance_a, dtype=np.float64))
-    covariance_b = np.atleast_2d(np.asarray(covariance_b, dtype=np.float64))
-    # Tr (S_a S_b)^(1/2) = Tr (S_a^(1/2) S_b S_a^(1/2))^(1/2): a symmetric matrix, so its
-    # eigenvalues are real (clipped at 0 against round-off) and no complex sqrtm is needed.
-    values, vectors = np.linalg.eigh(covariance_a)
-    root_a = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
-    inner = root_a @ covariance_b @ root_a
-    trace_root = np.sqrt(np.clip(np.linalg.eigvalsh((inner + inner.T) / 2), 0, None)).sum()
-    difference = np.asarray(mean_a, dtype=np.float64) - np.asarray(mean_b, dtype=np.float64)
-    value = difference @ difference + np.trace(covariance_a) + np.trace(covariance_b) - 2 * trace_root
-    return float(max(value, 0.0))
-
-
-def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    features = np.asarray(features, dtype=np.float64)
-    return features.mean(axis=0), np.cov(features, rowvar=False)
-
-
-class SampleScorer:
-    """Scores generated digits with a trained classifier against real test digits.
-
-    Args:
-        classifier: Maps [0, 1] images (N, 28, 28, 1) to class probabilities and has a layer
-            named "features" (its penultimate representation).
-        real_images: Real test digits in [0, 1], the reference of the Frechet distance.
-    """
-
-    def __init__(self, classifier: keras.Model, real_images: np.ndarray):
-        self.classifier = classifier
-        self.features = keras.Model(classifier.input, [classifier.get_layer("features").output,
-                                                       classifier.output])
-        real_features, _ = self._run(real_images)
-        self.reference = feature_statistics(real_features)
-
-    def _run(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        features, probabilities = [], []
-        for start in range(0, len(images), 1000):
-            batch_features, batch_probabilities = self.features(images[start:start + 1000],
-                                                                training=False)
-            features.append(np.asarray(batch_features))
-            probabilities.append(np.asarray(batch_probabilities))
-        return np.concatenate(features), np.concatenate(probabilities)
-
-    def score(self, images: np.ndarray) -> dict:
-        """`class_histogram` (fractions), `largest_class_share`, `class_entropy` (bits) and
-        `classifier_fid` of [0, 1] images."""
-        features, probabilities = self._run(np.asarray(images, dtype=np.float32))
-        predicted = probabilities.argmax(axis=1)
-        histogram = np.bincount(predicted, minlength=NUM_CLASSES) / len(predicted)
-        nonzero = histogram[histogram > 0]
-        return {
-            "class_histogram": [round(float(share), 4) for share in histogram],
-            "largest_class_share": float(histogram.max()),
-            "class_entropy": float(-(nonzero * np.log2(nonzero)).sum()) + 0.0,  # never -0.0
-            "classifier_fid": frechet_distance(*feature_statistics(features), *self.reference),
-            "predicted": predicted,
-        }
-
-
-def to_unit(images, config: Config):
-    """Generator output -> [0, 1] pixels."""
-    images = np.asarray(images, dtype=np.float32)
-    return (images + 1.0) / 2.0 if config.inputs == "symmetric" else images
-
-
-def fixed_inputs(config: Config, count: int, salt: int) -> list[np.ndarray]:
-    """The same generator inputs at every interval (and after a resume): seeded by `seed`."""
-    rng = np.random.default_rng([config.seed, salt])
-    if config.latent == "gaussian":
-        noise = rng.standard_normal((count, config.latent_dim)).astype(np.float32)
-    else:
-        noise = rng.uniform(-1.0, 1.0, (count, config.latent_dim)).astype(np.float32)
-    if not config.conditional:
-        return [noise]
-    return [noise, (np.arange(count) % NUM_CLASSES).astype(np.int32)]
-
-
-def generate(generator: keras.Model, inputs: list[np.ndarray], config: Config) -> np.ndarray:
-    images = []
-    for start in range(0, len(inputs[0]), 1000):
-        batch = [part[start:start + 1000] for part in inputs]
-        images.append(generator(batch if len(batch) > 1 else batch[0], training=False))
-    return to_unit(np.concatenate([np.asarray(image) for image in images]), config)
-
-
-# --------------------------------------------------------------------------------------------
-# Callbacks: monitoring, loss curves, checkpoints
+# Monitoring: sample grids and scores after every interval
 
 
 class GanMonitor(keras.callbacks.Callback):
@@ -450,15 +161,15 @@ class GanMonitor(keras.callbacks.Callback):
     def __init__(self, run: runs.Run, config: Config, scorer: SampleScorer, start_step: int = 0):
         super().__init__()
         self.run, self.config, self.scorer = run, config, scorer
-        self.grid_inputs = fixed_inputs(config, GRID_ROWS * GRID_COLUMNS, salt=1)
-        self.score_inputs = fixed_inputs(config, config.score_samples, salt=2)
+        self.spec = config.model_spec()
+        self.grid_inputs = fixed_inputs(self.spec, GRID_ROWS * GRID_COLUMNS, salt=1)
+        self.score_inputs = fixed_inputs(self.spec, config.score_samples, salt=2)
         self.scores_path = run.workdir / "scores.json"
         self.frames_path = run.workdir / "samples.npz"
         self.writer = tf.summary.create_file_writer(str(run.tb_dir / "samples"))
         self.scores: list[dict] = []
         self.frames: dict[int, np.ndarray] = {}
-        self.seconds = 0.0
-        if start_step:  # resuming: keep what was recorded up to the checkpoint, drop the rest
+        if start_step:  # resuming: keep what was recorded up to the backup, drop the rest
             if self.scores_path.exists():
                 self.scores = [entry for entry in json.loads(self.scores_path.read_text())
                                if entry["step"] <= start_step]
@@ -468,10 +179,9 @@ class GanMonitor(keras.callbacks.Callback):
                                    if int(key.split("_")[1]) <= start_step}
 
     def on_epoch_end(self, epoch, logs=None):
-        started = time.perf_counter()
         step = (epoch + 1) * self.config.sample_every
         generator = self.model.generator
-        grid = generate(generator, self.grid_inputs, self.config)
+        grid = generate(generator, self.grid_inputs, self.spec)
         tiled = visualization.tile_images(grid, columns=GRID_COLUMNS)
         visualization.save_image(tiled, self.run.plot_path(f"samples_step{step:06d}"))
         with self.writer.as_default():
@@ -480,7 +190,7 @@ class GanMonitor(keras.callbacks.Callback):
         np.savez_compressed(self.frames_path, **{f"step_{key:06d}": value
                                                   for key, value in sorted(self.frames.items())})
 
-        score = self.scorer.score(generate(generator, self.score_inputs, self.config))
+        score = self.scorer.score(generate(generator, self.score_inputs, self.spec))
         predicted = score.pop("predicted")
         if self.config.conditional:
             score["label_agreement"] = float((predicted == self.score_inputs[1]).mean())
@@ -494,70 +204,9 @@ class GanMonitor(keras.callbacks.Callback):
         if logs is not None:
             logs.update({key: score[key] for key in
                          ("largest_class_share", "class_entropy", "classifier_fid")})
-        self.seconds += time.perf_counter() - started
         print(f"step {step}: largest class share {score['largest_class_share']:.3f}, class "
               f"entropy {score['class_entropy']:.2f} bits, classifier FID "
               f"{score['classifier_fid']:.2f}", flush=True)
-
-
-class LossRecorder(keras.callbacks.Callback):
-    """D and G loss averaged over windows of `window` steps, appended to losses.csv.
-
-    The epoch logs hold running means since the epoch began; the mean of one window is the
-    difference of two running sums divided by its length.
-    """
-
-    KEYS = ("d_loss", "g_loss", "d_real", "d_fake")
-
-    def __init__(self, path: Path, window: int, start_step: int = 0):
-        super().__init__()
-        self.path, self.window, self.start_step = path, window, start_step
-        if start_step and path.exists():  # resuming: drop windows after the checkpoint
-            with open(path, newline="") as handle:
-                rows = [row for row in csv.DictReader(handle) if int(row["step"]) <= start_step]
-            self._write(rows, mode="w")
-        else:
-            self._write([], mode="w")
-
-    def _write(self, rows, mode):
-        with open(self.path, mode, newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=("step", *self.KEYS))
-            if mode == "w":
-                writer.writeheader()
-            writer.writerows(rows)
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch_start = self.model.steps
-        self.last_count, self.last_sums = 0, dict.fromkeys(self.KEYS, 0.0)
-
-    def on_train_batch_end(self, batch, logs=None):
-        step = self.model.steps
-        if step % self.window or not logs:
-            return
-        count = step - self.epoch_start
-        sums = {key: count * float(logs[key]) for key in self.KEYS}
-        length = count - self.last_count
-        if length > 0:
-            row = {"step": step, **{key: round((sums[key] - self.last_sums[key]) / length, 5)
-                                    for key in self.KEYS}}
-            self._write([row], mode="a")
-        self.last_count, self.last_sums = count, sums
-
-
-class Checkpointer(keras.callbacks.Callback):
-    """Saves the training state after every interval (last in the callback list, so the records
-    of that interval are on disk before the checkpoint that says it is done)."""
-
-    def __init__(self, manager: tf.train.CheckpointManager, epoch: tf.Variable, steps_per_epoch: int):
-        super().__init__()
-        self.manager, self.epoch, self.steps_per_epoch = manager, epoch, steps_per_epoch
-        self.seconds = 0.0
-
-    def on_epoch_end(self, epoch, logs=None):
-        started = time.perf_counter()
-        self.epoch.assign(epoch + 1)
-        self.manager.save(checkpoint_number=(epoch + 1) * self.steps_per_epoch)
-        self.seconds += time.perf_counter() - started
 
 
 # --------------------------------------------------------------------------------------------
@@ -571,103 +220,45 @@ def run(config: Config, workdir: str, callbacks=(), *, resume: bool = False) -> 
         config: The validated config.
         workdir: The run folder (must not exist or be empty, unless `resume`).
         callbacks: Extra Keras callbacks (the tests use one to interrupt a run).
-        resume: Continue the interrupted run in `workdir` from its last checkpoint.
+        resume: Continue the interrupted run in `workdir` from its last backup.
     """
-    if resume and tf.train.latest_checkpoint(str(Path(workdir) / "checkpoints")) is None:
+    start_step = training.backed_up_epochs(workdir) * config.sample_every if resume else 0
+    if resume and not start_step:
         runs.check_resumable(workdir, NAME)
         raise ConfigError(f"run {str(workdir)!r} has no checkpoint to resume from")
-    run = runs.Run(NAME, config, workdir, resume=resume)
-    return _train(config, run, resumed_from=run.workdir if resume else None, callbacks=callbacks)
-
-
-def resume(workdir: str, callbacks=()) -> dict:
-    """Continues a GAN run folder from its last checkpoint, with the config it was started with.
-
-    Raises:
-        ConfigError: The folder is not a GAN run, has finished already, or has no checkpoint.
-    """
-    config = runs.resumable_config(workdir, NAME, Config)
-    return run(config, workdir, callbacks, resume=True)
-
-
-def _train(config: Config, run: runs.Run, resumed_from, callbacks) -> dict:
-    strategy = training.setup(config, run)
+    run, strategy = training.start(NAME, config, workdir, resume=resume)
     if config.batch_size % strategy.num_replicas_in_sync:
         raise ConfigError(f"batch_size={config.batch_size} does not split evenly over "
                           f"{strategy.num_replicas_in_sync} replicas")
-
-    datasets, source = data.load("mnist", ("train", "test"), data=config.data,
-                                 data_dir=config.data_dir)
-    run.record_data(source)
-    train_split = datasets["train"]
-    if config.train_examples:
-        train_split = train_split.take(config.train_examples)
+    datasets, source = run.load_data("mnist")
     # An endless stream of shuffled batches: fit's "epochs" are monitoring intervals.
     train = data.image_pipeline(
-        train_split, batch_size=config.batch_size, training=True, seed=config.seed,
+        data.first(datasets["train"], config.train_examples), batch_size=config.batch_size,
+        training=True, seed=config.seed,
         normalize="symmetric" if config.inputs == "symmetric" else "unit",
         drop_remainder=True).repeat()
-
-    classifier, classifier_info = training.mnist_classifier(
-        datasets, source, config.export_dir, epochs=config.classifier_epochs,
-        train_examples=config.classifier_examples, seed=config.seed)
-    real_test, _ = data.to_numpy(datasets["test"].take(10000))
-    real_test = real_test.astype(np.float32) / 255.0
-    real_train, _ = data.to_numpy(datasets["train"].take(min(config.score_samples, 10000)))
-    scorer = SampleScorer(classifier, real_test)
-    # The floor of the Frechet distance: real training digits, as many as the scored samples.
-    real_baseline = scorer.score(real_train.astype(np.float32) / 255.0)
+    scorer, real_baseline, classifier_info = _scorer(config, datasets, source)
 
     with strategy.scope():
-        generator = build_generator(config)
-        discriminator = build_discriminator(config)
-        gan = GAN(generator, discriminator, loss=config.loss, latent=config.latent,
-                  latent_dim=config.latent_dim, label_smoothing=config.label_smoothing,
-                  conditional=config.conditional, seed=config.seed)
-        gan.compile(d_optimizer=keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1),
-                    g_optimizer=keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1),
-                    steps_per_execution=config.steps_per_execution)
-    generator.summary(print_fn=lambda line, **_: print(line))
-    discriminator.summary(print_fn=lambda line, **_: print(line))
-
-    epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="completed_intervals")
-    checkpoint = tf.train.Checkpoint(generator=generator, discriminator=discriminator,
-                                     d_optimizer=gan.d_optimizer, g_optimizer=gan.g_optimizer,
-                                     rng=gan.rng, completed_intervals=epoch)
-    manager = tf.train.CheckpointManager(checkpoint, str(run.workdir / "checkpoints"),
-                                         max_to_keep=2)
-    start_step = 0
-    if resumed_from is not None:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        start_step = int(epoch) * config.sample_every
-        print(f"{NAME}: resumed {run.workdir} at step {start_step} of {config.iterations} "
-              f"(generator optimizer at {gan.steps})", flush=True)
-        training.keep_history_rows(run.history_path, int(epoch))
+        gan = build_gan(config.model_spec(), steps_per_execution=config.steps_per_execution)
+    gan.generator.summary(print_fn=lambda line, **_: print(line))
+    gan.discriminator.summary(print_fn=lambda line, **_: print(line))
+    if resume:
+        print(f"{NAME}: resuming {run.workdir} at step {start_step} of {config.iterations}",
+              flush=True)
 
     monitor = GanMonitor(run, config, scorer, start_step=start_step)
     window = max(config.steps_per_execution, config.sample_every // 20)
     window -= window % config.steps_per_execution
-    checkpointer = Checkpointer(manager, epoch, config.sample_every)
-    standard = training.standard_callbacks(run)
-    for callback in standard:
-        if isinstance(callback, keras.callbacks.CSVLogger):
-            callback.append = resumed_from is not None
-    started = time.perf_counter()
-    history = gan.fit(train, epochs=config.iterations // config.sample_every,
-                      steps_per_epoch=config.sample_every, initial_epoch=int(epoch),
-                      callbacks=[monitor, *standard,
-                                 LossRecorder(run.workdir / "losses.csv", window, start_step),
-                                 *callbacks, checkpointer],
-                      verbose=training.verbosity())
-    fit_seconds = time.perf_counter() - started
-    losses = history.history.get("d_loss", []) + history.history.get("g_loss", [])
-    if any(not math.isfinite(value) for value in losses):
-        raise KerasLabsError("training diverged: a GAN loss became NaN or infinite; lower the "
-                             "learning_rate (nothing was exported)")
+    losses = LossRecorder(run.workdir / "losses.csv", GAN.METRIC_NAMES, window, start_step)
+    history = training.fit(run, gan, train, epochs=config.iterations // config.sample_every,
+                           steps_per_epoch=config.sample_every,
+                           callbacks=[monitor, losses, *callbacks],
+                           state=[gan.rng.state], loss_keys=("d_loss", "g_loss"))
 
     final = monitor.scores[-1]
-    steps_run = config.iterations - start_step
-    train_seconds = fit_seconds - monitor.seconds - checkpointer.seconds
+    # Training time alone: `epoch_time_s` leaves out the monitoring and the backups.
+    train_seconds = sum(history.history["epoch_time_s"][start_step // config.sample_every:])
     metrics = {
         "largest_class_share": final["largest_class_share"],
         "class_entropy": final["class_entropy"],
@@ -677,30 +268,50 @@ def _train(config: Config, run: runs.Run, resumed_from, callbacks) -> dict:
                                 ("largest_class_share", "class_entropy", "classifier_fid")},
         "over_training": {key: [entry[key] for entry in monitor.scores] for key in
                           ("step", "largest_class_share", "class_entropy", "classifier_fid")},
-        "d_loss": float(history.history["d_loss"][-1]),
-        "g_loss": float(history.history["g_loss"][-1]),
-        "d_real": float(history.history["d_real"][-1]),
-        "d_fake": float(history.history["d_fake"][-1]),
+        **{key: float(history.history[key][-1]) for key in GAN.METRIC_NAMES},
         "loss": config.loss,
         "iterations": gan.steps,
-        "resumed_from_step": start_step if resumed_from is not None else None,
-        "train_steps_per_second": round(steps_run / max(train_seconds, 1e-9), 2),
+        "resumed_from_step": start_step if resume else None,
+        "train_steps_per_second": round((config.iterations - start_step)
+                                        / max(train_seconds, 1e-9), 2),
         "classifier": {key: classifier_info[key] for key in ("path", "reused", "test_accuracy")},
-        "generator_parameters": int(generator.count_params()),
-        "discriminator_parameters": int(discriminator.count_params()),
+        "generator_parameters": int(gan.generator.count_params()),
+        "discriminator_parameters": int(gan.discriminator.count_params()),
         "replicas": strategy.num_replicas_in_sync,
     }
     if config.conditional:
         metrics["label_agreement"] = final["label_agreement"]
 
     _plots(run, config, monitor, source, metrics["real_data_reference"])
-    metrics["export"] = str(export.export_model(_sampler(generator, config), config.export_dir,
-                                                NAME, run.run_id))
+    metrics["export"] = str(export.export_model(_sampler(gan.generator, config),
+                                                config.export_dir, NAME, run.run_id))
     print(f"{NAME} ({config.loss}): largest class share {metrics['largest_class_share']:.3f}, "
           f"class entropy {metrics['class_entropy']:.2f} bits, classifier FID "
           f"{metrics['classifier_fid']:.2f} (real digits: "
           f"{metrics['real_data_reference']['classifier_fid']:.2f}) on {source.describe()}")
     return run.finish(metrics)
+
+
+def resume(workdir: str, callbacks=()) -> dict:
+    """Continues a GAN run folder from its last backup, with the config it was started with.
+
+    Raises:
+        ConfigError: The folder is not a GAN run, has finished already, or has no backup.
+    """
+    config = runs.resumable_config(workdir, NAME, Config)
+    return run(config, workdir, callbacks, resume=True)
+
+
+def _scorer(config: Config, datasets: dict, source) -> tuple[SampleScorer, dict, dict]:
+    """The scorer of generated digits, the scores of real training digits (as many as the
+    scored samples: the floor of the Frechet distance) and the classifier's info."""
+    classifier, classifier_info = training.mnist_classifier(
+        datasets, source, config.export_dir, epochs=config.classifier_epochs,
+        train_examples=config.classifier_examples, seed=config.seed)
+    real_test, _ = data.to_numpy(datasets["test"].take(10000))
+    real_train, _ = data.to_numpy(datasets["train"].take(min(config.score_samples, 10000)))
+    scorer = SampleScorer(classifier, real_test.astype(np.float32) / 255.0, NUM_CLASSES)
+    return scorer, scorer.score(real_train.astype(np.float32) / 255.0), classifier_info
 
 
 def _sampler(generator: keras.Model, config: Config) -> keras.Model:
@@ -717,7 +328,7 @@ def _plots(run: runs.Run, config: Config, monitor: GanMonitor, source, real: dic
         rows = list(csv.DictReader(handle))
     if rows:
         steps = [int(row["step"]) for row in rows]
-        series = {key: (steps, [float(row[key]) for row in rows]) for key in LossRecorder.KEYS}
+        series = {key: (steps, [float(row[key]) for row in rows]) for key in GAN.METRIC_NAMES}
         visualization.plot_curves(
             {"loss": {"discriminator": series["d_loss"], "generator": series["g_loss"]},
              "discriminator output": {"mean D(x), real": series["d_real"],
