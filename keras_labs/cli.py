@@ -46,6 +46,19 @@ def _quiet_tensorflow() -> None:
         pass
 
 
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    """The options `run` and `sweep` share: which config, on which data, written where."""
+    parser.add_argument("--preset", help="named configuration (default: the lab's default)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one config field (repeatable)")
+    parser.add_argument("--epochs", type=_bounded_int(1))
+    parser.add_argument("--seed", type=_bounded_int(0))
+    parser.add_argument("--out", default="runs", help="root of run folders (default: runs)")
+    parser.add_argument("--data", choices=("auto", "sample", "full"))
+    parser.add_argument("--data-dir", help="tfds data dir (default: $TFDS_DATA_DIR)")
+    parser.add_argument("--deterministic", action="store_true", default=None)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="keras-labs", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -55,16 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run a lab (or all of them)")
     run.add_argument("lab", help="a lab name from `keras-labs list`, or `all`")
-    run.add_argument("--preset", help="named configuration (default: the lab's default)")
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override one config field (repeatable)")
-    run.add_argument("--epochs", type=_bounded_int(1))
-    run.add_argument("--seed", type=_bounded_int(0))
-    run.add_argument("--out", default="runs", help="root of run folders (default: runs)")
-    run.add_argument("--data", choices=("auto", "sample", "full"))
-    run.add_argument("--data-dir", help="tfds data dir (default: $TFDS_DATA_DIR)")
+    _add_config_options(run)
     run.add_argument("--export-dir", help="root of SavedModel exports (default: saved_models)")
-    run.add_argument("--deterministic", action="store_true", default=None)
     run.add_argument("--strategy", choices=("default", "mirrored", "multiworker"))
     run.add_argument("--mixed-precision", action="store_true", default=None)
     run.add_argument("--resume", metavar="RUN_DIR",
@@ -74,15 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("lab", help="a lab name from `keras-labs list`")
     sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
                        help="values of one config field (repeatable; the product is run)")
-    sweep.add_argument("--preset", help="the base configuration (default: the lab's default)")
-    sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override one base config field (repeatable)")
-    sweep.add_argument("--epochs", type=_bounded_int(1))
-    sweep.add_argument("--seed", type=_bounded_int(0))
-    sweep.add_argument("--out", default="runs", help="root of run folders (default: runs)")
-    sweep.add_argument("--data", choices=("auto", "sample", "full"))
-    sweep.add_argument("--data-dir", help="tfds data dir (default: $TFDS_DATA_DIR)")
-    sweep.add_argument("--deterministic", action="store_true", default=None)
+    _add_config_options(sweep)
 
     report = commands.add_parser("report", help="one self-contained HTML report over run folders")
     report.add_argument("runs", help="folder of runs (e.g. runs)")

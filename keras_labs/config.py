@@ -35,6 +35,28 @@ def option(default: Any, *, help: str = "", choices: tuple | None = None,
     return dataclasses.field(default=default, metadata=metadata)
 
 
+class common:  # noqa: N801 (a namespace, read as `common.epochs(8)`)
+    """Fields most labs declare, with their usual constraints and help."""
+
+    @staticmethod
+    def epochs(default: int, help: str = "passes over the training data") -> Any:
+        return option(default, minimum=1, help=help)
+
+    @staticmethod
+    def batch_size(default: int, help: str = "examples per step") -> Any:
+        return option(default, minimum=1, maximum=65536, help=help)
+
+    @staticmethod
+    def learning_rate(default: float, help: str = "Adam learning rate",
+                      maximum: float = 10.0) -> Any:
+        return option(default, positive=True, maximum=maximum, help=help)
+
+    @staticmethod
+    def examples(what: str = "training examples") -> Any:
+        """Use only the first N examples of a split (0: all of them)."""
+        return option(0, minimum=0, help=f"use only the first N {what} (0: all)")
+
+
 @dataclasses.dataclass(frozen=True)
 class LabConfig:
     """Fields every lab shares: reproducibility, data choice, distribution and export."""

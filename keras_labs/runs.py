@@ -176,16 +176,18 @@ class Run:
         print(f"data: {source.describe()}", flush=True)
         self.write_json("env.json", self.env)
 
-    def load_data(self, name: str, splits=("train", "test")) -> tuple[dict, Any]:
-        """`data.load` on the data the config chose, noted in env.json.
+    def load_data(self, name: str, splits=("train", "test"), *, text: bool = False
+                  ) -> tuple[dict, Any]:
+        """`data.load` (or, with `text`, `data.load_text`) on the data the config chose, noted
+        in env.json.
 
         Returns:
-            ({split: tf.data.Dataset}, the `data.DataSource`).
+            ({split: tf.data.Dataset, or the split's text}, the `data.DataSource`).
         """
         from keras_labs import data
 
-        datasets, source = data.load(name, splits, data=self.config.data,
-                                     data_dir=self.config.data_dir)
+        datasets, source = (data.load_text if text else data.load)(
+            name, splits, data=self.config.data, data_dir=self.config.data_dir)
         self.record_data(source)
         return datasets, source
 

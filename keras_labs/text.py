@@ -26,9 +26,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_labs import ConfigError, training
+from keras_labs import ConfigError, export, training
 from keras_labs.config import LabConfig, option
-from keras_labs.data import NEWLINE, PUNCTUATION, Vocabulary
+from keras_labs.data import NEWLINE, PUNCTUATION, Vocabulary, text_windows, training_windows
 from keras_labs.models.language import build_language_model, zero_states
 
 # --------------------------------------------------------------------------------------------
@@ -150,6 +150,18 @@ def cosine_schedule(learning_rate: float, total_steps: int, warmup_steps: int = 
         warmup_target=learning_rate if warmup_steps else None, warmup_steps=warmup_steps)
 
 
+def language_windows(config: LanguageModelConfig, train_ids: np.ndarray,
+                     validation_ids: np.ndarray) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    """The training windows, overlapping (a quarter window apart unless `window_stride` says
+    otherwise) and reshuffled every pass, and the validation windows, side by side."""
+    stride = config.window_stride or max(config.sequence_length // 4, 1)
+    train = training_windows(train_ids, sequence_length=config.sequence_length,
+                             batch_size=config.batch_size, stride=stride, seed=config.seed)
+    validation = text_windows(validation_ids, sequence_length=config.sequence_length,
+                              batch_size=256, training=False)
+    return train, validation
+
+
 def compile_language_model(model: keras.Model, config: LanguageModelConfig,
                            strategy: tf.distribute.Strategy | None = None) -> None:
     """Compiles `model` as the language labs train it: Adam on `config`'s warm-up + cosine
@@ -171,9 +183,10 @@ def fit_language_model(config: LanguageModelConfig, run, strategy, train: tf.dat
     point every `log_every` steps. Training stops early after `config.max_minutes`.
 
     Returns:
-        {"model", "step_model", "state_sizes", "history" (Keras History), "steps" (trained),
-         "train_time_s", "train_cpu_time_s", "load_average" (before, after: how contended the
-         timing was on a shared machine), "stopped_by_time_budget"}.
+        {"model", "step_model", "state_sizes", "history" (Keras History), "metrics": {"steps"
+         (trained), "train_time_s", "train_cpu_time_s", "load_average" (before, after: how
+         contended the timing was on a shared machine), "stopped_by_time_budget",
+         "validation_loss_windowed", "train_loss", "vocabulary_size", "parameters"}}.
     """
     with strategy.scope():
         model, step_model, state_sizes = build_language_model(
@@ -201,11 +214,48 @@ def fit_language_model(config: LanguageModelConfig, run, strategy, train: tf.dat
     train_cpu_seconds = time.process_time() - cpu_started
     steps_done = budget.stopped_at_step or len(history.history["loss"]) * config.log_every
     return {"model": model, "step_model": step_model, "state_sizes": state_sizes,
-            "history": history, "steps": int(min(steps_done, config.steps)),
-            "train_time_s": round(train_seconds, 1),
-            "train_cpu_time_s": round(train_cpu_seconds, 1),
-            "load_average": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
-            "stopped_by_time_budget": budget.stopped_at_step is not None}
+            "history": history, "metrics": {
+                "steps": int(min(steps_done, config.steps)),
+                "train_time_s": round(train_seconds, 1),
+                "train_cpu_time_s": round(train_cpu_seconds, 1),
+                "load_average": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
+                "stopped_by_time_budget": budget.stopped_at_step is not None,
+                "validation_loss_windowed": float(history.history["val_loss"][-1]),
+                "train_loss": float(history.history["loss"][-1]),
+                "vocabulary_size": vocabulary_size,
+                "parameters": int(model.count_params())}}
+
+
+def write_outputs(run, config: LanguageModelConfig, fitted: dict, vocabulary: Vocabulary, *,
+                  level: str, primes: Sequence[str], data_kind: str) -> dict:
+    """Draws the curves, writes the generations for `primes` to samples.txt and exports the
+    generator.
+
+    Args:
+        run: The `runs.Run`.
+        config: The lab's config (logging interval, sampling settings, export folder, seed).
+        fitted: What `fit_language_model` returned.
+        vocabulary: The model's vocabulary.
+        level: "char" or "word".
+        primes: The texts to continue.
+        data_kind: "full" or "sample", for the curves' title.
+
+    Returns:
+        {"samples": one dict per prime, "export": the SavedModel folder}.
+    """
+    tokens = f", {len(vocabulary):,} tokens" if level == "word" else ""
+    plot_language_curves(fitted["history"].history, run.plot_path("curves"),
+                         steps_per_point=config.log_every, last_step=fitted["metrics"]["steps"],
+                         token_name=level, title=f"{run.lab} ({data_kind} data, "
+                         f"{config.cell.upper()} {config.num_layers}x{config.units}{tokens})")
+    generator = TextGenerator(fitted["step_model"], fitted["state_sizes"], vocabulary,
+                              level=level, top_k=config.top_k, seed=config.seed)
+    samples = write_samples(run.workdir / "samples.txt", generator, primes,
+                            length=config.sample_length, temperature=config.temperature,
+                            top_k=config.top_k)
+    folder = export.export_model(fitted["model"], config.export_dir, run.lab, run.run_id,
+                                 export=generator.save)
+    return {"samples": samples, "export": str(folder)}
 
 
 def _even_batches(dataset: tf.data.Dataset, replicas: int, batch_size: int = 256

@@ -100,6 +100,20 @@ def plot_per_class_accuracy(per_class: Sequence[float], class_names: Sequence[st
     return save_figure(figure, path)
 
 
+def plot_run_history(run, title: str) -> str:
+    """A run's history.csv as `plots/curves.png` (loss and metrics per epoch)."""
+    return plot_history(read_history(run.history_path), run.plot_path("curves"), title=title)
+
+
+def plot_classifier(run, metrics: dict, class_names: Sequence[str], title: str) -> None:
+    """A classifier run's curves, confusion matrix and per-class accuracy (from its metrics)."""
+    plot_run_history(run, title)
+    plot_confusion_matrix(metrics["confusion_matrix"], class_names,
+                          run.plot_path("confusion_matrix"))
+    plot_per_class_accuracy(metrics["per_class_accuracy"], class_names,
+                            run.plot_path("per_class_accuracy"))
+
+
 def image_grid(images: np.ndarray, path: str | os.PathLike, titles: Sequence[str] | None = None,
                columns: int = 8, title: str = "", cmap: str | None = None) -> str:
     """Saves images (N, H, W[, C], values in [0, 1]) as a grid with optional captions."""

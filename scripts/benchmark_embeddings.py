@@ -1,6 +1,6 @@
 """Times t-SNE at 10,000 points with each implementation the `embeddings` lab can use.
 
-    python scripts/benchmark_embeddings.py [--points 10000] [--implementations opentsne,sklearn]
+    python scripts/benchmark_projection.py [--points 10000] [--implementations opentsne,sklearn]
                                            [--threads 2] [--data auto|sample|full]
                                            [--data-dir DIR] [--json PATH]
 
@@ -25,8 +25,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from keras_labs import data  # noqa: E402
-from keras_labs.labs import embeddings  # noqa: E402
+from keras_labs import (
+    data,  # noqa: E402
+    projection,  # noqa: E402
+)
 
 
 def mnist_points(count: int, data_choice: str, data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
@@ -41,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--points", type=int, default=10000)
     parser.add_argument("--implementations", default="opentsne,sklearn")
-    parser.add_argument("--threads", default=str(embeddings.cpu_count()),
+    parser.add_argument("--threads", default=str(projection.cpu_count()),
                         help="comma-separated thread counts to try (default: every CPU)")
     parser.add_argument("--perplexity", type=float, default=30.0)
     parser.add_argument("--iterations", type=int, default=750)
@@ -56,19 +58,19 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
     results = []
     for implementation in args.implementations.split(","):
-        if implementation == "opentsne" and not embeddings.opentsne_available():
+        if implementation == "opentsne" and not projection.opentsne_available():
             print("opentsne: not installed (pip install openTSNE); skipped", flush=True)
             continue
         for threads in map(int, args.threads.split(",")):
             start, cpu_start = time.perf_counter(), time.process_time()
-            layout = embeddings.tsne_2d(points, perplexity=args.perplexity, seed=0,
+            layout = projection.tsne_2d(points, perplexity=args.perplexity, seed=0,
                                         iterations=args.iterations, implementation=implementation,
                                         threads=threads)
             result = {"implementation": implementation, "threads": threads, "points": len(points),
                       "seconds": round(time.perf_counter() - start, 2),
                       "cpu_seconds": round(time.process_time() - cpu_start, 2),
-                      "knn_accuracy_2d": round(embeddings.knn_accuracy(layout, labels, 10), 4),
-                      "cpus_available": embeddings.cpu_count(),
+                      "knn_accuracy_2d": round(projection.knn_accuracy(layout, labels, 10), 4),
+                      "cpus_available": projection.cpu_count(),
                       "load_average": round(os.getloadavg()[0], 2),
                       "iterations": args.iterations, "perplexity": args.perplexity}
             results.append(result)

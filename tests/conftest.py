@@ -1,5 +1,5 @@
-"""Shared fixtures and helpers (`tiny`: each lab's tiny configuration; `make_cifar_dir`;
-`run_cli`).
+"""Shared fixtures and helpers (`tiny`: each lab's tiny configuration; `run_tiny`;
+`make_cifar_dir`; `run_cli`).
 
 Two tiers: fast unit tests on tiny synthetic tensors or `tfds.testing.mock_data`, and a
 real-data tier (`real_data_dir`) that prepares datasets from the original files in
@@ -64,6 +64,20 @@ def tiny(name: str, **changes):
 
     preset, fields = _TINY[name]
     return dataclasses.replace(labs.get(name).PRESETS[preset], **{**fields, **changes})
+
+
+def run_tiny(tmp_path_factory, name: str, **changes):
+    """Runs lab `name` on its tiny configuration in a fresh folder (exports beside it).
+
+    Returns:
+        (the run folder, the metrics, the validated config).
+    """
+    from keras_labs import labs
+
+    root = tmp_path_factory.mktemp(name)
+    config = tiny(name, export_dir=str(root / "saved_models"), **changes).validate()
+    workdir = root / "runs" / name / "r1"
+    return workdir, labs.get(name).run(config, str(workdir)), config
 
 
 def pytest_configure(config):

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import tiny
+from conftest import run_tiny, tiny
 
 from keras_labs import ConfigError, data, models, text
 from keras_labs.labs import char_rnn
@@ -21,10 +21,8 @@ LONG_PRIME = ("Shall I compare thee to a summer's day? " * 260)[:10000]
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("char")
-    config = dataclasses.replace(TINY, export_dir=str(root / "saved_models")).validate()
-    workdir = root / "runs" / "char-rnn" / "r1"
-    return workdir, char_rnn.run(config, str(workdir))
+    workdir, metrics, _ = run_tiny(tmp_path_factory, "char-rnn")
+    return workdir, metrics
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,11 @@ import json
 import matplotlib.image
 import numpy as np
 import pytest
-from conftest import tiny
+from conftest import run_tiny, tiny
 from google.protobuf import text_format
 from tensorboard.plugins import projector
 
-from keras_labs import ConfigError
+from keras_labs import ConfigError, projection
 from keras_labs.labs import embeddings
 
 TINY = tiny("embeddings")
@@ -20,10 +20,8 @@ SPACES = ("features", "pca", "tsne")
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("embeddings")
-    config = dataclasses.replace(TINY, export_dir=str(root / "saved_models")).validate()
-    workdir = root / "runs" / "embeddings" / "r1"
-    return workdir, embeddings.run(config, str(workdir))
+    workdir, metrics, _ = run_tiny(tmp_path_factory, "embeddings")
+    return workdir, metrics
 
 
 def test_scores_for_both_networks_in_every_space(tiny_run):
@@ -71,10 +69,10 @@ def test_knn_accuracy_leaves_each_point_out():
     # Two copies of each point, with different labels: with k=1 each point sees only its twin.
     points = np.repeat(np.arange(10, dtype=np.float32)[:, None] * 10, 2, axis=0)
     labels = np.tile([0, 1], 10)
-    assert embeddings.knn_accuracy(points, labels, neighbors=1) == 0.0
+    assert projection.knn_accuracy(points, labels, neighbors=1) == 0.0
     separated = np.concatenate([np.zeros((20, 2)), np.ones((20, 2)) * 5])
     separated += np.random.default_rng(0).normal(scale=0.1, size=separated.shape)
-    assert embeddings.knn_accuracy(separated, np.repeat([0, 1], 20), neighbors=3) == 1.0
+    assert projection.knn_accuracy(separated, np.repeat([0, 1], 20), neighbors=3) == 1.0
 
 
 def _blobs(count=300, dimensions=20, seed=0):
@@ -86,23 +84,23 @@ def _blobs(count=300, dimensions=20, seed=0):
 
 @pytest.mark.parametrize("implementation", ["sklearn", "opentsne"])
 def test_tsne_implementations_separate_clear_clusters(implementation):
-    if implementation == "opentsne" and not embeddings.opentsne_available():
+    if implementation == "opentsne" and not projection.opentsne_available():
         pytest.skip("openTSNE is not installed")
     points, labels = _blobs()
-    layout = embeddings.tsne_2d(points, perplexity=20, iterations=300, pca_components=10,
+    layout = projection.tsne_2d(points, perplexity=20, iterations=300, pca_components=10,
                                 implementation=implementation, threads=1)
     assert layout.shape == (300, 2) and np.isfinite(layout).all()
-    scores = embeddings.embedding_scores({"tsne": layout}, labels, neighbors=5)
+    scores = projection.embedding_scores({"tsne": layout}, labels, neighbors=5)
     assert scores["knn_accuracy_tsne"] == 1.0 and scores["silhouette_tsne"] > 0.5
 
 
 def test_config_rejects_a_subset_too_small_for_the_perplexity(monkeypatch):
     with pytest.raises(ConfigError, match="test_examples=50"):
         dataclasses.replace(TINY, test_examples=50).validate()
-    monkeypatch.setattr(embeddings, "opentsne_available", lambda: False)
+    monkeypatch.setattr(projection, "opentsne_available", lambda: False)
     with pytest.raises(ConfigError, match="openTSNE"):
         dataclasses.replace(TINY, tsne="opentsne").validate()
-    assert embeddings.resolve_tsne("auto") == "sklearn"
+    assert projection.resolve_tsne("auto") == "sklearn"
 
 
 @pytest.mark.realdata

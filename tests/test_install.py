@@ -27,20 +27,13 @@ from packaging.utils import parse_wheel_filename
 ROOT = Path(__file__).resolve().parent.parent
 INDEX = os.environ.get("KERAS_LABS_INDEX_URL", "https://pypi.org/simple").rstrip("/")
 
-# (marker environment, wheel platform tag pattern) per platform users run on.
+# Per platform users run on: sys_platform, platform_system, platform_machine, os_name, and the
+# pattern of its wheels' platform tags.
 PLATFORMS = {
-    "linux-x86_64": ({"sys_platform": "linux", "platform_system": "Linux",
-                      "platform_machine": "x86_64", "os_name": "posix"},
-                     r"manylinux.*_x86_64"),
-    "linux-aarch64": ({"sys_platform": "linux", "platform_system": "Linux",
-                       "platform_machine": "aarch64", "os_name": "posix"},
-                      r"manylinux.*_aarch64"),
-    "macos-arm64": ({"sys_platform": "darwin", "platform_system": "Darwin",
-                     "platform_machine": "arm64", "os_name": "posix"},
-                    r"macosx_.*_(arm64|universal2)"),
-    "windows-x86_64": ({"sys_platform": "win32", "platform_system": "Windows",
-                        "platform_machine": "AMD64", "os_name": "nt"},
-                       r"win_amd64"),
+    "linux-x86_64": ("linux", "Linux", "x86_64", "posix", r"manylinux.*_x86_64"),
+    "linux-aarch64": ("linux", "Linux", "aarch64", "posix", r"manylinux.*_aarch64"),
+    "macos-arm64": ("darwin", "Darwin", "arm64", "posix", r"macosx_.*_(arm64|universal2)"),
+    "windows-x86_64": ("win32", "Windows", "AMD64", "nt", r"win_amd64"),
 }
 PYTHONS = ("3.10", "3.13")
 
@@ -57,7 +50,9 @@ def _requirements(text: str) -> list[Requirement]:
 
 
 def _environment(platform: str, python: str) -> dict:
-    return {**PLATFORMS[platform][0], "python_version": python, "python_full_version": f"{python}.0",
+    sys_platform, system, machine, os_name, _ = PLATFORMS[platform]
+    return {"sys_platform": sys_platform, "platform_system": system, "platform_machine": machine,
+            "os_name": os_name, "python_version": python, "python_full_version": f"{python}.0",
             "implementation_name": "cpython", "platform_python_implementation": "CPython",
             "extra": ""}
 
@@ -111,7 +106,7 @@ def test_each_platform_gets_exactly_one_tensorflow_with_a_wheel_on_the_index(pla
             continue
         _, version, _, tags = parse_wheel_filename(filename)
         if version in requirement.specifier and any(
-                item.interpreter == tag and re.fullmatch(PLATFORMS[platform][1], item.platform)
+                item.interpreter == tag and re.fullmatch(PLATFORMS[platform][-1], item.platform)
                 for item in tags):
             wheels.append(filename)
     assert wheels, (f"{platform}, Python {python}: the index has no {requirement.name} "

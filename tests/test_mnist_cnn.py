@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import tiny
+from conftest import run_tiny, tiny
 
 from keras_labs import ConfigError, KerasLabsError, runs
 from keras_labs.export import export_model
@@ -17,11 +17,7 @@ TINY = tiny("mnist-cnn")
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mnist")
-    config = dataclasses.replace(TINY, export_dir=str(root / "saved_models")).validate()
-    workdir = root / "runs" / "mnist-cnn" / "r1"
-    metrics = mnist_cnn.run(config, str(workdir))
-    return workdir, metrics, config
+    return run_tiny(tmp_path_factory, "mnist-cnn")
 
 
 def test_run_folder_has_every_record(tiny_run):

@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import tiny
+from conftest import run_tiny, tiny
 
 from keras_labs import ConfigError, models
 from keras_labs.labs import mnist_rnn
@@ -15,10 +15,8 @@ TINY = tiny("mnist-rnn")
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mnist-rnn")
-    config = dataclasses.replace(TINY, export_dir=str(root / "saved_models")).validate()
-    workdir = root / "runs" / "mnist-rnn" / "r1"
-    return workdir, mnist_rnn.run(config, str(workdir))
+    workdir, metrics, _ = run_tiny(tmp_path_factory, "mnist-rnn")
+    return workdir, metrics
 
 
 def test_table_has_every_cell_size_and_the_cnn(tiny_run):

@@ -6,7 +6,7 @@ import math
 
 import pytest
 import tensorflow as tf
-from conftest import tiny
+from conftest import run_tiny, tiny
 
 from keras_labs import ConfigError, data, models, text
 from keras_labs.labs import char_rnn, word_rnn
@@ -18,10 +18,8 @@ SNIPPET = ("PETRUCHIO:\nAnd you, good sir! Pray, have you not a daughter\n"
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("word")
-    config = dataclasses.replace(TINY, export_dir=str(root / "saved_models")).validate()
-    workdir = root / "runs" / "word-rnn" / "r1"
-    return workdir, word_rnn.run(config, str(workdir))
+    workdir, metrics, _ = run_tiny(tmp_path_factory, "word-rnn")
+    return workdir, metrics
 
 
 @pytest.fixture(scope="module")

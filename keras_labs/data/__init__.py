@@ -30,6 +30,7 @@ from keras_labs.data.loading import (
     sample_text,
     split_shakespeare,
     to_numpy,
+    train_and_test,
 )
 from keras_labs.data.specs import (
     CIFAR10_CLASSES,
@@ -61,7 +62,7 @@ __all__ = [
     "CIFAR10_CLASSES", "CIFAR_RECORD_BYTES", "CIFAR_TEST_FILES", "CIFAR_TRAIN_FILES", "DATASETS",
     "MNIST_FILES", "NEWLINE", "PUNCTUATION", "SAMPLES_DIR", "SIDECAR", "DataSource",
     "DatasetSpec", "Vocabulary", "check_name", "class_names", "dataset_status",
-    "detokenize_words", "first", "image_pipeline", "is_prepared", "list_datasets", "load",
+    "detokenize_words", "first", "image_pipeline", "train_and_test", "is_prepared", "list_datasets", "load",
     "load_text", "load_uci_digits", "require", "resolve_data_dir", "sample_text",
     "split_shakespeare", "split_tokens", "text_windows", "to_numpy", "tokenize_words",
     "training_windows", *_PREPARATION,

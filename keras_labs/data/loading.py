@@ -347,6 +347,15 @@ def first(dataset: tf.data.Dataset, count: int) -> tf.data.Dataset:
     return dataset.take(count) if count else dataset
 
 
+def train_and_test(datasets: dict, *, batch_size: int, seed: int = 0, train_examples: int = 0,
+                   test_batch_size: int = 512) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    """`image_pipeline`s of a classification dataset's splits: the training input (the first
+    `train_examples` when > 0, shuffled with `seed`) and the test input, in unit range."""
+    train = image_pipeline(first(datasets["train"], train_examples), batch_size=batch_size,
+                           training=True, seed=seed)
+    return train, image_pipeline(datasets["test"], batch_size=test_batch_size, training=False)
+
+
 def to_numpy(dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
     """Materializes an (image, label) dataset as two arrays (for small datasets and probes)."""
     images, labels = [], []

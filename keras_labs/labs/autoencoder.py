@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_labs import ConfigError, data, export, runs, training, visualization
-from keras_labs.config import LabConfig, option
+from keras_labs.config import LabConfig, common, option
 from keras_labs.models import Autoencoder, build_autoencoder
 
 NAME = "autoencoder"
@@ -39,9 +39,9 @@ REPORTED = {"report 004 autoencoder": 0.5615, "report 003 CNN": 0.82}
 @dataclasses.dataclass(frozen=True)
 class Config(LabConfig):
     dataset: str = option("cifar10", choices=("cifar10", "mnist"))
-    epochs: int = option(10, minimum=1, help="passes over the training data (report 003: 10)")
-    batch_size: int = option(32, minimum=1, maximum=65536, help="examples per step")
-    learning_rate: float = option(1e-3, positive=True, maximum=10.0, help="Adam learning rate")
+    epochs: int = common.epochs(10, "passes over the training data (report 003: 10)")
+    batch_size: int = common.batch_size(32)
+    learning_rate: float = common.learning_rate(1e-3)
     w: float = option(0.1, minimum=0.0, help="weight of the classification loss (report 003: 0.1)")
     w_sweep: tuple[float, ...] = option((), minimum=0.0,
                                         help="also train one model per w and plot accuracy vs PSNR")
@@ -50,7 +50,7 @@ class Config(LabConfig):
     kernel_size: int = option(5, minimum=1, maximum=11)
     head_units: tuple[int, ...] = option((120, 84), positive=True, help="dense layers of the classifier")
     group_size: int = option(3, minimum=1, help="z2 channels kept together in the channel grid")
-    train_examples: int = option(0, minimum=0, help="use only the first N training examples (0: all)")
+    train_examples: int = common.examples()
     grid_images: int = option(8, minimum=1, maximum=32, help="test images in the reconstruction grid")
 
     def check(self) -> None:
@@ -105,9 +105,8 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     examples = {"train": next(iter(train_split.take(1)))[0], "test": next(iter(datasets["test"]))[0]}
     examples = {name: tf.cast(image, tf.float32).numpy() / 255.0 for name, image in examples.items()}
     _channel_grids(parts, examples, config.group_size, run)
-    visualization.plot_history(visualization.read_history(run.history_path),
-                               run.plot_path("curves"), title=f"{NAME} (w={config.w:g}, "
-                               f"{source.kind} data)")
+    visualization.plot_run_history(run, title=f"{NAME} (w={config.w:g}, "
+                                  f"{source.kind} data)")
 
     if config.w_sweep:
         metrics["w_sweep"] = _sweep(config, strategy, input_shape, make_train, test, run,

@@ -26,7 +26,7 @@ import dataclasses
 import json
 import math
 
-from keras_labs import data, export, text, training
+from keras_labs import data, text, training
 from keras_labs.config import option
 
 NAME = "char-rnn"
@@ -66,9 +66,7 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     """Trains the character model, scores it, samples the seed primes and exports a generator."""
     run, strategy = training.start(NAME, config, workdir, resume=resume)
 
-    texts, source = data.load_text("tiny_shakespeare", ("train", "validation"), data=config.data,
-                                   data_dir=config.data_dir)
-    run.record_data(source)
+    texts, source = run.load_data("tiny_shakespeare", ("train", "validation"), text=True)
     train_text = texts["train"][: config.train_chars or None]
     validation_text = texts["validation"][: config.validation_chars or None]
     vocabulary = data.Vocabulary.from_text(train_text)
@@ -77,48 +75,25 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     print(f"{NAME}: {len(vocabulary) - 1} characters in the vocabulary (+ out-of-vocabulary); "
           f"{len(train_ids):,} training and {len(validation_ids):,} validation characters")
 
-    # Overlapping windows (a quarter window apart), reshuffled every pass: close to the
-    # reports' random chunks, and every character is seen in several contexts.
-    stride = config.window_stride or max(config.sequence_length // 4, 1)
-    train = data.training_windows(train_ids, sequence_length=config.sequence_length,
-                                  batch_size=config.batch_size, stride=stride, seed=config.seed)
-    validation = data.text_windows(validation_ids, sequence_length=config.sequence_length,
-                                   batch_size=256, training=False)
+    train, validation = text.language_windows(config, train_ids, validation_ids)
 
     fitted = text.fit_language_model(config, run, strategy, train, validation, len(vocabulary),
                                      name="char_rnn",
                                      metrics_callback=text.LanguageModelMetrics("char"))
-    history, step_model, state_sizes = fitted["history"], fitted["step_model"], fitted["state_sizes"]
 
-    nats, count = text.stateful_loss(step_model, state_sizes, validation_ids,
+    nats, count = text.stateful_loss(fitted["step_model"], fitted["state_sizes"], validation_ids,
                                      start_id=vocabulary.index["\n"])
     validation_loss = nats / count
     metrics = {
         "validation_loss": validation_loss,
         "perplexity": math.exp(validation_loss),
         "bits_per_char": validation_loss / math.log(2),
-        "validation_loss_windowed": float(history.history["val_loss"][-1]),
-        "train_loss": float(history.history["loss"][-1]),
         "validation_characters": count,
-        "vocabulary_size": len(vocabulary),
-        "parameters": int(fitted["model"].count_params()),
-        **{key: fitted[key] for key in ("steps", "train_time_s", "train_cpu_time_s",
-                                        "load_average", "stopped_by_time_budget")},
+        **fitted["metrics"],
     }
 
-    text.plot_language_curves(history.history, run.plot_path("curves"),
-                              steps_per_point=config.log_every, last_step=metrics["steps"],
-                              token_name="char",
-                              title=f"{NAME} ({source.kind} data, {config.cell.upper()} "
-                                    f"{config.num_layers}x{config.units})")
-
-    generator = text.TextGenerator(step_model, state_sizes, vocabulary, level="char",
-                                   top_k=config.top_k, seed=config.seed)
-    metrics["samples"] = text.write_samples(run.workdir / "samples.txt", generator, SEED_PRIMES,
-                                            length=config.sample_length,
-                                            temperature=config.temperature, top_k=config.top_k)
-    metrics["export"] = str(export.export_model(fitted["model"], config.export_dir, NAME, run.run_id,
-                                                export=generator.save))
+    metrics.update(text.write_outputs(run, config, fitted, vocabulary, level="char",
+                                      primes=SEED_PRIMES, data_kind=source.kind))
     print(f"{NAME}: validation loss {validation_loss:.4f} nats/char "
           f"({metrics['bits_per_char']:.3f} bits/char, perplexity {metrics['perplexity']:.2f}) "
           f"after {metrics['steps']} steps in {metrics['train_time_s'] / 60:.1f} min")

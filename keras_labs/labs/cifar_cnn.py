@@ -50,7 +50,7 @@ from keras_labs import (
     training,
     visualization,
 )
-from keras_labs.config import LabConfig, option
+from keras_labs.config import LabConfig, common, option
 
 NAME = "cifar-cnn"
 DESCRIPTION = ("CIFAR-10 CNNs of reports 001-004 (004 tutorial 54%, 001 DeepDIVA, 003 82%, 002 "
@@ -91,8 +91,8 @@ class Config(LabConfig):
     dropout: float = option(0.0, minimum=0.0, maximum=0.95, help="dropout before dense layers")
     l2: float = option(0.0, minimum=0.0, help="L2 penalty on kernels, added to the loss")
     # Training
-    epochs: int = option(2, minimum=1, help="passes over the training data")
-    batch_size: int = option(4, minimum=1, maximum=65536, help="examples per step")
+    epochs: int = common.epochs(2)
+    batch_size: int = common.batch_size(4)
     optimizer: str = option("momentum", choices=OPTIMIZERS,
                             help="sgd (no momentum), momentum, nesterov, adam, adamw, adagrad, rmsprop")
     learning_rate: float = option(1e-3, positive=True, maximum=10.0, help="(peak) learning rate")
@@ -110,8 +110,8 @@ class Config(LabConfig):
                             help="pixels in [0, 1] or [-1, 1] (torchvision Normalize(0.5, 0.5))")
     augment: bool = option(False, help="random horizontal flips and 4-pixel translations")
     test_time_flip: bool = option(False, help="average predictions over the image and its mirror")
-    train_examples: int = option(0, minimum=0, help="use only the first N training images (0: all)")
-    test_examples: int = option(0, minimum=0, help="use only the first N test images (0: all)")
+    train_examples: int = common.examples("training images")
+    test_examples: int = common.examples("test images")
     # Speed
     steps_per_execution: int = option(1, minimum=1, help="train steps per tf.function call")
     jit_compile: bool = option(False, help="compile the train step with XLA")
@@ -305,12 +305,7 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
         steps_per_epoch * config.batch_size / min(history.history["epoch_time_s"]), 1)
     metrics["parameters"] = int(model.count_params())
 
-    visualization.plot_history(visualization.read_history(run.history_path),
-                               run.plot_path("curves"), title=f"{NAME} ({source.kind} data)")
-    visualization.plot_confusion_matrix(metrics["confusion_matrix"], names,
-                                        run.plot_path("confusion_matrix"))
-    visualization.plot_per_class_accuracy(metrics["per_class_accuracy"], names,
-                                          run.plot_path("per_class_accuracy"))
+    visualization.plot_classifier(run, metrics, names, title=f"{NAME} ({source.kind} data)")
     if config.show_examples:
         shown = next(iter(test_split.batch(config.show_examples)))
         images, true = shown[0].numpy(), shown[1].numpy()

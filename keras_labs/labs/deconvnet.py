@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_labs import ConfigError, data, export, models, training, visualization
-from keras_labs.config import LabConfig, option
+from keras_labs.config import LabConfig, common, option
 from keras_labs.deconvnet import Deconvnet, support_box, to_display
 
 NAME = "deconvnet"
@@ -36,16 +36,16 @@ DESCRIPTION = ("Zeiler-Fergus deconvnet on a CIFAR-10 CNN (report 002, task 2): 
 @dataclasses.dataclass(frozen=True)
 class Config(LabConfig):
     dataset: str = option("cifar10", choices=("cifar10", "mnist"))
-    epochs: int = option(8, minimum=1, help="passes over the training data")
-    batch_size: int = option(64, minimum=1, maximum=65536, help="examples per step")
-    learning_rate: float = option(1e-3, positive=True, maximum=10.0, help="Adam learning rate")
+    epochs: int = common.epochs(8)
+    batch_size: int = common.batch_size(64)
+    learning_rate: float = common.learning_rate(1e-3)
     filters: tuple[int, ...] = option((32, 64), positive=True,
                                       help="conv widths, one per block (conv, relu, max pool)")
     dense_units: int = option(256, minimum=1)
     dropout: float = option(0.3, minimum=0.0, maximum=0.95)
     batch_norm: bool = option(False, help="batch norm after each conv (folded into the "
                                           "projection's filters)")
-    train_examples: int = option(0, minimum=0, help="use only the first N training examples (0: all)")
+    train_examples: int = common.examples()
     images: int = option(5, minimum=1, maximum=64, help="test images for the projection grids")
     feature: int = option(-1, minimum=-1, help="feature map of the top-k grids (-1: the one with "
                                                "the largest activation on the searched examples)")
@@ -70,9 +70,8 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     """Trains the CNN, projects its feature maps to pixel space, and exports the classifier."""
     run, strategy = training.start(NAME, config, workdir, resume=resume)
     datasets, source = run.load_data(config.dataset)
-    train = data.image_pipeline(data.first(datasets["train"], config.train_examples),
-                                batch_size=config.batch_size, training=True, seed=config.seed)
-    test = data.image_pipeline(datasets["test"], batch_size=256, training=False)
+    train, test = data.train_and_test(datasets, batch_size=config.batch_size, seed=config.seed,
+                                      train_examples=config.train_examples, test_batch_size=256)
 
     # The classic deconvnet network: per block a convolution, a ReLU and a max pool, then a
     # dense head the deconvnet never looks at.
@@ -131,8 +130,7 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     kernel = model.get_layer("conv1_1").kernel.numpy()  # (3, 3, channels, filters)
     visualization.image_grid(to_display(np.moveaxis(kernel, -1, 0)), run.plot_path("filters_conv1"),
                              columns=8, title="conv1 filters (0.5 = zero)")
-    visualization.plot_history(visualization.read_history(run.history_path),
-                               run.plot_path("curves"), title=f"{NAME} ({source.kind} data)")
+    visualization.plot_run_history(run, title=f"{NAME} ({source.kind} data)")
 
     # How long one projection of a 64-image batch through both blocks takes, once traced
     # (scripts/benchmark_deconvnet.py measures it properly).

@@ -18,54 +18,46 @@ the features, labels and a sprite for TensorBoard's Projector in tb/.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import os
 import time
 
 import keras
-import numpy as np
-import threadpoolctl
 from sklearn.decomposition import PCA
-from sklearn.manifold import TSNE
-from sklearn.metrics import silhouette_score
-from sklearn.neighbors import NearestNeighbors
 
-from keras_labs import ConfigError, data, models, training, visualization
-from keras_labs.config import LabConfig, option
+from keras_labs import ConfigError, data, models, projection, training, visualization
+from keras_labs.config import LabConfig, common, option
 
 NAME = "embeddings"
 DESCRIPTION = ("untrained vs trained MNIST CNN features in PCA/t-SNE, silhouette and k-NN "
                "(report 000 ex. 3, 001 ex. 3); Projector files")
 
 DATASETS = ("mnist",)
-TSNE_IMPLEMENTATIONS = ("auto", "opentsne", "sklearn")
-EARLY_EXAGGERATION_ITERATIONS = 250
 
 
 @dataclasses.dataclass(frozen=True)
 class Config(LabConfig):
-    epochs: int = option(3, minimum=1, help="passes over the training data")
-    batch_size: int = option(128, minimum=1, maximum=65536, help="examples per step")
-    learning_rate: float = option(2e-3, positive=True, maximum=10.0,
-                                  help="peak Adam learning rate (cosine decay to 0)")
-    train_examples: int = option(0, minimum=0, help="use only the first N training examples (0: all)")
+    # What is embedded, and how it is mapped and scored.
     test_examples: int = option(10000, minimum=0,
                                 help="embed the first N test images (0: the whole test split)")
     pca_components: int = option(50, minimum=2, help="PCA dimensions t-SNE starts from")
     perplexity: float = option(30.0, positive=True, help="t-SNE perplexity")
-    tsne_iterations: int = option(750, minimum=EARLY_EXAGGERATION_ITERATIONS + 1,
+    tsne_iterations: int = option(750, minimum=projection.EARLY_EXAGGERATION_ITERATIONS + 1,
                                   help="t-SNE iterations, the first 250 with early exaggeration")
-    tsne: str = option("auto", choices=TSNE_IMPLEMENTATIONS,
+    tsne: str = option("auto", choices=projection.TSNE_IMPLEMENTATIONS,
                        help="t-SNE implementation; auto: openTSNE if installed, else scikit-learn")
     neighbors: int = option(10, minimum=1, help="k of the leave-one-out k-NN accuracy")
     threads: int = option(1, minimum=0, help="t-SNE threads (0: every CPU this process may use); "
                                              "on a shared CPU one thread is the fastest")
+    # How the network is trained between the two embeddings.
+    epochs: int = common.epochs(3)
+    batch_size: int = common.batch_size(128)
+    learning_rate: float = common.learning_rate(2e-3, "peak Adam learning rate (cosine decay to 0)")
+    train_examples: int = common.examples()
 
     def check(self) -> None:
         if self.test_examples and self.test_examples <= 3 * self.perplexity:
             raise ConfigError(f"test_examples={self.test_examples} is too few for "
                               f"perplexity={self.perplexity}; use more than {3 * self.perplexity:g}")
-        if self.tsne == "opentsne" and not opentsne_available():
+        if self.tsne == "opentsne" and not projection.opentsne_available():
             raise ConfigError("tsne='opentsne' is not installed; pip install openTSNE, or use "
                               "tsne=sklearn")
 
@@ -78,7 +70,11 @@ DEFAULT_PRESET = "seed"
 
 
 def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
-    """Embeds an MNIST CNN's features before and after training; returns the metrics."""
+    """Embeds an MNIST CNN's features before and after training, and scores both embeddings.
+
+    Returns:
+        The metrics written to metrics.json: silhouette and k-NN accuracy per state and space.
+    """
     run, strategy = training.start(NAME, config, workdir, resume=resume)
     datasets, source = run.load_data("mnist")
     subset = data.first(datasets["test"], config.test_examples)
@@ -102,7 +98,7 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     features["trained"] = extractor.predict(test, verbose=0)
     _, predictions, _ = training.predict_labels(model, test)
 
-    implementation = resolve_tsne(config.tsne)
+    implementation = projection.resolve_tsne(config.tsne)
     metrics = {"examples": int(len(labels)), "feature_dimensions": int(features["trained"].shape[1]),
                "subset_test_accuracy": float((predictions == labels).mean()),
                "tsne_implementation": implementation, "tsne_time_s": {}}
@@ -110,12 +106,13 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     for state, vectors in features.items():
         pca = PCA(n_components=2, random_state=config.seed).fit_transform(vectors)
         start = time.perf_counter()
-        tsne = tsne_2d(vectors, perplexity=config.perplexity, seed=config.seed,
-                       pca_components=config.pca_components, iterations=config.tsne_iterations,
-                       implementation=implementation, threads=config.threads or None)
+        tsne = projection.tsne_2d(vectors, perplexity=config.perplexity, seed=config.seed,
+                                  pca_components=config.pca_components,
+                                  iterations=config.tsne_iterations,
+                                  implementation=implementation, threads=config.threads or None)
         metrics["tsne_time_s"][state] = round(time.perf_counter() - start, 2)
-        metrics[state] = embedding_scores({"features": vectors, "pca": pca, "tsne": tsne}, labels,
-                                          neighbors=config.neighbors)
+        metrics[state] = projection.embedding_scores(
+            {"features": vectors, "pca": pca, "tsne": tsne}, labels, neighbors=config.neighbors)
         panels[f"{state}: PCA (silhouette {metrics[state]['silhouette_pca']:.2f}, "
                f"{config.neighbors}-NN {metrics[state]['knn_accuracy_pca']:.1%})"] = pca
         panels[f"{state}: t-SNE (silhouette {metrics[state]['silhouette_tsne']:.2f}, "
@@ -129,8 +126,7 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
         panels, labels, data.class_names("mnist"), run.plot_path("embeddings"),
         title=f"'features' layer of the MNIST CNN, {len(labels):,} test images "
               f"({source.kind} data, t-SNE: {implementation})")
-    visualization.plot_history(visualization.read_history(run.history_path),
-                               run.plot_path("curves"), title=f"{NAME} ({source.kind} data)")
+    visualization.plot_run_history(run, title=f"{NAME} ({source.kind} data)")
     metrics["projector_config"] = visualization.write_projector(
         run.tb_dir, {f"{state}_features": vectors for state, vectors in features.items()},
         labels.tolist(), images)
@@ -143,104 +139,3 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
 
 # --------------------------------------------------------------------------------------------
 # Embedding and scoring
-
-
-def opentsne_available() -> bool:
-    return importlib.util.find_spec("openTSNE") is not None
-
-
-def resolve_tsne(implementation: str) -> str:
-    """The t-SNE implementation to use: `auto` picks openTSNE when it is installed."""
-    if implementation not in TSNE_IMPLEMENTATIONS:
-        raise ConfigError(f"tsne={implementation!r} is not valid; valid values: "
-                          f"{', '.join(TSNE_IMPLEMENTATIONS)}")
-    if implementation == "auto":
-        return "opentsne" if opentsne_available() else "sklearn"
-    return implementation
-
-
-def cpu_count() -> int:
-    """CPUs this process may run on (the affinity mask, not the machine's total)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def tsne_2d(vectors: np.ndarray, *, perplexity: float = 30.0, seed: int = 0,
-            pca_components: int = 50, iterations: int = 750, implementation: str = "auto",
-            threads: int | None = None) -> np.ndarray:
-    """A 2-D t-SNE map of `vectors`, computed on their first `pca_components` principal components.
-
-    Both implementations start from the PCA layout, use the same perplexity, learning rate
-    (n / 12) and number of iterations (the first 250 with early exaggeration 12), so they
-    differ only in how they approximate the gradient: scikit-learn always uses a Barnes-Hut
-    tree; openTSNE does too below 10,000 points and from there on interpolates the repulsive
-    forces on a grid with FFTs, whose cost grows linearly with the points.
-
-    Args:
-        vectors: (N, D) features.
-        perplexity: The effective number of neighbours each point attends to.
-        seed: Seeds PCA and t-SNE.
-        pca_components: Dimensions kept before t-SNE (fewer when D or N is smaller).
-        iterations: Total optimization iterations.
-        implementation: "opentsne", "sklearn" or "auto".
-        threads: CPU threads (default: every CPU this process may use). On a machine whose
-            cores are busy with other work, more than one thread costs time: every iteration
-            waits at a barrier for the slowest thread.
-
-    Returns:
-        (N, 2) float32 coordinates.
-    """
-    implementation = resolve_tsne(implementation)
-    threads = threads or cpu_count()
-    vectors = np.asarray(vectors, dtype=np.float32)
-    components = min(pca_components, vectors.shape[1], len(vectors))
-    if components < vectors.shape[1]:
-        vectors = PCA(n_components=components, random_state=seed).fit_transform(vectors)
-    learning_rate = max(len(vectors) / 12.0, 50.0)
-    if implementation == "opentsne":
-        import openTSNE
-
-        embedding = openTSNE.TSNE(
-            n_components=2, perplexity=perplexity, learning_rate=learning_rate,
-            early_exaggeration_iter=EARLY_EXAGGERATION_ITERATIONS, early_exaggeration=12,
-            n_iter=iterations - EARLY_EXAGGERATION_ITERATIONS, initialization="pca",
-            negative_gradient_method="auto", n_jobs=threads, random_state=seed,
-        ).fit(vectors)
-        return np.asarray(embedding, dtype=np.float32)
-    # n_jobs only reaches the neighbour search; the gradient runs on OpenMP threads.
-    with threadpoolctl.threadpool_limits(limits=threads, user_api="openmp"):
-        embedding = TSNE(n_components=2, perplexity=perplexity, learning_rate=learning_rate,
-                         early_exaggeration=12.0, max_iter=iterations, init="pca",
-                         method="barnes_hut", n_jobs=threads, random_state=seed).fit_transform(vectors)
-    return embedding.astype(np.float32)
-
-
-def knn_accuracy(vectors: np.ndarray, labels: np.ndarray, neighbors: int = 10) -> float:
-    """Leave-one-out k-NN accuracy: each point's class voted by its k nearest other points.
-
-    Ties go to the smallest class index.
-    """
-    labels = np.asarray(labels).astype(int)
-    index = NearestNeighbors(n_neighbors=neighbors).fit(vectors)
-    # Without a query, kneighbors leaves every point out of its own neighbour list.
-    _, nearest = index.kneighbors()
-    votes = np.zeros((len(labels), labels.max() + 1), dtype=np.int32)
-    np.add.at(votes, (np.repeat(np.arange(len(labels)), neighbors), labels[nearest].ravel()), 1)
-    return float((votes.argmax(axis=1) == labels).mean())
-
-
-def embedding_scores(spaces: dict[str, np.ndarray], labels: np.ndarray,
-                     neighbors: int = 10) -> dict[str, float]:
-    """Silhouette (in [-1, 1]) and leave-one-out k-NN accuracy of the classes in each space.
-
-    Returns:
-        {"silhouette_<space>": ..., ..., "knn_accuracy_<space>": ...}.
-    """
-    scores = {}
-    for name, vectors in spaces.items():
-        scores[f"silhouette_{name}"] = float(silhouette_score(vectors, labels))
-    for name, vectors in spaces.items():
-        scores[f"knn_accuracy_{name}"] = knn_accuracy(vectors, labels, neighbors)
-    return scores

@@ -13,7 +13,7 @@ import dataclasses
 import keras
 
 from keras_labs import data, export, models, training, visualization
-from keras_labs.config import LabConfig, option
+from keras_labs.config import LabConfig, common, option
 
 NAME = "mnist-cnn"
 DESCRIPTION = "small CNN on MNIST (report 000, ex. 2: 95%); test/per-class accuracy, SavedModel"
@@ -22,16 +22,15 @@ DATASETS = ("mnist",)
 
 @dataclasses.dataclass(frozen=True)
 class Config(LabConfig):
-    epochs: int = option(8, minimum=1, help="passes over the training data")
-    batch_size: int = option(128, minimum=1, maximum=65536, help="examples per step")
-    learning_rate: float = option(2e-3, positive=True, maximum=10.0,
-                                  help="peak Adam learning rate (cosine decay to 0)")
+    epochs: int = common.epochs(8)
+    batch_size: int = common.batch_size(128)
+    learning_rate: float = common.learning_rate(2e-3, "peak Adam learning rate (cosine decay to 0)")
     filters: tuple[int, ...] = option((32, 64), positive=True, help="conv widths, one per stage")
     convs_per_stage: int = option(1, minimum=1, maximum=4)
     dense_units: int = option(128, minimum=1)
     dropout: float = option(0.3, minimum=0.0, maximum=0.95)
     batch_norm: bool = option(True)
-    train_examples: int = option(0, minimum=0, help="use only the first N training examples (0: all)")
+    train_examples: int = common.examples()
     steps_per_execution: int = option(1, minimum=1, help="train steps per tf.function call")
 
 
@@ -46,9 +45,8 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     """Trains, evaluates and exports the MNIST CNN; returns the metrics written to metrics.json."""
     run, strategy = training.start(NAME, config, workdir, resume=resume)
     datasets, source = run.load_data("mnist")
-    train = data.image_pipeline(data.first(datasets["train"], config.train_examples),
-                                batch_size=config.batch_size, training=True, seed=config.seed)
-    test = data.image_pipeline(datasets["test"], batch_size=512, training=False)
+    train, test = data.train_and_test(datasets, batch_size=config.batch_size, seed=config.seed,
+                                      train_examples=config.train_examples)
 
     steps = max(int(train.cardinality()), 1) * config.epochs
     with strategy.scope():
@@ -72,12 +70,7 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     metrics["parameters"] = int(model.count_params())
 
     names = data.class_names("mnist")
-    visualization.plot_history(visualization.read_history(run.history_path),
-                               run.plot_path("curves"), title=f"{NAME} ({source.kind} data)")
-    visualization.plot_confusion_matrix(metrics["confusion_matrix"], names,
-                                        run.plot_path("confusion_matrix"))
-    visualization.plot_per_class_accuracy(metrics["per_class_accuracy"], names,
-                                          run.plot_path("per_class_accuracy"))
+    visualization.plot_classifier(run, metrics, names, title=f"{NAME} ({source.kind} data)")
 
     metrics["export"] = str(export.export_model(model, config.export_dir, NAME, run.run_id))
     print(f"{NAME}: test accuracy {metrics['test_accuracy']:.4f} on {source.describe()}")

@@ -18,7 +18,7 @@ import statistics
 import keras
 
 from keras_labs import ConfigError, data, models, runs, training
-from keras_labs.config import LabConfig, option
+from keras_labs.config import LabConfig, common, option
 
 NAME = "mnist-rnn"
 DESCRIPTION = ("SimpleRNN/LSTM/GRU x 20/15/10/5 units on MNIST rows (report 002 task 3, part C "
@@ -32,15 +32,15 @@ REPORT_002 = {"lstm": {20: 0.95, 15: 0.95, 10: 0.90, 5: 0.75},
 
 @dataclasses.dataclass(frozen=True)
 class Config(LabConfig):
-    epochs: int = option(8, minimum=1, help="passes over the training data, every model")
-    batch_size: int = option(128, minimum=1, maximum=65536)
-    learning_rate: float = option(1e-2, positive=True, maximum=1.0,
-                                  help="peak Adam learning rate (cosine decay to 0)")
+    epochs: int = common.epochs(8, "passes over the training data, every model")
+    batch_size: int = common.batch_size(128)
+    learning_rate: float = common.learning_rate(1e-2, "peak Adam learning rate (cosine decay to 0)",
+                                                maximum=1.0)
     cells: tuple[str, ...] = option(("simple", "lstm", "gru"), help="simple, lstm and/or gru")
     hidden_sizes: tuple[int, ...] = option((20, 15, 10, 5), positive=True)
     clipnorm: float = option(1.0, minimum=0.0, help="gradient norm clip (0: off)")
     unroll: bool = option(True, help="unroll the 28 steps (faster under XLA)")
-    train_examples: int = option(0, minimum=0, help="use only the first N training examples (0: all)")
+    train_examples: int = common.examples()
     test_examples: int = option(0, minimum=0, help="score only the first N test examples (0: all)")
     compare_cnn: bool = option(True, help="part C: also train the mnist-cnn CNN")
     steps_per_execution: int = option(1, minimum=1)

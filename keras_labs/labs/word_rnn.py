@@ -21,7 +21,7 @@ import json
 import math
 from collections import Counter
 
-from keras_labs import data, export, text, training
+from keras_labs import data, text, training
 from keras_labs.config import option
 from keras_labs.labs.char_rnn import SEED_PRIMES
 
@@ -74,9 +74,7 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     """Trains the word model, scores it (word perplexity, bits per character), samples, exports."""
     run, strategy = training.start(NAME, config, workdir, resume=resume)
 
-    texts, source = data.load_text("tiny_shakespeare", ("train", "validation"), data=config.data,
-                                   data_dir=config.data_dir)
-    run.record_data(source)
+    texts, source = run.load_data("tiny_shakespeare", ("train", "validation"), text=True)
     train_tokens = data.tokenize_words(texts["train"])[: config.train_tokens or None]
     validation_text = texts["validation"][: config.validation_chars or None]
     validation_tokens = data.tokenize_words(validation_text)
@@ -88,19 +86,14 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
           f"{len(train_ids):,} training and {len(validation_ids):,} validation tokens, "
           f"{len(oov_words) / max(len(validation_ids), 1):.1%} of them out of vocabulary")
 
-    stride = config.window_stride or max(config.sequence_length // 4, 1)
-    train = data.training_windows(train_ids, sequence_length=config.sequence_length,
-                                  batch_size=config.batch_size, stride=stride, seed=config.seed)
-    validation = data.text_windows(validation_ids, sequence_length=config.sequence_length,
-                                   batch_size=256, training=False)
+    train, validation = text.language_windows(config, train_ids, validation_ids)
 
     chars_per_token = len(validation_text) / max(len(validation_tokens), 1)
     fitted = text.fit_language_model(
         config, run, strategy, train, validation, len(vocabulary), name="word_rnn",
         metrics_callback=text.LanguageModelMetrics("word", chars_per_token))
-    history, step_model, state_sizes = fitted["history"], fitted["step_model"], fitted["state_sizes"]
 
-    nats, count = text.stateful_loss(step_model, state_sizes, validation_ids,
+    nats, count = text.stateful_loss(fitted["step_model"], fitted["state_sizes"], validation_ids,
                                      start_id=vocabulary.index.get("\n", 0))
     oov_nats = spelling_nats(oov_words, train_tokens)
     validation_loss = nats / count
@@ -110,31 +103,14 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
         "bits_per_word": validation_loss / math.log(2),
         "bits_per_char": (nats + oov_nats) / len(validation_text) / math.log(2),
         "bits_per_char_without_oov_spelling": nats / len(validation_text) / math.log(2),
-        "validation_loss_windowed": float(history.history["val_loss"][-1]),
-        "train_loss": float(history.history["loss"][-1]),
         "validation_tokens": count,
         "validation_characters": len(validation_text),
         "out_of_vocabulary_rate": len(oov_words) / max(count, 1),
-        "vocabulary_size": len(vocabulary),
-        "parameters": int(fitted["model"].count_params()),
-        **{key: fitted[key] for key in ("steps", "train_time_s", "train_cpu_time_s",
-                                        "load_average", "stopped_by_time_budget")},
+        **fitted["metrics"],
     }
 
-    text.plot_language_curves(history.history, run.plot_path("curves"),
-                              steps_per_point=config.log_every, last_step=metrics["steps"],
-                              token_name="word",
-                              title=f"{NAME} ({source.kind} data, {config.cell.upper()} "
-                                    f"{config.num_layers}x{config.units}, "
-                                    f"{len(vocabulary):,} tokens)")
-
-    generator = text.TextGenerator(step_model, state_sizes, vocabulary, level="word",
-                                   top_k=config.top_k, seed=config.seed)
-    metrics["samples"] = text.write_samples(run.workdir / "samples.txt", generator, PRIMES,
-                                            length=config.sample_length,
-                                            temperature=config.temperature, top_k=config.top_k)
-    metrics["export"] = str(export.export_model(fitted["model"], config.export_dir, NAME, run.run_id,
-                                                export=generator.save))
+    metrics.update(text.write_outputs(run, config, fitted, vocabulary, level="word",
+                                      primes=PRIMES, data_kind=source.kind))
     print(f"{NAME}: validation word perplexity {metrics['perplexity']:.1f}, "
           f"{metrics['bits_per_char']:.3f} bits/char, after {metrics['steps']} steps in "
           f"{metrics['train_time_s'] / 60:.1f} min")
