@@ -148,9 +148,11 @@ def main(argv: list[str] | None = None) -> int:
         print(error, file=sys.stderr)
         return EXIT_USAGE
     _quiet_tensorflow()
-    from keras_labs import KerasLabsError
+    from keras_labs import KerasLabsError, check_tensorflow_install
 
     try:
+        if args.command in ("run", "sweep", "generate"):
+            check_tensorflow_install()
         if args.command == "list":
             return _list(args)
         if args.command == "run":
@@ -187,7 +189,7 @@ def _list(args) -> int:
 
 
 def _run(args) -> int:
-    from keras_labs import labs, runs
+    from keras_labs import labs, multiworker, runs
 
     flags = {"epochs": args.epochs, "seed": args.seed, "data": args.data,
              "data_dir": args.data_dir, "export_dir": args.export_dir,
@@ -206,11 +208,13 @@ def _run(args) -> int:
         return _run_all(args, flags)
     lab = labs.get(args.lab)
     config = labs.resolve_config(lab, args.preset, args.set, **flags)
-    _preflight(lab, config)
-    workdir = runs.new_run_dir(args.out, lab.NAME, args.preset or lab.DEFAULT_PRESET)
-    print(f"{lab.NAME}: run folder {workdir}", flush=True)
-    _run_one(lab, config, workdir)
-    print(f"{lab.NAME}: done; results in {workdir}", flush=True)
+    # Under multiworker: the strategy first, and a temporary folder on non-chief workers.
+    with multiworker.output_folders(args.out, config) as (out, config):
+        _preflight(lab, config)
+        workdir = runs.new_run_dir(out, lab.NAME, args.preset or lab.DEFAULT_PRESET)
+        print(f"{lab.NAME}: run folder {workdir}", flush=True)
+        _run_one(lab, config, workdir)
+        print(f"{lab.NAME}: done; results in {workdir}", flush=True)
     return 0
 
 
@@ -222,10 +226,11 @@ def _resume(lab, run_dir: str) -> int:
     """
     from pathlib import Path
 
-    from keras_labs import runs
+    from keras_labs import multiworker, runs
 
     workdir = Path(run_dir)
     config = runs.resumable_config(workdir, lab.NAME, type(lab.PRESETS[lab.DEFAULT_PRESET]))
+    multiworker.check_resume(config)
     _preflight(lab, config)
     print(f"{lab.NAME}: resuming {workdir}", flush=True)
     _run_one(lab, config, workdir, resume=True)
@@ -264,6 +269,9 @@ def _run_all(args, flags) -> int:
         lab_flags = {key: value for key, value in flags.items()
                      if value is not None and (key != "epochs" or hasattr(lab.PRESETS[preset], "epochs"))}
         configs.append(labs.resolve_config(lab, preset, args.set, **lab_flags))
+        if configs[-1].strategy == "multiworker":
+            raise KerasLabsError("--strategy multiworker runs one lab at a time: give every "
+                                 "worker the same `keras-labs run LAB` command")
         _preflight(lab, configs[-1])
     failed = []
     for lab, config in zip(chosen, configs, strict=True):

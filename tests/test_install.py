@@ -134,3 +134,23 @@ def test_code_needs_nothing_newer_than_python_3_10():
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Minimum required versions: 3.10" in result.stdout or \
         re.search(r"Minimum required versions: 3\.[0-9]$", result.stdout, re.M), result.stdout
+
+
+def test_two_tensorflow_distributions_are_refused_with_the_fix(monkeypatch):
+    from importlib import metadata
+
+    import keras_labs
+
+    versions = {"tensorflow": "2.21.0", "tensorflow-cpu": "2.21.0"}
+    monkeypatch.setattr(metadata, "version", lambda name: versions[name])
+    with pytest.raises(keras_labs.KerasLabsError, match="pip uninstall -y tensorflow-cpu"):
+        keras_labs.check_tensorflow_install()
+    del versions["tensorflow"]
+
+    def only_cpu(name):
+        if name not in versions:
+            raise metadata.PackageNotFoundError(name)
+        return versions[name]
+
+    monkeypatch.setattr(metadata, "version", only_cpu)
+    keras_labs.check_tensorflow_install()  # one distribution: fine
