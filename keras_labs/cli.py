@@ -10,16 +10,21 @@
     keras-labs sweep LAB --grid KEY=V1,V2 [--grid ...] [--preset P] [--set key=value ...]
                          [--out DIR] [--data auto|sample|full] [--data-dir DIR]
     keras-labs report RUNS [--out DIR]
+    keras-labs tensorboard [RUNS] [--port N] [--host H]
     keras-labs generate EXPORT --prime TEXT [--length N] [--temperature T] [--top-k K]
 
 A mistake the user can fix (unknown lab, preset, key or value; data not prepared; corrupt
-files; unwritable output) prints one line and exits with code 2.
+files; unwritable output) prints one line and exits with code 2; `list`, `--help` and config
+errors answer without loading TensorFlow. The output is the suite's own: TensorFlow's C++
+start-up lines show only with `--verbose` (run, sweep, generate, data), and `data prepare`
+shows tfds's progress bars only on a terminal (or with `--verbose`).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 
 EXIT_USAGE = 2
@@ -46,6 +51,49 @@ def _quiet_tensorflow() -> None:
         pass
 
 
+# What TensorFlow's C++ side logs at import, before absl is initialised: the banner and the
+# informational lines (oneDNN, cpu_feature_guard). Errors and anything else still show.
+_START_UP_CHATTER = re.compile(r"WARNING: All log messages before absl::InitializeLog\(\)"
+                               r"|[IW]\d{4} [\d:.]+\s+\d+ [\w.-]+:\d+\] ")
+
+
+def _import_tensorflow(verbose: bool = False) -> None:
+    """Imports TensorFlow, its C++ start-up lines hidden unless `verbose`.
+
+    Those lines go straight to file descriptor 2 before absl reads TF_CPP_MIN_LOG_LEVEL, so
+    fd 2 points at a scratch file for the import alone; what is not start-up chatter is then
+    written to stderr (all of it when the import fails, and the error is raised as it is).
+    """
+    if verbose or "tensorflow" in sys.modules:
+        import tensorflow  # noqa: F401
+        return
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    failed = True
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+
+            failed = False
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            lines = captured.read().decode(errors="replace").splitlines(keepends=True)
+            sys.stderr.write("".join(line for line in lines
+                                     if failed or not _START_UP_CHATTER.match(line)))
+            sys.stderr.flush()
+
+
+def _add_verbose(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show TensorFlow's start-up log lines and tfds's progress bars")
+
+
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
     """The options `run` and `sweep` share: which config, on which data, written where."""
     parser.add_argument("--preset", help="named configuration (default: the lab's default)")
@@ -57,6 +105,7 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", choices=("auto", "sample", "full"))
     parser.add_argument("--data-dir", help="tfds data dir (default: $TFDS_DATA_DIR)")
     parser.add_argument("--deterministic", action="store_true", default=None)
+    _add_verbose(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,6 +134,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("runs", help="folder of runs (e.g. runs)")
     report.add_argument("--out", help="output folder (default: RUNS/report)")
 
+    board = commands.add_parser("tensorboard", help="TensorBoard over run folders (activations, "
+                                "hidden states, filters, HParams, Projector)")
+    board.add_argument("runs", nargs="?", default="runs", help="folder of runs (default: runs)")
+    board.add_argument("--port", type=_bounded_int(1, 65535), default=6006,
+                       help="port to serve on (default: 6006)")
+    board.add_argument("--host", default="localhost", help="address to serve on "
+                       "(default: localhost; 0.0.0.0 for every interface)")
+
     generate = commands.add_parser("generate", help="sample text from an exported char-rnn or "
                                    "word-rnn generator")
     generate.add_argument("export", help="the generator's SavedModel folder "
@@ -97,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="sampling temperature > 0 (default: 1.0)")
     generate.add_argument("--top-k", type=_bounded_int(0, 1_000_000), default=0,
                           help="sample among the k likeliest tokens (0: all; default: 0)")
+    _add_verbose(generate)
 
     data = commands.add_parser("data", help="prepare and list datasets")
     data_commands = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
@@ -106,8 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="folder with the original files (or subfolders named after datasets)")
     prepare.add_argument("--data-dir")
     prepare.add_argument("--force", action="store_true", help="rebuild a prepared dataset")
+    _add_verbose(prepare)
     data_list = data_commands.add_parser("list", help="datasets, prepared or not")
     data_list.add_argument("--data-dir")
+    _add_verbose(data_list)
     return parser
 
 
@@ -161,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
             return _sweep(args)
         if args.command == "report":
             return _report(args)
+        if args.command == "tensorboard":
+            return _tensorboard(args)
         if args.command == "generate":
             return _generate(args)
         if args.data_command == "prepare":
@@ -203,11 +265,14 @@ def _run(args) -> int:
         if args.lab == "all" or given:
             raise ConfigError("--resume continues one lab's run with the settings it started "
                               f"with; drop {', '.join(given) or 'all'}")
-        return _resume(labs.get(args.lab), args.resume)
+        return _resume(labs.get(args.lab), args.resume, args.verbose)
     if args.lab == "all":
         return _run_all(args, flags)
     lab = labs.get(args.lab)
     config = labs.resolve_config(lab, args.preset, args.set, **flags)
+    if config.strategy == "multiworker":
+        multiworker.cluster_config()  # a TF_CONFIG mistake is a config error too
+    _import_tensorflow(args.verbose)  # only now: a config error must not wait for it
     # Under multiworker: the strategy first, and a temporary folder on non-chief workers.
     with multiworker.output_folders(args.out, config) as (out, config):
         _preflight(lab, config)
@@ -218,7 +283,7 @@ def _run(args) -> int:
     return 0
 
 
-def _resume(lab, run_dir: str) -> int:
+def _resume(lab, run_dir: str, verbose: bool = False) -> int:
     """Continues the interrupted run in `run_dir` with the config it started with.
 
     Training picks up after the last epoch (or interval) its backup saved; what was written
@@ -231,6 +296,7 @@ def _resume(lab, run_dir: str) -> int:
     workdir = Path(run_dir)
     config = runs.resumable_config(workdir, lab.NAME, type(lab.PRESETS[lab.DEFAULT_PRESET]))
     multiworker.check_resume(config)
+    _import_tensorflow(verbose)
     _preflight(lab, config)
     print(f"{lab.NAME}: resuming {workdir}", flush=True)
     _run_one(lab, config, workdir, resume=True)
@@ -258,8 +324,6 @@ def _run_one(lab, config, workdir, *, resume: bool = False) -> None:
 
 def _run_all(args, flags) -> int:
     """Runs every lab with the same preset in turn, in one process (TensorFlow loads once)."""
-    import keras
-
     from keras_labs import KerasLabsError, labs, runs
 
     preset = args.preset or "quick"
@@ -272,7 +336,11 @@ def _run_all(args, flags) -> int:
         if configs[-1].strategy == "multiworker":
             raise KerasLabsError("--strategy multiworker runs one lab at a time: give every "
                                  "worker the same `keras-labs run LAB` command")
-        _preflight(lab, configs[-1])
+    _import_tensorflow(args.verbose)
+    import keras
+
+    for lab, config in zip(chosen, configs, strict=True):
+        _preflight(lab, config)
     failed = []
     for lab, config in zip(chosen, configs, strict=True):
         keras.backend.clear_session()
@@ -292,13 +360,18 @@ def _run_all(args, flags) -> int:
 
 
 def _sweep(args) -> int:
-    from keras_labs import labs, sweeps
+    from keras_labs import ConfigError, labs, sweeps
 
     lab = labs.get(args.lab)
     flags = {"epochs": args.epochs, "seed": args.seed, "data": args.data,
              "data_dir": args.data_dir, "deterministic": args.deterministic}
     config = labs.resolve_config(lab, args.preset, args.set, **flags)
+    if config.strategy == "multiworker":
+        raise ConfigError("a sweep does not run under strategy=multiworker: give every worker "
+                          "the same `keras-labs run LAB` command")
     grid = sweeps.parse_grid(args.grid)
+    sweeps.grid_configs(config, grid)  # every grid error before TensorFlow loads
+    _import_tensorflow(args.verbose)
     _preflight(lab, config)
     folder = sweeps.sweep(lab, config, grid, args.out, label=args.preset or lab.DEFAULT_PRESET)
     print(f"{lab.NAME}: sweep done; table in {folder / 'results.md'}", flush=True)
@@ -313,7 +386,23 @@ def _report(args) -> int:
     return 0
 
 
+def _tensorboard(args) -> int:
+    """Replaces this process with the installed TensorBoard serving the folder `args.runs`."""
+    from keras_labs import ConfigError
+
+    if not os.path.isdir(args.runs):
+        raise ConfigError(f"runs folder {args.runs!r} does not exist; give the --out folder of "
+                          "`keras-labs run` (default: runs)")
+    print(f"TensorBoard on {args.runs}: http://{args.host}:{args.port}/ (Ctrl-C stops it)",
+          flush=True)
+    # exec: the server is this process, so Ctrl-C or a kill of it stops TensorBoard itself.
+    os.execv(sys.executable, [sys.executable, "-m", "tensorboard.main", "--logdir", args.runs,
+                              "--host", args.host, "--port", str(args.port)])
+    return 0  # not reached
+
+
 def _generate(args) -> int:
+    _import_tensorflow(args.verbose)
     from keras_labs import text
 
     generator = text.load_generator(args.export)
@@ -331,12 +420,16 @@ def _prepare(args) -> int:
 
     for name in args.names:  # reject every unknown name before preparing anything
         data.check_name(name)
+    _import_tensorflow(args.verbose)
+    # In a log file, tqdm's bars would be carriage returns and escape codes: one line each.
+    progress = args.verbose or (sys.stdout.isatty() and sys.stderr.isatty())
     for name in args.names:
-        data.prepare(name, args.from_dir, args.data_dir, force=args.force)
+        data.prepare(name, args.from_dir, args.data_dir, force=args.force, progress=progress)
     return 0
 
 
 def _data_list(args) -> int:
+    _import_tensorflow(args.verbose)
     from keras_labs import data
 
     root = data.resolve_data_dir(args.data_dir)

@@ -70,6 +70,9 @@ class LabConfig:
                            help="tf.distribute strategy")
     mixed_precision: bool = option(False, help="mixed_float16 on GPU (ignored with a warning on CPU)")
     export_dir: str = option("saved_models", help="root folder of SavedModel exports")
+    probe_every_steps: int = option(100, minimum=0,
+                                    help="steps between TensorBoard probes of the activations, "
+                                         "filters and hidden states (0: off)")
 
     def validate(self) -> LabConfig:
         """Checks every field against its declared type and constraints.
@@ -111,6 +114,54 @@ class LabConfig:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class LanguageModelConfig(LabConfig):
+    """The fields `char-rnn` and `word-rnn` share; each lab's Config extends it with its own
+    defaults and its token-specific fields (`keras_labs.text` trains what they describe)."""
+
+    steps: int = option(2000, minimum=1, help="training steps (the reports' 'epochs': one batch each)")
+    log_every: int = option(100, minimum=1, help="steps between validation points of the curves")
+    batch_size: int = option(32, minimum=1, maximum=65536, help="windows per step")
+    sequence_length: int = option(50, minimum=2, help="tokens per training window")
+    window_stride: int = option(0, minimum=0, help="tokens between window starts (0: a quarter window)")
+    cell: str = option("gru", choices=("gru", "lstm"))
+    implementation: str = option("keras", choices=("keras", "hoisted"),
+                                 help="keras: keras.layers.GRU/LSTM (cuDNN on a GPU); hoisted: "
+                                      "a GRU with the input projection out of the loop (CPU)")
+    units: int = option(100, minimum=1, help="width of each recurrent layer")
+    num_layers: int = option(2, minimum=1, maximum=8)
+    embedding_dim: int = option(100, minimum=1)
+    dropout: float = option(0.0, minimum=0.0, maximum=0.9, help="on the embedding and between layers")
+    learning_rate: float = option(0.01, positive=True, maximum=1.0, help="peak Adam learning rate")
+    warmup_steps: int = option(0, minimum=0, help="linear learning-rate warm-up")
+    final_learning_rate: float = option(1.0, minimum=0.0, maximum=1.0,
+                                        help="cosine decay to this fraction of the peak (1: constant)")
+    clipnorm: float = option(1.0, minimum=0.0, help="gradient norm clip (0: off)")
+    compute_dtype: str = option("float32", choices=("float32", "bfloat16"),
+                                help="matrix products in bfloat16 (needs AVX512-BF16/AMX or a GPU)")
+    steps_per_execution: int = option(1, minimum=1, help="train steps per tf.function call")
+    max_minutes: float = option(0.0, minimum=0.0, help="stop training after this wall time (0: off)")
+    validation_chars: int = option(0, minimum=0,
+                                   help="score only the first N validation characters (0: all)")
+    sample_length: int = option(80, minimum=0, help="tokens generated per prime")
+    temperature: float = option(0.8, positive=True, maximum=10.0)
+    top_k: int = option(0, minimum=0, help="sample among the k likeliest tokens (0: all)")
+
+    def check(self) -> None:
+        if self.log_every > self.steps:
+            raise ConfigError(f"log_every={self.log_every} is not valid; it must be <= "
+                              f"steps={self.steps}")
+        if self.log_every % self.steps_per_execution:
+            raise ConfigError(f"log_every={self.log_every} is not valid; it must be a multiple "
+                              f"of steps_per_execution={self.steps_per_execution}")
+        if self.implementation == "hoisted" and self.cell != "gru":
+            raise ConfigError(f"implementation='hoisted' is a GRU; cell={self.cell!r} needs "
+                              "implementation='keras'")
+        if self.warmup_steps >= self.steps:
+            raise ConfigError(f"warmup_steps={self.warmup_steps} is not valid; it must be < "
+                              f"steps={self.steps}")
 
 
 def field_names(config_class: type[LabConfig]) -> list[str]:

@@ -5,7 +5,10 @@ The cifar-cnn lab's optimizer knobs; a benchmark builds the same optimizer from 
 
 from __future__ import annotations
 
-import keras
+from keras_labs.lazy import lazy_import
+
+# Keras loads on first use: configs read the names below without it.
+keras = lazy_import("keras")
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "adagrad", "rmsprop")
 SCHEDULES = ("constant", "cosine", "onecycle", "step")

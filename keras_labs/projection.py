@@ -8,12 +8,13 @@ import os
 
 import numpy as np
 import threadpoolctl
-from sklearn.decomposition import PCA
-from sklearn.manifold import TSNE
-from sklearn.metrics import silhouette_score
-from sklearn.neighbors import NearestNeighbors
 
 from keras_labs import ConfigError
+from keras_labs.lazy import lazy_import
+
+# scikit-learn loads on first use (seconds): the embeddings config reads the names below.
+sk_decomposition, sk_manifold, sk_neighbors, sk_metrics = lazy_import(
+    "sklearn.decomposition", "sklearn.manifold", "sklearn.neighbors", "sklearn.metrics")
 
 TSNE_IMPLEMENTATIONS = ("auto", "opentsne", "sklearn")
 EARLY_EXAGGERATION_ITERATIONS = 250
@@ -71,7 +72,8 @@ def tsne_2d(vectors: np.ndarray, *, perplexity: float = 30.0, seed: int = 0,
     vectors = np.asarray(vectors, dtype=np.float32)
     components = min(pca_components, vectors.shape[1], len(vectors))
     if components < vectors.shape[1]:
-        vectors = PCA(n_components=components, random_state=seed).fit_transform(vectors)
+        pca = sk_decomposition.PCA(n_components=components, random_state=seed)
+        vectors = pca.fit_transform(vectors)
     learning_rate = max(len(vectors) / 12.0, 50.0)
     if implementation == "opentsne":
         import openTSNE
@@ -85,9 +87,10 @@ def tsne_2d(vectors: np.ndarray, *, perplexity: float = 30.0, seed: int = 0,
         return np.asarray(embedding, dtype=np.float32)
     # n_jobs only reaches the neighbour search; the gradient runs on OpenMP threads.
     with threadpoolctl.threadpool_limits(limits=threads, user_api="openmp"):
-        embedding = TSNE(n_components=2, perplexity=perplexity, learning_rate=learning_rate,
-                         early_exaggeration=12.0, max_iter=iterations, init="pca",
-                         method="barnes_hut", n_jobs=threads, random_state=seed).fit_transform(vectors)
+        tsne = sk_manifold.TSNE(n_components=2, perplexity=perplexity, learning_rate=learning_rate,
+                                early_exaggeration=12.0, max_iter=iterations, init="pca",
+                                method="barnes_hut", n_jobs=threads, random_state=seed)
+        embedding = tsne.fit_transform(vectors)
     return embedding.astype(np.float32)
 
 
@@ -97,7 +100,7 @@ def knn_accuracy(vectors: np.ndarray, labels: np.ndarray, neighbors: int = 10) -
     Ties go to the smallest class index.
     """
     labels = np.asarray(labels).astype(int)
-    index = NearestNeighbors(n_neighbors=neighbors).fit(vectors)
+    index = sk_neighbors.NearestNeighbors(n_neighbors=neighbors).fit(vectors)
     # Without a query, kneighbors leaves every point out of its own neighbour list.
     _, nearest = index.kneighbors()
     votes = np.zeros((len(labels), labels.max() + 1), dtype=np.int32)
@@ -114,7 +117,7 @@ def embedding_scores(spaces: dict[str, np.ndarray], labels: np.ndarray,
     """
     scores = {}
     for name, vectors in spaces.items():
-        scores[f"silhouette_{name}"] = float(silhouette_score(vectors, labels))
+        scores[f"silhouette_{name}"] = float(sk_metrics.silhouette_score(vectors, labels))
     for name, vectors in spaces.items():
         scores[f"knn_accuracy_{name}"] = knn_accuracy(vectors, labels, neighbors)
     return scores

@@ -132,6 +132,9 @@ class Run:
                         timespec="seconds"), **environment(), "data": self.data_sources}
         self.write_json("config.json", config.to_dict())
         self.write_json("env.json", self.env)
+        from keras_labs import instrumentation  # TensorBoard's HParams: TensorFlow by now
+
+        instrumentation.write_session(self.tb_dir, lab, config)
 
     def _reopen(self) -> None:
         check_resumable(self.workdir, self.lab)
@@ -203,6 +206,9 @@ class Run:
         metrics["wall_time_s"] = round((datetime.datetime.now() - self.started).total_seconds(), 2)
         self.env["finished"] = datetime.datetime.now().isoformat(timespec="seconds")
         self.write_json("env.json", self.env)
+        from keras_labs import instrumentation
+
+        instrumentation.write_final_metrics(self.tb_dir, metrics)
         self.write_json("metrics.json", metrics)
         # The run is complete: the training state kept for a resume is no longer needed.
         shutil.rmtree(self.backup_dir, ignore_errors=True)

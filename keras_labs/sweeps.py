@@ -9,9 +9,10 @@ tb/, plots/), with its SavedModel under the sweep's `saved_models/`. A run count
 when its `metrics.json` exists: an interrupted sweep, run again, skips the finished runs and
 redoes the one that was cut off.
 
-Every run's TensorBoard folder gets its hyperparameters and final metrics for the HParams
-dashboard (`tensorboard --logdir <sweep folder>`), and the sweep writes one table of train/test
-accuracy and loss per run, as `results.csv` and `results.md`.
+Every run's TensorBoard folder holds its hyperparameters and final metrics for the HParams
+dashboard (as every run's does: `runs.Run`), so `tensorboard --logdir <sweep folder>` compares
+the sweep's runs and `tensorboard --logdir runs` shows them among all the others; the sweep
+writes one table of train/test accuracy and loss per run, as `results.csv` and `results.md`.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from keras_labs.files import atomic_write
 
 # Reported per run, in this order; a lab's metrics.json or its history.csv supplies them.
 RESULT_COLUMNS = ("train_accuracy", "test_accuracy", "train_loss", "test_loss", "wall_time_s")
-HPARAMS_DIR = "hparams"
 
 
 def parse_grid(items: list[str]) -> dict[str, list[str]]:
@@ -80,6 +80,26 @@ def run_name(index: int, combination: dict[str, str]) -> str:
     return f"{index:02d}-{_slug(parts)}"[:120]
 
 
+def grid_configs(base_config: LabConfig, grid: dict[str, list[str]]
+                 ) -> tuple[list[dict[str, str]], list[LabConfig]]:
+    """The grid's combinations and their validated configs.
+
+    Every combination is checked before anything runs (the CLI does so before TensorFlow
+    loads): a typo in the last value must not surface an hour into the sweep.
+
+    Raises:
+        ConfigError: No grid, an unknown key, or a value that does not parse or validate.
+    """
+    if not grid:
+        raise ConfigError("a sweep needs at least one --grid key=value1,value2")
+    valid = field_names(type(base_config))
+    for key in grid:
+        if key not in valid:
+            raise ConfigError(f"unknown config key {key!r} in --grid; valid keys: {', '.join(valid)}")
+    combos = combinations(grid)
+    return combos, [apply_overrides(base_config, combo).validate() for combo in combos]
+
+
 def sweep(lab_module: ModuleType, base_config: LabConfig, grid: dict[str, list[str]],
           out_dir: str | os.PathLike, *, label: str | None = None, log=print) -> Path:
     """Runs `lab_module.run` for every combination of `grid` applied to `base_config`.
@@ -99,17 +119,7 @@ def sweep(lab_module: ModuleType, base_config: LabConfig, grid: dict[str, list[s
         ConfigError: An unknown key or a value that does not parse or validate (checked for all
             combinations before the first run starts).
     """
-    if not grid:
-        raise ConfigError("a sweep needs at least one --grid key=value1,value2")
-    valid = field_names(type(base_config))
-    for key in grid:
-        if key not in valid:
-            raise ConfigError(f"unknown config key {key!r} in --grid; valid keys: {', '.join(valid)}")
-    combos = combinations(grid)
-    # Validate every combination before anything runs: a typo in the last value must not
-    # surface an hour into the sweep.
-    configs = [apply_overrides(base_config, combo).validate() for combo in combos]
-
+    combos, configs = grid_configs(base_config, grid)
     folder = Path(out_dir).expanduser() / lab_module.NAME / sweep_id(lab_module.NAME, base_config,
                                                                      grid, label)
     try:
@@ -121,7 +131,6 @@ def sweep(lab_module: ModuleType, base_config: LabConfig, grid: dict[str, list[s
                 "base_config": base_config.to_dict(),
                 "runs": [run_name(i, combo) for i, combo in enumerate(combos)]}
     _write_json(folder / "sweep.json", manifest)
-    _write_hparams_config(folder, grid)
 
     rows = []
     for index, (combo, config) in enumerate(zip(combos, configs, strict=True)):
@@ -140,7 +149,6 @@ def sweep(lab_module: ModuleType, base_config: LabConfig, grid: dict[str, list[s
         else:
             log(f"sweep: run {index + 1}/{len(combos)} {name} finished earlier; skipped")
         results = read_results(workdir)
-        _write_hparams(workdir, combo, config, results)
         rows.append({"run": name, **combo, **results})
         write_table(folder, list(grid), rows)  # after every run: a cut-off sweep shows its part
 
@@ -180,41 +188,6 @@ def write_table(folder: Path, keys: list[str], rows: list[dict]) -> tuple[Path, 
                      + " |")
     md_path.write_text("\n".join(lines) + "\n")
     return csv_path, md_path
-
-
-# --------------------------------------------------------------------------------------------
-# TensorBoard HParams
-
-def _write_hparams_config(folder: Path, grid: dict[str, list[str]]) -> None:
-    """The experiment's declaration (hyperparameters and metrics) at the sweep folder's root."""
-    import tensorflow as tf
-    from tensorboard.plugins.hparams import api as hp
-
-    log_dir = folder / HPARAMS_DIR
-    if log_dir.is_dir() and any(log_dir.iterdir()):
-        return  # a resumed sweep: declared already
-    hparams = [hp.HParam(key, hp.Discrete(values)) for key, values in grid.items()]
-    metrics = [hp.Metric(f"{HPARAMS_DIR}/{column}", display_name=column)
-               for column in RESULT_COLUMNS[:4]]
-    with tf.summary.create_file_writer(str(log_dir)).as_default():
-        hp.hparams_config(hparams=hparams, metrics=metrics)
-
-
-def _write_hparams(workdir: Path, combo: dict[str, str], config: LabConfig,
-                   results: dict) -> None:
-    """One HParams session in the run's tb/: its grid values and final metrics (written once)."""
-    import tensorflow as tf
-    from tensorboard.plugins.hparams import api as hp
-
-    log_dir = workdir / "tb" / HPARAMS_DIR
-    if log_dir.is_dir() and any(log_dir.iterdir()):
-        return
-    del config  # the grid's spelling of each value is what hparams_config declared
-    with tf.summary.create_file_writer(str(log_dir)).as_default():
-        hp.hparams(dict(combo), trial_id=workdir.name)
-        for column in RESULT_COLUMNS[:4]:
-            if results.get(column) is not None:
-                tf.summary.scalar(f"{HPARAMS_DIR}/{column}", float(results[column]), step=1)
 
 
 # --------------------------------------------------------------------------------------------

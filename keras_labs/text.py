@@ -14,7 +14,6 @@ through the RNN in one call and then samples one token at a time from the kept s
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import time
@@ -27,61 +26,9 @@ import numpy as np
 import tensorflow as tf
 
 from keras_labs import ConfigError, export, training
-from keras_labs.config import LabConfig, option
+from keras_labs.config import LanguageModelConfig
 from keras_labs.data import NEWLINE, PUNCTUATION, Vocabulary, text_windows, training_windows
 from keras_labs.models.language import build_language_model, zero_states
-
-# --------------------------------------------------------------------------------------------
-# Configuration shared by the char- and word-level labs
-
-
-@dataclasses.dataclass(frozen=True)
-class LanguageModelConfig(LabConfig):
-    """The fields `char-rnn` and `word-rnn` share; each lab's Config extends it with its own
-    defaults and its token-specific fields."""
-
-    steps: int = option(2000, minimum=1, help="training steps (the reports' 'epochs': one batch each)")
-    log_every: int = option(100, minimum=1, help="steps between validation points of the curves")
-    batch_size: int = option(32, minimum=1, maximum=65536, help="windows per step")
-    sequence_length: int = option(50, minimum=2, help="tokens per training window")
-    window_stride: int = option(0, minimum=0, help="tokens between window starts (0: a quarter window)")
-    cell: str = option("gru", choices=("gru", "lstm"))
-    implementation: str = option("keras", choices=("keras", "hoisted"),
-                                 help="keras: keras.layers.GRU/LSTM (cuDNN on a GPU); hoisted: "
-                                      "a GRU with the input projection out of the loop (CPU)")
-    units: int = option(100, minimum=1, help="width of each recurrent layer")
-    num_layers: int = option(2, minimum=1, maximum=8)
-    embedding_dim: int = option(100, minimum=1)
-    dropout: float = option(0.0, minimum=0.0, maximum=0.9, help="on the embedding and between layers")
-    learning_rate: float = option(0.01, positive=True, maximum=1.0, help="peak Adam learning rate")
-    warmup_steps: int = option(0, minimum=0, help="linear learning-rate warm-up")
-    final_learning_rate: float = option(1.0, minimum=0.0, maximum=1.0,
-                                        help="cosine decay to this fraction of the peak (1: constant)")
-    clipnorm: float = option(1.0, minimum=0.0, help="gradient norm clip (0: off)")
-    compute_dtype: str = option("float32", choices=("float32", "bfloat16"),
-                                help="matrix products in bfloat16 (needs AVX512-BF16/AMX or a GPU)")
-    steps_per_execution: int = option(1, minimum=1, help="train steps per tf.function call")
-    max_minutes: float = option(0.0, minimum=0.0, help="stop training after this wall time (0: off)")
-    validation_chars: int = option(0, minimum=0,
-                                   help="score only the first N validation characters (0: all)")
-    sample_length: int = option(80, minimum=0, help="tokens generated per prime")
-    temperature: float = option(0.8, positive=True, maximum=10.0)
-    top_k: int = option(0, minimum=0, help="sample among the k likeliest tokens (0: all)")
-
-    def check(self) -> None:
-        if self.log_every > self.steps:
-            raise ConfigError(f"log_every={self.log_every} is not valid; it must be <= "
-                              f"steps={self.steps}")
-        if self.log_every % self.steps_per_execution:
-            raise ConfigError(f"log_every={self.log_every} is not valid; it must be a multiple "
-                              f"of steps_per_execution={self.steps_per_execution}")
-        if self.implementation == "hoisted" and self.cell != "gru":
-            raise ConfigError(f"implementation='hoisted' is a GRU; cell={self.cell!r} needs "
-                              "implementation='keras'")
-        if self.warmup_steps >= self.steps:
-            raise ConfigError(f"warmup_steps={self.warmup_steps} is not valid; it must be < "
-                              f"steps={self.steps}")
-
 
 # --------------------------------------------------------------------------------------------
 # Training helpers
@@ -176,11 +123,14 @@ def compile_language_model(model: keras.Model, config: LanguageModelConfig,
 
 def fit_language_model(config: LanguageModelConfig, run, strategy, train: tf.data.Dataset,
                        validation: tf.data.Dataset, vocabulary_size: int, *, name: str,
-                       metrics_callback: LanguageModelMetrics) -> dict:
+                       metrics_callback: LanguageModelMetrics,
+                       probe_ids: np.ndarray | None = None) -> dict:
     """Builds, compiles and trains a language model as `config` says; logs every `log_every` steps.
 
     One Keras "epoch" is `log_every` steps, so the curves (TensorBoard, history.csv) get a
-    point every `log_every` steps. Training stops early after `config.max_minutes`.
+    point every `log_every` steps. Training stops early after `config.max_minutes`. The first
+    windows of `probe_ids` (the validation text) are the fixed probe batch of TensorBoard's
+    hidden-state histograms (`training.fit`).
 
     Returns:
         {"model", "step_model", "state_sizes", "history" (Keras History), "metrics": {"steps"
@@ -209,7 +159,9 @@ def fit_language_model(config: LanguageModelConfig, run, strategy, train: tf.dat
         warnings.filterwarnings("ignore", message="Your input ran out of data")
         history = training.fit(run, model, train, steps_per_epoch=config.log_every,
                                epochs=math.ceil(config.steps / config.log_every),
-                               validation_data=validation, callbacks=[metrics_callback, budget])
+                               validation_data=validation, callbacks=[metrics_callback, budget],
+                               probe=None if probe_ids is None else probe_windows(
+                                   probe_ids, config.sequence_length))
     train_seconds = time.perf_counter() - started
     train_cpu_seconds = time.process_time() - cpu_started
     steps_done = budget.stopped_at_step or len(history.history["loss"]) * config.log_every
@@ -224,6 +176,12 @@ def fit_language_model(config: LanguageModelConfig, run, strategy, train: tf.dat
                 "train_loss": float(history.history["loss"][-1]),
                 "vocabulary_size": vocabulary_size,
                 "parameters": int(model.count_params())}}
+
+
+def probe_windows(ids: np.ndarray, sequence_length: int, count: int = 32) -> np.ndarray:
+    """The first `count` (at most) whole windows of `ids`, (windows, sequence_length) int32."""
+    count = max(min(count, len(ids) // sequence_length), 1)
+    return np.asarray(ids[:count * sequence_length], np.int32).reshape(count, -1)
 
 
 def write_outputs(run, config: LanguageModelConfig, fitted: dict, vocabulary: Vocabulary, *,
@@ -269,6 +227,26 @@ def _even_batches(dataset: tf.data.Dataset, replicas: int, batch_size: int = 256
     windows = dataset.unbatch()
     count = int(windows.reduce(0, lambda total, _: total + 1))
     return windows.take(count - count % replicas).batch(batch_size - batch_size % replicas)
+
+
+def held_out_loss(fitted: dict, config: LanguageModelConfig, ids: np.ndarray, *, start_id: int,
+                  strategy: tf.distribute.Strategy | None = None) -> dict:
+    """Scores a held-out text (the test split, once, at the end) both ways the labs report.
+
+    Returns:
+        {"loss": nats per token with the state carried across the whole text (`stateful_loss`),
+         "loss_windowed": nats per token over `sequence_length` windows, as the curves score,
+         "tokens": tokens scored}.
+    """
+    nats, count = stateful_loss(fitted["step_model"], fitted["state_sizes"], ids,
+                                start_id=start_id)
+    windows = text_windows(ids, sequence_length=config.sequence_length, batch_size=256,
+                           training=False)
+    replicas = (strategy or tf.distribute.get_strategy()).num_replicas_in_sync
+    if replicas > 1:
+        windows = _even_batches(windows, replicas)
+    windowed = fitted["model"].evaluate(windows, verbose=0, return_dict=True)["loss"]
+    return {"loss": nats / count, "loss_windowed": float(windowed), "tokens": count}
 
 
 def stateful_loss(step_model: keras.Model, state_sizes: Sequence[int], ids: np.ndarray, *,

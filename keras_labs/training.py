@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_labs import ConfigError, KerasLabsError
+from keras_labs import ConfigError, KerasLabsError, instrumentation, multiworker
 from keras_labs.callbacks import EpochTimer
 from keras_labs.config import LabConfig
 from keras_labs.files import atomic_write, staged_folder
@@ -31,6 +31,10 @@ def start(lab: str, config: LabConfig, workdir: str | os.PathLike, *, resume: bo
     Returns:
         (the `runs.Run`, the `tf.distribute.Strategy` to build models under).
     """
+    if resume:
+        multiworker.check_resume(config)
+    if config.strategy == "multiworker":
+        multiworker.strategy()  # TensorFlow takes it only before its runtime starts (Run lists devices)
     run = Run(lab, config, workdir, resume=resume)
     return run, setup(config, run)
 
@@ -62,6 +66,8 @@ def setup(config: LabConfig, run=None) -> tf.distribute.Strategy:
             "name": config.strategy, "class": type(strategy).__name__,
             "replicas": strategy.num_replicas_in_sync, "devices": devices,
             "policy": keras.mixed_precision.global_policy().name}
+        if config.strategy == "multiworker":
+            run.env["strategy"].update(multiworker.describe())
         run.write_json("env.json", run.env)
     return strategy
 
@@ -109,14 +115,7 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
             return tf.distribute.MirroredStrategy()
         return _cpu_mirrored_strategy()
     if name == "multiworker":
-        if "TF_CONFIG" not in os.environ:
-            raise ConfigError("strategy='multiworker' needs the cluster in the TF_CONFIG "
-                              "environment variable")
-        try:
-            json.loads(os.environ["TF_CONFIG"])
-        except ValueError:
-            raise ConfigError(f"TF_CONFIG={os.environ['TF_CONFIG']!r} is not valid JSON") from None
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return multiworker.strategy()
     raise ConfigError(f"strategy={name!r} is not valid; valid values: default, mirrored, multiworker")
 
 
@@ -140,7 +139,8 @@ def fit(run, model: keras.Model, train: tf.data.Dataset, *, epochs: int,
         initial_epoch: int = 0, steps_per_epoch: int | None = None, callbacks=(),
         histogram_freq: int = 1, history_path: str | os.PathLike | None = None,
         log_dir: str | os.PathLike | None = None, state=(),
-        loss_keys: tuple[str, ...] = ("loss",)) -> keras.callbacks.History:
+        loss_keys: tuple[str, ...] = ("loss",), probe=None,
+        probe_plots: bool = False) -> keras.callbacks.History:
     """Trains one compiled model the way every lab does: resumable, logged, checked for NaN.
 
     The input becomes one endless seeded stream (`Backup.stream`), so a run killed with
@@ -164,6 +164,10 @@ def fit(run, model: keras.Model, train: tf.data.Dataset, *, epochs: int,
         log_dir: The TensorBoard folder (default: the run's tb/).
         state: More variables the backup saves and restores (see `Backup`).
         loss_keys: The logged losses checked for NaN (`check_finite`).
+        probe: A fixed batch of the model's inputs: every `probe_every_steps` steps of the
+            config (0: never), TensorBoard gets the conv activations and filters or the
+            recurrent hidden states on it, in `<log_dir>/instrumentation` (`instrumentation`).
+        probe_plots: Also save the first conv layer's filters as PNG files under plots/.
 
     Returns:
         The History of every epoch of the run, those before a resume included.
@@ -172,6 +176,10 @@ def fit(run, model: keras.Model, train: tf.data.Dataset, *, epochs: int,
         KerasLabsError: The loss became NaN or infinite.
     """
     backup = Backup(run, name, state=state)
+    if probe is not None and run.config.probe_every_steps:
+        callbacks = [*callbacks, *instrumentation.probe_callbacks(
+            model, probe, instrumentation.probe_dir(run, log_dir), run.config.probe_every_steps,
+            plots_dir=run.plots_dir if probe_plots else None)]
     stream, steps_per_epoch = backup.stream(train, model, steps_per_epoch=steps_per_epoch,
                                             initial_epoch=initial_epoch)
     history = model.fit(
@@ -413,6 +421,7 @@ def cached_model(export_root: str | os.PathLike, name: str, recipe: dict, train,
     It is kept in `<export_root>/_models/<name>-<digest of recipe>/` (`model.keras` and
     `info.json`), written to a staging folder renamed into place, so a half-written model is
     never picked up and two runs racing to train the same recipe keep the first one's files.
+    Under `--strategy multiworker` it is trained in every run and not kept (`path` None).
 
     Args:
         export_root: The root of exports (`config.export_dir`).
@@ -431,6 +440,11 @@ def cached_model(export_root: str | os.PathLike, name: str, recipe: dict, train,
     digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
     folder = Path(export_root).expanduser() / "_models" / f"{plain_name(name, 'model name')}-{digest}"
     path = folder / "model.keras"
+    if multiworker.started():
+        # Every worker must train it alike (its steps are collective); a kept copy would exist
+        # on the chief only, so under several workers it is trained afresh and not kept.
+        model, info = train()
+        return model, {**info, "recipe": recipe, "path": None, "reused": False}
     if path.is_file():
         with (strategy or tf.distribute.get_strategy()).scope():
             model = keras.saving.load_model(path, compile=False, safe_mode=True)

@@ -131,10 +131,33 @@ def make_cifar_dir(folder: Path, records=(7, 3, 3, 3, 5), test: int = 4) -> Path
     return batches
 
 
-def run_cli(*args: str, env: dict | None = None, timeout: float = 300):
-    """Runs `python -m keras_labs ARGS` in a subprocess; returns the CompletedProcess."""
+def run_cli(*args: str, env: dict | None = None, timeout: float = 300, text: bool = True):
+    """Runs `python -m keras_labs ARGS` in a subprocess; returns the CompletedProcess (its
+    output as str, or as bytes with `text=False`: every carriage return kept)."""
     import subprocess
 
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
     return subprocess.run([sys.executable, "-m", "keras_labs", *args], capture_output=True,
-                          text=True, env=full_env, timeout=timeout, cwd=ROOT)
+                          text=text, env=full_env, timeout=timeout, cwd=ROOT)
+
+
+def read_tags(log_dir: Path) -> dict[str, set[str]]:
+    """{plugin: tags} of every event file folder under `log_dir` (as lib/tb_tags.py reads them)."""
+    from tensorboard.backend.event_processing import event_accumulator
+
+    found: dict[str, set[str]] = {}
+    for folder in sorted({path.parent for path in log_dir.rglob("events.out.tfevents*")}):
+        accumulator = event_accumulator.EventAccumulator(
+            str(folder), size_guidance={kind: 0 for kind in (
+                event_accumulator.HISTOGRAMS, event_accumulator.IMAGES,
+                event_accumulator.SCALARS, event_accumulator.TENSORS)})
+        accumulator.Reload()
+        for kind, tags in accumulator.Tags().items():
+            if not isinstance(tags, list):
+                continue
+            for tag in tags:
+                plugin = kind
+                if kind == "tensors":
+                    plugin = accumulator.SummaryMetadata(tag).plugin_data.plugin_name or kind
+                found.setdefault(plugin, set()).add(tag)
+    return found

@@ -150,31 +150,40 @@ def test_training_windows_are_text_windows_shuffled_together():
         data.training_windows(ids, sequence_length=500, batch_size=2, stride=1)
 
 
-def test_hoisted_gru_computes_what_keras_gru_computes():
-    rng = np.random.default_rng(0)
-    inputs = rng.random((3, 7, 5), dtype=np.float32)
-    initial = rng.random((3, 4), dtype=np.float32)
-    reference = keras.layers.GRU(4, return_sequences=True, return_state=True)
-    expected_sequence, expected_state = reference(inputs, initial_state=[initial])
-    hoisted = models.HoistedGRU(4)
+# (time steps, batch, units, with an initial state): short, and the `best` preset's length.
+@pytest.mark.parametrize("time_steps,batch,units,with_initial", [
+    (7, 3, 4, True), (100, 4, 16, True), (100, 4, 16, False)])
+def test_hoisted_gru_computes_what_keras_gru_computes(time_steps, batch, units, with_initial):
+    rng = np.random.default_rng(time_steps + with_initial)
+    inputs = tf.constant(rng.random((batch, time_steps, 5), dtype=np.float32))
+    initial = tf.constant(rng.random((batch, units), dtype=np.float32))
+    reference = keras.layers.GRU(units, return_sequences=True, return_state=True)
+    reference.build(inputs.shape)
+    # Non-zero biases, so both halves of the bias take part in the comparison.
+    reference.set_weights([*reference.get_weights()[:2],
+                           rng.normal(0, 0.1, (2, 3 * units)).astype(np.float32)])
+    hoisted = models.HoistedGRU(units)
     hoisted.build(inputs.shape)
     hoisted.set_weights(reference.get_weights())  # same shapes, same gate order
-    sequence, state = hoisted(inputs, initial_state=[initial])
+    state_argument = {"initial_state": [initial]} if with_initial else {}
+    expected_sequence, expected_state = reference(inputs, **state_argument)
+    sequence, state = hoisted(inputs, **state_argument)
     np.testing.assert_allclose(sequence, expected_sequence, atol=1e-6)
     np.testing.assert_allclose(state, expected_state, atol=1e-6)
     # The hand-written gradient (gru_recurrence) against TensorFlow's own through Keras's GRU,
-    # for the weights, the inputs and the initial state.
-    weights = rng.random((3, 7, 4), dtype=np.float32)
-    inputs, initial = tf.constant(inputs), tf.constant(initial)
+    # for the weights, the inputs and the initial state (when there is one).
+    weights = rng.random((batch, time_steps, units), dtype=np.float32)
+    watched = [inputs, initial] if with_initial else [inputs]
     gradients = {}
     for name, layer in (("keras", reference), ("hoisted", hoisted)):
         with tf.GradientTape() as tape:
-            tape.watch([inputs, initial])
-            loss = tf.reduce_sum(layer(inputs, initial_state=[initial])[0] * weights)
-        gradients[name] = tape.gradient(loss, [*layer.trainable_weights, inputs, initial])
+            tape.watch(watched)
+            loss = tf.reduce_sum(layer(inputs, **state_argument)[0] * weights)
+        gradients[name] = tape.gradient(loss, [*layer.trainable_weights, *watched])
     for expected, got in zip(gradients["keras"], gradients["hoisted"], strict=True):
-        assert float(tf.reduce_max(tf.abs(expected))) > 0
-        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+        scale = float(tf.reduce_max(tf.abs(expected)))
+        assert scale > 0
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6 * scale)
 
 
 def test_hoisted_run_trains_and_exports_a_generator(tmp_path):
@@ -187,3 +196,15 @@ def test_hoisted_run_trains_and_exports_a_generator(tmp_path):
     assert generated.startswith("Shall I give") and len(generated) == len("Shall I give") + 15
     with pytest.raises(ConfigError, match="implementation='hoisted' is a GRU"):
         dataclasses.replace(TINY, implementation="hoisted", cell="lstm").validate()
+
+
+def test_the_test_split_is_scored_once_both_ways(tiny_run):
+    workdir, metrics = tiny_run
+    on_disk = json.loads((workdir / "metrics.json").read_text())
+    for key in ("test_loss", "test_loss_windowed", "test_bits_per_char"):
+        assert 0.5 < on_disk[key] < 10, (key, on_disk[key])
+    assert on_disk["test_bits_per_char"] == pytest.approx(on_disk["test_loss"] / np.log(2))
+    _, source = data.load_text("tiny_shakespeare", ("test",), data="sample")
+    assert on_disk["test_characters"] == source.splits["test"]
+    # Scored on its own text, not a copy of the validation figures.
+    assert on_disk["test_loss"] != on_disk["validation_loss"]

@@ -1,9 +1,16 @@
 """The command line: bad input exits 2 with one clear line; fail fast on unprepared data."""
 
+import json
+import subprocess
+import sys
+
 import pytest
-from conftest import make_cifar_dir, run_cli
+from conftest import ROOT, make_cifar_dir, run_cli
 
 from keras_labs import labs
+
+# What TensorFlow's C++ side prints as it starts (absl's banner, oneDNN, CPU features).
+START_UP_LINES = ("absl::InitializeLog", "oneDNN custom operations", "cpu_feature_guard")
 
 
 def error_lines(result):
@@ -68,11 +75,16 @@ def test_list_shows_labs_and_presets():
     assert "seed, quick" in result.stdout
 
 
-def test_data_list_reports_prepared_partial(tmp_path):
+def test_data_prepare_is_one_clean_line_and_list_reports_partial(tmp_path):
     make_cifar_dir(tmp_path / "src")
     result = run_cli("data", "prepare", "cifar10", "--from", str(tmp_path / "src"),
-                     "--data-dir", str(tmp_path / "tfds"))
+                     "--data-dir", str(tmp_path / "tfds"), text=False)  # keeps every \r
     assert result.returncode == 0, result.stderr
+    # Not a terminal: no tqdm bars (carriage returns, escape codes), one line per dataset.
+    for output in (result.stdout, result.stderr):
+        assert b"\r" not in output and b"\x1b[" not in output, output
+    (line,) = result.stdout.decode().splitlines()
+    assert line.startswith("cifar10: prepared in ") and "(train 21, test 4)" in line
     listing = run_cli("data", "list", "--data-dir", str(tmp_path / "tfds"))
     cifar = next(line for line in listing.stdout.splitlines() if line.startswith("cifar10"))
     assert "train 21" in cifar and "test 4" in cifar and "PARTIAL" in cifar
@@ -106,4 +118,85 @@ def test_sweep_command_runs_a_2x2_grid_and_writes_the_table(tmp_path):
     (table,) = (tmp_path / "runs" / "cifar-cnn").glob("sweep-quick-*/results.md")
     rows = [line for line in table.read_text().splitlines() if line.startswith("| 0")]
     assert len(rows) == 4 and "tanh" in rows[3] and "momentum" in rows[3]
-    assert (table.parent / "hparams").is_dir()
+    # Every run's HParams session sits in its own tb/ (runs.Run), so all four are there.
+    sessions = {path.parent.parent.name
+                for path in table.parent.glob("*/tb/events.out.tfevents*")}
+    assert len(sessions) == 4
+
+
+# Runs in a fresh interpreter: each argv through `cli.main`, then which heavy modules loaded.
+_LIGHT_COMMANDS = """
+import argparse, contextlib, io, json, sys
+from keras_labs import cli, labs
+
+def commands(parser, prefix=()):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield [*prefix, name]
+                yield from commands(sub, [*prefix, name])
+
+given = json.loads(sys.argv[1])
+helps = [["--help"], *([*command, "--help"] for command in commands(cli.build_parser()))]
+codes = {}
+for argv in [*helps, *given["commands"]]:
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        try:
+            codes[" ".join(argv)] = cli.main(argv)
+        except SystemExit as exit:
+            codes[" ".join(argv)] = exit.code
+for name in labs.names():  # every preset of every lab validates, cross-field checks included
+    lab = labs.get(name)
+    for preset in lab.PRESETS:
+        labs.resolve_config(lab, preset)
+print(json.dumps({"codes": codes, "helps": len(helps),
+                  "loaded": [name for name in given["heavy"] if name in sys.modules]}))
+"""
+
+
+def test_list_help_and_config_errors_do_not_load_tensorflow(tmp_path):
+    out = ["--out", str(tmp_path / "runs")]
+    errors = [["run", "no-such-lab", *out], ["run", "mnist-cnn", "--preset", "nope", *out],
+              ["run", "mnist-cnn", "--set", "learning_rate=-1", *out],
+              ["run", "mnist-cnn", "--set", "epochs=many", *out],
+              ["run", "mnist-cnn", "--epochs", "0", *out],
+              ["run", "mnist-rnn", "--set", "cells=gru,nope", *out],
+              ["run", "cifar-cnn", "--set", "optimizer=lion", *out],
+              ["run", "embeddings", "--set", "tsne=nope", *out],
+              ["run", "char-rnn", "--set", "implementation=hoisted", "--set", "cell=lstm", *out],
+              ["run", "gan", "--set", "iterations=999", *out],
+              ["run", "all", "--set", "nope=1", *out],
+              ["run", "mnist-cnn", "--resume", str(tmp_path / "run"), "--seed", "1"],
+              ["sweep", "cifar-cnn", "--grid", "optimizer=adam,lion", *out],
+              ["data", "prepare", "mnsit"],
+              *(["run", name, "--set", "nope=1", *out] for name in labs.names())]
+    given = {"commands": [["list"], ["list", "--verbose"], *errors],
+             "heavy": ["tensorflow", "keras", "tensorflow_datasets", "sklearn", "matplotlib"]}
+    result = subprocess.run([sys.executable, "-c", _LIGHT_COMMANDS, json.dumps(given)],
+                            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert report["loaded"] == [], report["loaded"]
+    codes = list(report["codes"].values())
+    assert report["helps"] >= 9  # keras-labs and every (sub)command
+    assert codes[:report["helps"]] == [0] * report["helps"], report["codes"]
+    assert codes[report["helps"]:] == [0, 0] + [2] * len(errors), report["codes"]
+    assert not (tmp_path / "runs").exists()
+
+
+def _start_up_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if any(mark in line for mark in START_UP_LINES)]
+
+
+def test_tensorflow_start_up_lines_show_only_with_verbose(tmp_path):
+    # The control: with --verbose this TensorFlow build's start-up lines do reach stderr.
+    verbose = run_cli("data", "list", "--data-dir", str(tmp_path), "--verbose")
+    assert verbose.returncode == 0, verbose.stderr
+    if not _start_up_lines(verbose.stderr):
+        pytest.skip("this TensorFlow build prints no start-up lines: nothing to hide")
+    result = run_cli("run", "mnist-cnn", "--preset", "quick", "--data", "sample",
+                     "--set", "train_examples=64", "--set", "epochs=1",
+                     "--out", str(tmp_path / "runs"), "--export-dir", str(tmp_path / "exports"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert _start_up_lines(result.stderr) == [], result.stderr
+    assert "mnist-cnn: done" in result.stdout

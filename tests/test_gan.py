@@ -94,15 +94,44 @@ def test_frechet_distance_of_gaussians():
     assert distance(np.zeros(1), np.eye(1) * 4, np.zeros(1), np.eye(1)) == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("dimension", [2, 8, 32])
+def test_frechet_distance_matches_scipy_sqrtm_on_full_covariances(dimension):
+    from scipy import linalg  # installed with scikit-learn
+
+    rng = np.random.default_rng(dimension)
+    # Random SPD matrices with strong off-diagonal terms (S_a S_b is not symmetric), one of
+    # them nearly singular, as the covariance of few samples is.
+    factor_a, factor_b = rng.normal(size=(2, dimension, dimension))
+    covariance_a = factor_a @ factor_a.T + 1e-3 * np.eye(dimension)
+    half = factor_b[:, :max(dimension // 2, 1)]
+    covariance_b = half @ half.T + 1e-6 * np.eye(dimension)
+    mean_a, mean_b = rng.normal(size=(2, dimension))
+    root = linalg.sqrtm(covariance_a @ covariance_b)
+    expected = (np.sum((mean_a - mean_b) ** 2) + np.trace(covariance_a)
+                + np.trace(covariance_b) - 2 * np.trace(root).real)
+    got = scoring.frechet_distance(mean_a, covariance_a, mean_b, covariance_b)
+    assert got == pytest.approx(expected, rel=1e-6)
+    # Symmetric in its two Gaussians, as the distance is.
+    assert scoring.frechet_distance(mean_b, covariance_b, mean_a, covariance_a) == pytest.approx(
+        expected, rel=1e-6)
+
+
 def test_tiny_run_records_scores_plots_and_export(tiny_run):
     workdir, metrics = tiny_run
     on_disk = json.loads((workdir / "metrics.json").read_text())
     for key in ("largest_class_share", "class_entropy", "classifier_fid"):
         assert on_disk[key] == metrics[key]
         assert len(metrics["over_training"][key]) == 3
-    assert 0.1 <= metrics["largest_class_share"] <= 1.0
-    assert 0.0 <= metrics["class_entropy"] <= np.log2(10) + 1e-9
-    assert metrics["classifier_fid"] >= 0 and len(metrics["class_histogram"]) == 10
+    # The shares are those of the scored digits' classes, and both summaries follow from them.
+    histogram = np.array(metrics["class_histogram"])
+    counts = histogram * TINY.score_samples
+    np.testing.assert_allclose(counts, counts.round(), atol=1e-2)
+    assert len(histogram) == 10 and counts.round().sum() == TINY.score_samples
+    assert metrics["largest_class_share"] == pytest.approx(histogram.max(), abs=1e-4)
+    shares = histogram[histogram > 0]
+    assert metrics["class_entropy"] == pytest.approx(-(shares * np.log2(shares)).sum(), abs=1e-3)
+    assert metrics["over_training"]["largest_class_share"][-1] == metrics["largest_class_share"]
+    assert metrics["classifier_fid"] >= 0
     assert metrics["over_training"]["step"] == [10, 20, 30] and metrics["iterations"] == 30
     assert metrics["real_data_reference"]["classifier_fid"] < metrics["classifier_fid"]
     plots = {path.name for path in (workdir / "plots").iterdir()}
@@ -184,8 +213,10 @@ def test_killed_process_resumes(tmp_path, export_root, tiny_run):
     process = subprocess.Popen([sys.executable, "-c", child, config.to_json(), str(workdir)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    deadline = time.monotonic() + 240  # the first backup comes after 10 steps: seconds
     try:
         while process.poll() is None and not training.backed_up_epochs(workdir):
+            assert time.monotonic() < deadline, "no backup appeared within 240 s"
             time.sleep(0.05)
     finally:
         process.send_signal(signal.SIGKILL)

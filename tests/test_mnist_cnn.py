@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from conftest import run_tiny, tiny
 
-from keras_labs import ConfigError, KerasLabsError, runs
+from keras_labs import ConfigError, KerasLabsError, data, models, runs, training
 from keras_labs.export import export_model
 from keras_labs.labs import mnist_cnn
 
@@ -16,8 +16,25 @@ TINY = tiny("mnist-cnn")
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    return run_tiny(tmp_path_factory, "mnist-cnn")
+def tiny_run_and_model(tmp_path_factory):
+    """The tiny run, and the model it trained (caught on its way into `training.fit`)."""
+    trained = []
+    original = training.fit
+
+    def keep_model(run, model, *args, **kwargs):
+        trained.append(model)
+        return original(run, model, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(training, "fit", keep_model)
+        result = run_tiny(tmp_path_factory, "mnist-cnn")
+    (model,) = trained
+    return result, model
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_run_and_model):
+    return tiny_run_and_model[0]
 
 
 def test_run_folder_has_every_record(tiny_run):
@@ -43,25 +60,20 @@ def test_metrics_hold_accuracy_fraction_and_per_class(tiny_run):
     assert metrics["data"]["mnist"]["kind"] == "sample"
 
 
-def test_saved_model_reproduces_in_memory_predictions(tiny_run):
-    _, metrics, _ = tiny_run
-    export_path = metrics["export"]
-    reloaded = tf.saved_model.load(export_path)
-    images = np.random.default_rng(0).random((5, 28, 28, 1), dtype=np.float32)
-    served = reloaded.serve(tf.constant(images)).numpy()
-    # Rebuild the in-memory model from the same weights through Keras's own reload.
-    np.testing.assert_allclose(served.sum(axis=1), 1.0, rtol=1e-4)
-    from keras_labs import models
-
-    model = models.mnist_cnn(filters=(8, 16), dense_units=16)
-    reference = tf.saved_model.load(export_path)
-    np.testing.assert_allclose(reference.serve(images).numpy(), served, rtol=1e-5, atol=1e-6)
-    assert model.output_shape == (None, 10)
+def test_saved_model_reproduces_the_trained_model(tiny_run_and_model):
+    (_, metrics, _), model = tiny_run_and_model
+    reloaded = tf.saved_model.load(metrics["export"])
+    datasets, _ = data.load("mnist", ("test",), data="sample")
+    digits, _ = data.to_numpy(datasets["test"].take(32))
+    noise = np.random.default_rng(0).random((5, 28, 28, 1), dtype=np.float32)
+    for images in (digits.astype(np.float32) / 255.0, noise):
+        expected = model.predict(images, verbose=0)  # inference: dropout off, batch-norm averages
+        got = reloaded.serve(tf.constant(images)).numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(got.sum(axis=1), 1.0, rtol=1e-5)
 
 
 def test_export_matches_model_and_never_overwrites(tmp_path):
-    from keras_labs import models
-
     model = models.mnist_cnn(filters=(4, 8), dense_units=8)
     images = np.random.default_rng(1).random((3, 28, 28, 1), dtype=np.float32)
     path = export_model(model, tmp_path, "mnist-cnn", "run-a")

@@ -17,7 +17,10 @@ DATA = Path(__file__).resolve().parent / "data"
 
 def test_language_model_saved_before_the_move_still_loads():
     # Saved by the code before the builders moved into keras_labs.models (the layer's module was
-    # keras_labs.text); it names the layer by its registered name only.
+    # keras_labs.text); it names the layer by its registered name only, which the layer's
+    # module registers when imported (the package imports its builders on first use).
+    hoisted = models.HoistedGRU
+    assert keras.saving.get_registered_object("keras_labs>HoistedGRU") is hoisted
     model = keras.saving.load_model(DATA / "pre_move_language_model.keras", safe_mode=True)
     expected = np.load(DATA / "pre_move_language_model.npz")
     assert [type(layer) for layer in model.layers].count(models.HoistedGRU) == 2

@@ -137,21 +137,33 @@ def test_killed_run_resumes_to_the_uninterrupted_metrics(name, tmp_path, empty_d
     assert saves, "the kill never happened"
 
 
-def test_resume_refuses_what_it_cannot_continue(tmp_path, empty_data_dir):
+def _two_epochs(export_dir):
+    """mnist-cnn's tiny config, two deterministic epochs (a resume lands between them)."""
+    return tiny("mnist-cnn", epochs=2, deterministic=True, export_dir=str(export_dir)).validate()
+
+
+@pytest.fixture(scope="module")
+def finished_mnist_run(tmp_path_factory):
+    """A finished, uninterrupted `_two_epochs` run: (its folder, its metrics)."""
+    root = tmp_path_factory.mktemp("finished")
+    workdir = root / "run"
+    return workdir, mnist_cnn.run(_two_epochs(root / "saved_models"), str(workdir))
+
+
+def test_resume_refuses_what_it_cannot_continue(tmp_path, finished_mnist_run):
     with pytest.raises(ConfigError, match="not a run folder"):
         runs.resumable_config(tmp_path, "mnist-cnn", mnist_cnn.Config)
-    config = tiny("mnist-cnn", export_dir=str(tmp_path / "saved_models")).validate()
-    workdir = tmp_path / "done"
-    mnist_cnn.run(config, str(workdir))
+    workdir, _ = finished_mnist_run
     with pytest.raises(ConfigError, match="finished already"):
         runs.resumable_config(workdir, "mnist-cnn", mnist_cnn.Config)
     with pytest.raises(ConfigError, match="is a 'mnist-cnn' run, not a cifar-cnn run"):
         runs.resumable_config(workdir, "cifar-cnn", cifar_cnn.Config)
 
 
-def test_a_kill_during_a_save_keeps_the_previous_backup(tmp_path, empty_data_dir, monkeypatch):
+def test_a_kill_during_a_save_keeps_the_previous_backup(tmp_path, monkeypatch,
+                                                       finished_mnist_run):
     """The state folder is swapped in whole: a save that dies half-way leaves the last one."""
-    config = tiny("mnist-cnn", epochs=2, export_dir=str(tmp_path / "saved_models")).validate()
+    config = _two_epochs(tmp_path / "saved_models")
     original = training.Backup._save_model
     calls = []
 
@@ -174,7 +186,10 @@ def test_a_kill_during_a_save_keeps_the_previous_backup(tmp_path, empty_data_dir
     metrics = mnist_cnn.run(config, str(workdir), resume=True)
     with open(workdir / "history.csv", newline="") as handle:
         assert [row["epoch"] for row in csv.DictReader(handle)] == ["0", "1"]
-    assert metrics["test_accuracy"] >= 0.0
+    # Resumed from the first epoch's state, it ends where the uninterrupted run ends.
+    _, expected = finished_mnist_run
+    for key in ("test_accuracy", "test_loss", "train_accuracy", "confusion_matrix"):
+        _same(expected[key], metrics[key], key)
 
 
 @pytest.mark.slow

@@ -19,10 +19,13 @@ def _modules() -> dict[str, Path]:
 
 
 def _imports(path: Path, modules: dict[str, Path]) -> set[str]:
-    """The package's modules that `path` imports, at its top level or inside functions."""
+    """The package's modules that `path` imports, at its top level, inside functions or on
+    first use (`lazy_import("keras_labs.training")`)."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "lazy_import":
+            found |= {arg.value for arg in node.args if isinstance(arg, ast.Constant)}
+        elif isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module:
             found.add(node.module)

@@ -90,3 +90,14 @@ def test_config_errors_name_the_value():
         dataclasses.replace(TINY, warmup_steps=6).validate()
     for config in word_rnn.PRESETS.values():
         config.validate()
+
+
+def test_the_test_split_is_scored_once_both_ways(tiny_run):
+    workdir, metrics = tiny_run
+    on_disk = json.loads((workdir / "metrics.json").read_text())
+    assert 1.0 < on_disk["test_loss"] < 15 and 1.0 < on_disk["test_loss_windowed"] < 15
+    assert on_disk["test_perplexity"] == pytest.approx(math.exp(on_disk["test_loss"]))
+    assert on_disk["test_tokens"] == len(data.tokenize_words(
+        data.load_text("tiny_shakespeare", ("test",), data="sample")[0]["test"]))
+    assert 0.5 < on_disk["test_bits_per_char"] < 10
+    assert on_disk["test_loss"] != on_disk["validation_loss"]

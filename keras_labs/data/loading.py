@@ -23,7 +23,13 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from keras_labs import DataError
-from keras_labs.data.specs import CIFAR10_CLASSES, DATASETS, SAMPLES_DIR, SIDECAR, DatasetSpec
+from keras_labs.data.specs import (
+    CIFAR10_CLASSES,
+    DATASETS,
+    SAMPLES_DIR,
+    SIDECAR,
+    check_name,
+)
 
 
 @dataclasses.dataclass
@@ -51,12 +57,6 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     """The tfds data dir: the argument, else `$TFDS_DATA_DIR`, else `~/tensorflow_datasets`."""
     chosen = data_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets"
     return Path(chosen).expanduser().resolve()
-
-
-def check_name(name: str) -> DatasetSpec:
-    if name not in DATASETS:
-        raise DataError(f"unknown dataset {name!r}; valid datasets: {', '.join(DATASETS)}")
-    return DATASETS[name]
 
 
 def _builder(name: str, data_dir: Path):
@@ -345,6 +345,28 @@ def _augment(example, seed):
 def first(dataset: tf.data.Dataset, count: int) -> tf.data.Dataset:
     """The first `count` examples of `dataset` (all of them when `count` is 0)."""
     return dataset.take(count) if count else dataset
+
+
+def probe_batch(dataset: tf.data.Dataset, count: int = 32, *, with_labels: bool = False,
+                **pipeline):
+    """The first `count` examples of an (image, label) split as one preprocessed batch: the
+    fixed probe `training.fit` shows TensorBoard's activation statistics on.
+
+    Args:
+        dataset: (uint8 image, label) pairs, as `load` gives them (not shuffled, not cached:
+            reading part of a cached pipeline would discard its cache).
+        count: Examples in the batch.
+        with_labels: Also return the labels (a conditional GAN's discriminator takes both).
+        **pipeline: `image_pipeline` options (normalize, channels, size).
+
+    Returns:
+        The images (count, H, W, C) as float32, or (images, int32 labels).
+    """
+    images, labels = next(iter(image_pipeline(dataset.take(count), batch_size=count,
+                                              training=False, cache=False, **pipeline)))
+    if with_labels:
+        return images.numpy(), labels.numpy().astype(np.int32)
+    return images.numpy()
 
 
 def train_and_test(datasets: dict, *, batch_size: int, seed: int = 0, train_examples: int = 0,

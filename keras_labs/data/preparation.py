@@ -19,9 +19,11 @@ Only `keras-labs data prepare` needs this module; importing it loads tfds's buil
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import gzip
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -29,7 +31,7 @@ import socket
 import tarfile
 import tempfile
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -333,7 +335,7 @@ def _plan(name: str, source: Path, workspace: Path):
 
 def prepare(name: str, from_dir: str | os.PathLike | None = None,
             data_dir: str | os.PathLike | None = None, force: bool = False,
-            log=print) -> dict:
+            log=print, progress: bool = True) -> dict:
     """Prepares `name` into the tfds data dir, offline from `from_dir` or by download.
 
     Args:
@@ -343,7 +345,9 @@ def prepare(name: str, from_dir: str | os.PathLike | None = None,
         data_dir: The tfds data dir (see `resolve_data_dir`).
         force: Rebuild even when the dataset is already prepared; the old copy is replaced
             only once the new one is complete.
-        log: Where progress lines go.
+        log: Where progress lines go (one per dataset).
+        progress: Also show tfds's progress bars and banners; False for a log file, where
+            tqdm's carriage returns and escape codes would be noise.
 
     Returns:
         The dataset's status (see `dataset_status`).
@@ -376,12 +380,14 @@ def prepare(name: str, from_dir: str | os.PathLike | None = None,
                 extract_dir=str(workspace / "extract"),
             )
             method = "tfds catalog builder" + (" (checksums verified)" if from_dir else "")
-            builder.download_and_prepare(download_dir=str(workspace / "downloads"),
-                                         download_config=config)
+            with _tfds_output(progress):
+                builder.download_and_prepare(download_dir=str(workspace / "downloads"),
+                                             download_config=config)
         else:
             builder = factory(str(build_dir))
             method = "keras_labs builder (catalog features and splits)"
-            builder.download_and_prepare(download_dir=str(workspace / "downloads"))
+            with _tfds_output(progress):
+                builder.download_and_prepare(download_dir=str(workspace / "downloads"))
         built = Path(builder.data_dir)
         sidecar = {
             "name": name, "version": str(builder.version), "origin": origin, "method": method,
@@ -395,6 +401,20 @@ def prepare(name: str, from_dir: str | os.PathLike | None = None,
     log(f"{name}: prepared in {status['path']} ({_format_splits(status['splits'])})"
         + (" PARTIAL" if status["partial"] else ""))
     return status
+
+
+@contextlib.contextmanager
+def _tfds_output(shown: bool) -> Iterator[None]:
+    """tfds's progress bars (stderr) and banners (stdout) as they are, or none at all."""
+    if shown:
+        yield
+        return
+    tfds.display_progress_bar(False)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        tfds.display_progress_bar(True)
 
 
 def _install(built: Path, destination: Path) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from keras_labs import DataError
+
 SAMPLES_DIR = Path(__file__).parent.parent / "samples"
 SIDECAR = "keras_labs.json"
 
@@ -50,3 +52,14 @@ DATASETS: dict[str, DatasetSpec] = {
                     "https://github.com/karpathy/char-rnn"),
     )
 }
+
+
+def check_name(name: str) -> DatasetSpec:
+    """The spec of dataset `name` (no TensorFlow needed: `data prepare` checks names first).
+
+    Raises:
+        DataError: Not one of `DATASETS` (the message lists them).
+    """
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}; valid datasets: {', '.join(DATASETS)}")
+    return DATASETS[name]

@@ -33,8 +33,13 @@ import dataclasses
 
 import numpy as np
 
-from keras_labs import ConfigError, attacks, data, training, visualization
+from keras_labs import ConfigError, data
 from keras_labs.config import LabConfig, option
+from keras_labs.lazy import lazy_import
+
+# Loaded on first use (TensorFlow, matplotlib): NAME, Config and PRESETS read without them.
+attacks, training, visualization = lazy_import(
+    "keras_labs.attacks", "keras_labs.training", "keras_labs.visualization")
 
 NAME = "adversarial"
 DESCRIPTION = ("targeted adversarial inputs vs an MNIST CNN (reports 000/001, ex. 5): 4s, "

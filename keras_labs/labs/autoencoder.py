@@ -21,13 +21,16 @@ from __future__ import annotations
 
 import dataclasses
 
-import keras
 import numpy as np
-import tensorflow as tf
 
-from keras_labs import ConfigError, data, export, runs, training, visualization
+from keras_labs import ConfigError, data, models, runs
 from keras_labs.config import LabConfig, common, option
-from keras_labs.models import Autoencoder, build_autoencoder
+from keras_labs.lazy import lazy_import
+
+# Loaded on first use (TensorFlow, matplotlib): NAME, Config and PRESETS read without them.
+keras, tf = lazy_import("keras", "tensorflow")
+export, training, visualization = lazy_import(
+    "keras_labs.export", "keras_labs.training", "keras_labs.visualization")
 
 NAME = "autoencoder"
 DESCRIPTION = ("conv autoencoder + classifier, loss = recon + w * class (reports 003 q2, 004 "
@@ -86,7 +89,9 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     input_shape = tuple(test.element_spec[0].shape[1:])
 
     # The test split doubles as the per-epoch validation curve; nothing is selected on it.
-    parts, history = _train(config, config.w, strategy, input_shape, make_train, test, run)
+    probe = data.probe_batch(datasets["test"])
+    parts, history = _train(config, config.w, strategy, input_shape, make_train, test, run,
+                            probe=probe)
     metrics = evaluate(parts.model, test)
     metrics["w"] = config.w
     metrics["epochs"] = loss_table(history.history)
@@ -110,7 +115,7 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
 
     if config.w_sweep:
         metrics["w_sweep"] = _sweep(config, strategy, input_shape, make_train, test, run,
-                                    done={config.w: metrics})
+                                    done={config.w: metrics}, probe=probe)
 
     metrics["export"] = str(export.export_model(parts.model, config.export_dir, NAME, run.run_id))
     print(f"{NAME}: w={config.w:g}: test accuracy {metrics['test_accuracy']:.4f}, PSNR "
@@ -125,13 +130,15 @@ def _with_targets(dataset: tf.data.Dataset) -> tf.data.Dataset:
 
 
 def _train(config: Config, w: float, strategy, input_shape, make_train, test, run: runs.Run, *,
-           history_path=None, log_dir=None) -> tuple[Autoencoder, keras.callbacks.History]:
+           history_path=None, log_dir=None, probe=None
+           ) -> tuple[models.Autoencoder, keras.callbacks.History]:
     """Trains one autoencoder with loss weight `w`; logs to the run's history.csv and tb/
-    unless `history_path` and `log_dir` say otherwise (the sweep's extra models)."""
+    unless `history_path` and `log_dir` say otherwise (the sweep's extra models); `probe`:
+    the fixed test images of the TensorBoard probes (`training.fit`)."""
     # Every w starts from the same initial weights, so the sweep compares the loss alone.
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
-        parts = build_autoencoder(input_shape, channels=config.channels,
+        parts = models.build_autoencoder(input_shape, channels=config.channels,
                                   kernel_size=config.kernel_size, head_units=config.head_units)
         parts.model.compile(
             optimizer=keras.optimizers.Adam(config.learning_rate),
@@ -144,7 +151,7 @@ def _train(config: Config, w: float, strategy, input_shape, make_train, test, ru
     history = training.fit(run, parts.model, make_train(), epochs=config.epochs,
                            validation_data=test, name=f"w{w:g}",
                            histogram_freq=0 if log_dir else 1, history_path=history_path,
-                           log_dir=log_dir)
+                           log_dir=log_dir, probe=probe)
     return parts, history
 
 
@@ -185,7 +192,7 @@ def loss_table(history: dict[str, list[float]]) -> list[dict]:
     return rows
 
 
-def channel_reconstructions(parts: Autoencoder, image: np.ndarray, group_size: int = 3
+def channel_reconstructions(parts: models.Autoencoder, image: np.ndarray, group_size: int = 3
                             ) -> dict[str, np.ndarray]:
     """Reconstructions of one image from parts of its code (report 004, task 3).
 
@@ -215,7 +222,7 @@ def _stretch(images: np.ndarray) -> np.ndarray:
     return (images - low) / np.maximum(high - low, 1e-6)
 
 
-def _channel_grids(parts: Autoencoder, examples: dict[str, np.ndarray], group_size: int, run) -> None:
+def _channel_grids(parts: models.Autoencoder, examples: dict[str, np.ndarray], group_size: int, run) -> None:
     reconstructed = {name: channel_reconstructions(parts, image, group_size)
                      for name, image in examples.items()}
     z1_channels, z2_channels = (int(parts.encoder.get_layer(code).output.shape[-1])
@@ -233,7 +240,8 @@ def _channel_grids(parts: Autoencoder, examples: dict[str, np.ndarray], group_si
             title=f"Reconstructions from parts of {code}, the rest zeroed (contrast-stretched)")
 
 
-def _sweep(config: Config, strategy, input_shape, make_train, test, run, done: dict) -> list[dict]:
+def _sweep(config: Config, strategy, input_shape, make_train, test, run, done: dict,
+           probe=None) -> list[dict]:
     """Trains one model per w of `config.w_sweep` and plots test accuracy against PSNR."""
     results = []
     for w in sorted(set(config.w_sweep)):
@@ -242,7 +250,7 @@ def _sweep(config: Config, strategy, input_shape, make_train, test, run, done: d
         else:
             parts, history = _train(config, w, strategy, input_shape, make_train, test, run,
                                     history_path=run.workdir / f"history_w{w:g}.csv",
-                                    log_dir=run.tb_dir / f"w{w:g}")
+                                    log_dir=run.tb_dir / f"w{w:g}", probe=probe)
             metrics = evaluate(parts.model, test)
             metrics["epochs"] = loss_table(history.history)
         results.append({"w": w, "test_accuracy": metrics["test_accuracy"], "psnr": metrics["psnr"],

@@ -26,8 +26,12 @@ import dataclasses
 import json
 import math
 
-from keras_labs import data, text, training
-from keras_labs.config import option
+from keras_labs import data
+from keras_labs.config import LanguageModelConfig, option
+from keras_labs.lazy import lazy_import
+
+# Loaded on first use (TensorFlow): NAME, Config and PRESETS read without them.
+text, training = lazy_import("keras_labs.text", "keras_labs.training")
 
 NAME = "char-rnn"
 DESCRIPTION = ("char-level GRU/LSTM on Tiny Shakespeare (reports 000/001 ex. 4): perplexity, "
@@ -38,7 +42,7 @@ SEED_PRIMES = ("2 b3n", "bg09Z", "qwert", "The", "What is", "Shall I give",
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(text.LanguageModelConfig):
+class Config(LanguageModelConfig):
     # The reports' schedule (spro/char-rnn.pytorch defaults) as the defaults.
     batch_size: int = option(100, minimum=1, maximum=65536, help="windows per step")
     sequence_length: int = option(200, minimum=2, help="characters per training window")
@@ -66,12 +70,14 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     """Trains the character model, scores it, samples the seed primes and exports a generator."""
     run, strategy = training.start(NAME, config, workdir, resume=resume)
 
-    texts, source = run.load_data("tiny_shakespeare", ("train", "validation"), text=True)
+    texts, source = run.load_data("tiny_shakespeare", ("train", "validation", "test"),
+                                  text=True)
     train_text = texts["train"][: config.train_chars or None]
     validation_text = texts["validation"][: config.validation_chars or None]
     vocabulary = data.Vocabulary.from_text(train_text)
     (run.workdir / "vocabulary.json").write_text(vocabulary.to_json())
     train_ids, validation_ids = vocabulary.encode(train_text), vocabulary.encode(validation_text)
+    test_ids = vocabulary.encode(texts["test"])
     print(f"{NAME}: {len(vocabulary) - 1} characters in the vocabulary (+ out-of-vocabulary); "
           f"{len(train_ids):,} training and {len(validation_ids):,} validation characters")
 
@@ -79,7 +85,8 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
 
     fitted = text.fit_language_model(config, run, strategy, train, validation, len(vocabulary),
                                      name="char_rnn",
-                                     metrics_callback=text.LanguageModelMetrics("char"))
+                                     metrics_callback=text.LanguageModelMetrics("char"),
+                                     probe_ids=validation_ids)
 
     nats, count = text.stateful_loss(fitted["step_model"], fitted["state_sizes"], validation_ids,
                                      start_id=vocabulary.index["\n"])
@@ -91,6 +98,11 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
         "validation_characters": count,
         **fitted["metrics"],
     }
+    # The test split, scored once now that training and every choice made on validation are done.
+    test = text.held_out_loss(fitted, config, test_ids, start_id=vocabulary.index["\n"],
+                              strategy=strategy)
+    metrics.update(test_loss=test["loss"], test_loss_windowed=test["loss_windowed"],
+                   test_bits_per_char=test["loss"] / math.log(2), test_characters=test["tokens"])
 
     metrics.update(text.write_outputs(run, config, fitted, vocabulary, level="char",
                                       primes=SEED_PRIMES, data_kind=source.kind))

@@ -35,22 +35,16 @@ from __future__ import annotations
 
 import dataclasses
 
-import keras
 import numpy as np
-import tensorflow as tf
-from keras import layers
 
-from keras_labs import (
-    ConfigError,
-    callbacks,
-    data,
-    export,
-    models,
-    optimization,
-    training,
-    visualization,
-)
+from keras_labs import ConfigError, data, models, optimization
 from keras_labs.config import LabConfig, common, option
+from keras_labs.lazy import lazy_import
+
+# Loaded on first use (TensorFlow, matplotlib): NAME, Config and PRESETS read without them.
+keras, layers, tf = lazy_import("keras", "keras.layers", "tensorflow")
+export, training, visualization = lazy_import(
+    "keras_labs.export", "keras_labs.training", "keras_labs.visualization")
 
 NAME = "cifar-cnn"
 DESCRIPTION = ("CIFAR-10 CNNs of reports 001-004 (004 tutorial 54%, 001 DeepDIVA, 003 82%, 002 "
@@ -116,8 +110,9 @@ class Config(LabConfig):
     steps_per_execution: int = option(1, minimum=1, help="train steps per tf.function call")
     jit_compile: bool = option(False, help="compile the train step with XLA")
     # Instrumentation
-    probe_every_steps: int = option(200, minimum=1,
-                                    help="interval of activation statistics and filter images")
+    probe_every_steps: int = option(200, minimum=0,
+                                    help="interval of activation statistics and filter images "
+                                         "(0: off)")
     probe_images: int = option(32, minimum=1, help="size of the fixed activation probe batch")
     histogram_freq: int = option(1, minimum=0, help="weight histograms every N epochs (0: off)")
     show_examples: int = option(0, minimum=0, maximum=64,
@@ -278,17 +273,11 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
 
     # A fixed probe batch (the first test images), so the activation statistics of successive
     # steps differ only by what training changed.
-    probe_batch = data.image_pipeline(test_split.take(config.probe_images),
-                                      batch_size=config.probe_images, training=False,
-                                      normalize=config.normalize)
-    probe = next(iter(probe_batch))[0].numpy()
-    instrumentation = run.tb_dir / "instrumentation"
-    extra = [callbacks.ActivationStatistics(probe, instrumentation, config.probe_every_steps),
-             callbacks.FilterImages(instrumentation, run.plots_dir, config.probe_every_steps)]
+    probe = data.probe_batch(test_split, config.probe_images, normalize=config.normalize)
 
     # The test split doubles as the per-epoch validation curve; nothing is selected on it.
     history = training.fit(run, model, train, epochs=config.epochs, validation_data=test,
-                           callbacks=extra, histogram_freq=config.histogram_freq)
+                           histogram_freq=config.histogram_freq, probe=probe, probe_plots=True)
 
     labels, logits = predict_logits(model, test, config.test_time_flip)
     metrics = training.classification_metrics(labels, logits.argmax(axis=-1), NUM_CLASSES)

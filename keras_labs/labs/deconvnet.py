@@ -20,13 +20,16 @@ from __future__ import annotations
 import dataclasses
 import time
 
-import keras
 import numpy as np
-import tensorflow as tf
 
-from keras_labs import ConfigError, data, export, models, training, visualization
+from keras_labs import ConfigError, data, models
 from keras_labs.config import LabConfig, common, option
-from keras_labs.deconvnet import Deconvnet, support_box, to_display
+from keras_labs.lazy import lazy_import
+
+# Loaded on first use (TensorFlow, matplotlib): NAME, Config and PRESETS read without them.
+keras, tf = lazy_import("keras", "tensorflow")
+deconv, export, training, visualization = lazy_import(
+    "keras_labs.deconvnet", "keras_labs.export", "keras_labs.training", "keras_labs.visualization")
 
 NAME = "deconvnet"
 DESCRIPTION = ("Zeiler-Fergus deconvnet on a CIFAR-10 CNN (report 002, task 2): projections of "
@@ -83,17 +86,18 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
         model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.summary(print_fn=lambda line, **_: print(line))
-    blocks = [f"pool{stage}" for stage in range(1, len(config.filters) + 1)][:2]
 
     # The test split doubles as the per-epoch validation curve; nothing is selected on it.
-    history = training.fit(run, model, train, epochs=config.epochs, validation_data=test)
+    history = training.fit(run, model, train, epochs=config.epochs, validation_data=test,
+                           probe=data.probe_batch(datasets["test"]))
+    blocks = [f"pool{stage}" for stage in range(1, len(config.filters) + 1)][:2]
     labels, predictions, _ = training.predict_labels(model, test)
     metrics = training.classification_metrics(labels, predictions, num_classes=10)
     metrics["test_loss"] = float(history.history["val_loss"][-1])
     metrics["train_accuracy"] = float(history.history["accuracy"][-1])
     metrics["projected_layers"] = blocks
 
-    projector = Deconvnet(model)
+    projector = deconv.Deconvnet(model)
     names = data.class_names(config.dataset)
     images, image_labels = next(iter(test.unbatch().batch(config.images)))
     images = images.numpy()
@@ -128,7 +132,7 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
             "labels": [names[int(label)] for label in top.labels]}
 
     kernel = model.get_layer("conv1_1").kernel.numpy()  # (3, 3, channels, filters)
-    visualization.image_grid(to_display(np.moveaxis(kernel, -1, 0)), run.plot_path("filters_conv1"),
+    visualization.image_grid(deconv.to_display(np.moveaxis(kernel, -1, 0)), run.plot_path("filters_conv1"),
                              columns=8, title="conv1 filters (0.5 = zero)")
     visualization.plot_run_history(run, title=f"{NAME} ({source.kind} data)")
 
@@ -150,7 +154,7 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     return run.finish(metrics)
 
 
-def _most_active(projector: Deconvnet, dataset: tf.data.Dataset, layer: str) -> int:
+def _most_active(projector: deconv.Deconvnet, dataset: tf.data.Dataset, layer: str) -> int:
     """The feature map of `layer` with the largest single activation over `dataset`."""
     peaks = None
     for images, _ in dataset:
@@ -164,7 +168,7 @@ def _projection_table(images, projections: dict[str, np.ndarray], path, title, l
                       features: dict[str, list[int]] | None = None) -> None:
     rows, captions = [], []
     for index, image in enumerate(images):
-        row = [image, *(to_display(projections[block][index:index + 1])[0] for block in projections)]
+        row = [image, *(deconv.to_display(projections[block][index:index + 1])[0] for block in projections)]
         rows.append(np.stack(row))
         captions.append([names[int(labels[index])], *(
             f"{block}" + (f" map {features[block][index]}" if features else " all maps")
@@ -176,14 +180,14 @@ def _top_grid(top, names, path) -> None:
     """The paper's figure 2 for one feature map: per example, the image with the part its
     strongest activation sees outlined, that patch, and the projection of the activation over
     the same patch; three examples per row."""
-    displayed = to_display(top.projections)
+    displayed = deconv.to_display(top.projections)
     rows, captions, boxes = [], [], []
     for index in range(len(top.images)):
         if index % 3 == 0:
             rows.append([])
             captions.append([])
             boxes.append([])
-        upper, left, lower, right = support_box(top.projections[index])
+        upper, left, lower, right = deconv.support_box(top.projections[index])
         rows[-1] += [top.images[index], top.images[index][upper:lower, left:right],
                      displayed[index][upper:lower, left:right]]
         name = names[int(top.labels[index])] if top.labels is not None else ""

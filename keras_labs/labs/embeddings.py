@@ -20,11 +20,13 @@ from __future__ import annotations
 import dataclasses
 import time
 
-import keras
-from sklearn.decomposition import PCA
-
-from keras_labs import ConfigError, data, models, projection, training, visualization
+from keras_labs import ConfigError, data, models, projection
 from keras_labs.config import LabConfig, common, option
+from keras_labs.lazy import lazy_import
+
+# Loaded on first use (TensorFlow, matplotlib, sklearn): NAME, Config and PRESETS read without them.
+keras, sk_decomposition, training, visualization = lazy_import(
+    "keras", "sklearn.decomposition", "keras_labs.training", "keras_labs.visualization")
 
 NAME = "embeddings"
 DESCRIPTION = ("untrained vs trained MNIST CNN features in PCA/t-SNE, silhouette and k-NN "
@@ -94,7 +96,8 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
 
     features = {"untrained": extractor.predict(test, verbose=0)}
     # The embedded subset doubles as the per-epoch validation curve; nothing is selected on it.
-    training.fit(run, model, train, epochs=config.epochs, validation_data=test)
+    training.fit(run, model, train, epochs=config.epochs, validation_data=test,
+                 probe=data.probe_batch(subset))
     features["trained"] = extractor.predict(test, verbose=0)
     _, predictions, _ = training.predict_labels(model, test)
 
@@ -104,7 +107,7 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
                "tsne_implementation": implementation, "tsne_time_s": {}}
     panels = {}
     for state, vectors in features.items():
-        pca = PCA(n_components=2, random_state=config.seed).fit_transform(vectors)
+        pca = sk_decomposition.PCA(n_components=2, random_state=config.seed).fit_transform(vectors)
         start = time.perf_counter()
         tsne = projection.tsne_2d(vectors, perplexity=config.perplexity, seed=config.seed,
                                   pca_components=config.pca_components,

@@ -59,16 +59,17 @@ import dataclasses
 import json
 import math
 
-import keras
 import numpy as np
-import tensorflow as tf
-from keras import layers
 
-from keras_labs import ConfigError, data, export, runs, training, visualization
-from keras_labs.callbacks import LossRecorder
+from keras_labs import ConfigError, data, models, runs
 from keras_labs.config import LabConfig, option
-from keras_labs.models.gan import GAN, GanSpec, build_gan, fixed_inputs, generate
-from keras_labs.scoring import SampleScorer
+from keras_labs.lazy import lazy_import
+
+# Loaded on first use (TensorFlow, matplotlib): NAME, Config and PRESETS read without them.
+keras, layers, tf = lazy_import("keras", "keras.layers", "tensorflow")
+shared_callbacks, export, scoring, training, visualization = lazy_import(
+    "keras_labs.callbacks", "keras_labs.export", "keras_labs.scoring", "keras_labs.training",
+    "keras_labs.visualization")
 
 NAME = "gan"
 DESCRIPTION = ("GAN on MNIST, minimax vs non-saturating loss (reports 000/001, ex. 5); mode "
@@ -124,9 +125,9 @@ class Config(LabConfig):
             raise ConfigError(f"dcgan_filters={self.dcgan_filters!r} is not valid; the 28x28 "
                               "DCGAN has exactly two stride-2 stages, give two widths")
 
-    def model_spec(self) -> GanSpec:
+    def model_spec(self) -> models.GanSpec:
         """The `models.gan.GanSpec` of this config's GAN (MNIST digits, ten labels)."""
-        return GanSpec(
+        return models.GanSpec(
             loss=self.loss, architecture=self.architecture, inputs=self.inputs,
             latent=self.latent, latent_dim=self.latent_dim, label_smoothing=self.label_smoothing,
             conditional=self.conditional, mlp_units=self.mlp_units,
@@ -151,19 +152,21 @@ DEFAULT_PRESET = "non_saturating-20k"
 # Monitoring: sample grids and scores after every interval
 
 
-class GanMonitor(keras.callbacks.Callback):
+class GanMonitor:
     """After every interval: the fixed-noise sample grid (PNG, TensorBoard) and the classifier
     scores, added to the epoch logs (so history.csv and TensorBoard have them) and kept in
     scores.json; the grids are kept in samples.npz for the contact sheet. Both files are
     reloaded when a run resumes.
+
+    A plain object, so that this module imports without Keras; `callback()` is what `fit` takes.
     """
 
-    def __init__(self, run: runs.Run, config: Config, scorer: SampleScorer, start_step: int = 0):
-        super().__init__()
-        self.run, self.config, self.scorer = run, config, scorer
+    def __init__(self, run: runs.Run, config: Config, scorer: scoring.SampleScorer, generator,
+                 start_step: int = 0):
+        self.run, self.config, self.scorer, self.generator = run, config, scorer, generator
         self.spec = config.model_spec()
-        self.grid_inputs = fixed_inputs(self.spec, GRID_ROWS * GRID_COLUMNS, salt=1)
-        self.score_inputs = fixed_inputs(self.spec, config.score_samples, salt=2)
+        self.grid_inputs = models.gan.fixed_inputs(self.spec, GRID_ROWS * GRID_COLUMNS, salt=1)
+        self.score_inputs = models.gan.fixed_inputs(self.spec, config.score_samples, salt=2)
         self.scores_path = run.workdir / "scores.json"
         self.frames_path = run.workdir / "samples.npz"
         self.writer = tf.summary.create_file_writer(str(run.tb_dir / "samples"))
@@ -178,10 +181,15 @@ class GanMonitor(keras.callbacks.Callback):
                     self.frames = {int(key.split("_")[1]): saved[key] for key in saved.files
                                    if int(key.split("_")[1]) <= start_step}
 
+    def callback(self):
+        """The Keras callback that runs `on_epoch_end` (before the loggers, which then record
+        the scores it adds to the logs)."""
+        return keras.callbacks.LambdaCallback(on_epoch_end=self.on_epoch_end)
+
     def on_epoch_end(self, epoch, logs=None):
         step = (epoch + 1) * self.config.sample_every
-        generator = self.model.generator
-        grid = generate(generator, self.grid_inputs, self.spec)
+        generator = self.generator
+        grid = models.gan.generate(generator, self.grid_inputs, self.spec)
         tiled = visualization.tile_images(grid, columns=GRID_COLUMNS)
         visualization.save_image(tiled, self.run.plot_path(f"samples_step{step:06d}"))
         with self.writer.as_default():
@@ -190,7 +198,7 @@ class GanMonitor(keras.callbacks.Callback):
         np.savez_compressed(self.frames_path, **{f"step_{key:06d}": value
                                                   for key, value in sorted(self.frames.items())})
 
-        score = self.scorer.score(generate(generator, self.score_inputs, self.spec))
+        score = self.scorer.score(models.gan.generate(generator, self.score_inputs, self.spec))
         predicted = score.pop("predicted")
         if self.config.conditional:
             score["label_agreement"] = float((predicted == self.score_inputs[1]).mean())
@@ -240,21 +248,26 @@ def run(config: Config, workdir: str, callbacks=(), *, resume: bool = False) -> 
     scorer, real_baseline, classifier_info = _scorer(config, datasets, source)
 
     with strategy.scope():
-        gan = build_gan(config.model_spec(), steps_per_execution=config.steps_per_execution)
+        gan = models.build_gan(config.model_spec(), steps_per_execution=config.steps_per_execution)
     gan.generator.summary(print_fn=lambda line, **_: print(line))
     gan.discriminator.summary(print_fn=lambda line, **_: print(line))
     if resume:
         print(f"{NAME}: resuming {run.workdir} at step {start_step} of {config.iterations}",
               flush=True)
 
-    monitor = GanMonitor(run, config, scorer, start_step=start_step)
+    monitor = GanMonitor(run, config, scorer, gan.generator, start_step=start_step)
     window = max(config.steps_per_execution, config.sample_every // 20)
     window -= window % config.steps_per_execution
-    losses = LossRecorder(run.workdir / "losses.csv", GAN.METRIC_NAMES, window, start_step)
+    losses = shared_callbacks.LossRecorder(run.workdir / "losses.csv", models.GAN.METRIC_NAMES,
+                                           window, start_step)
+    # The discriminator's conv activations (dcgan) on real digits, in TensorBoard.
+    probe = data.probe_batch(datasets["train"], with_labels=True,
+                             normalize="symmetric" if config.inputs == "symmetric" else "unit")
     history = training.fit(run, gan, train, epochs=config.iterations // config.sample_every,
                            steps_per_epoch=config.sample_every,
-                           callbacks=[monitor, losses, *callbacks],
-                           state=[gan.rng.state], loss_keys=("d_loss", "g_loss"))
+                           callbacks=[monitor.callback(), losses, *callbacks],
+                           state=[gan.rng.state], loss_keys=("d_loss", "g_loss"),
+                           probe=list(probe) if config.conditional else probe[0])
 
     final = monitor.scores[-1]
     # Training time alone: `epoch_time_s` leaves out the monitoring and the backups.
@@ -268,7 +281,7 @@ def run(config: Config, workdir: str, callbacks=(), *, resume: bool = False) -> 
                                 ("largest_class_share", "class_entropy", "classifier_fid")},
         "over_training": {key: [entry[key] for entry in monitor.scores] for key in
                           ("step", "largest_class_share", "class_entropy", "classifier_fid")},
-        **{key: float(history.history[key][-1]) for key in GAN.METRIC_NAMES},
+        **{key: float(history.history[key][-1]) for key in models.GAN.METRIC_NAMES},
         "loss": config.loss,
         "iterations": gan.steps,
         "resumed_from_step": start_step if resume else None,
@@ -302,7 +315,7 @@ def resume(workdir: str, callbacks=()) -> dict:
     return run(config, workdir, callbacks, resume=True)
 
 
-def _scorer(config: Config, datasets: dict, source) -> tuple[SampleScorer, dict, dict]:
+def _scorer(config: Config, datasets: dict, source) -> tuple[scoring.SampleScorer, dict, dict]:
     """The scorer of generated digits, the scores of real training digits (as many as the
     scored samples: the floor of the Frechet distance) and the classifier's info."""
     classifier, classifier_info = training.mnist_classifier(
@@ -310,7 +323,7 @@ def _scorer(config: Config, datasets: dict, source) -> tuple[SampleScorer, dict,
         train_examples=config.classifier_examples, seed=config.seed)
     real_test, _ = data.to_numpy(datasets["test"].take(10000))
     real_train, _ = data.to_numpy(datasets["train"].take(min(config.score_samples, 10000)))
-    scorer = SampleScorer(classifier, real_test.astype(np.float32) / 255.0, NUM_CLASSES)
+    scorer = scoring.SampleScorer(classifier, real_test.astype(np.float32) / 255.0, NUM_CLASSES)
     return scorer, scorer.score(real_train.astype(np.float32) / 255.0), classifier_info
 
 
@@ -328,7 +341,7 @@ def _plots(run: runs.Run, config: Config, monitor: GanMonitor, source, real: dic
         rows = list(csv.DictReader(handle))
     if rows:
         steps = [int(row["step"]) for row in rows]
-        series = {key: (steps, [float(row[key]) for row in rows]) for key in GAN.METRIC_NAMES}
+        series = {key: (steps, [float(row[key]) for row in rows]) for key in models.GAN.METRIC_NAMES}
         visualization.plot_curves(
             {"loss": {"discriminator": series["d_loss"], "generator": series["g_loss"]},
              "discriminator output": {"mean D(x), real": series["d_real"],

@@ -3,17 +3,21 @@
 Seed report 000, exercise 2: "Train a CNN on the mnist dataset: 95% accuracy". The `seed` preset
 goes further (at least 99.0% on full MNIST) with a two-stage conv net, batch norm, dropout and
 Adam on a cosine schedule. The run leaves test and per-class accuracy, a confusion matrix,
-loss/accuracy curves, TensorBoard logs (weight histograms) and a SavedModel.
+loss/accuracy curves, TensorBoard logs (weight histograms, activation statistics and filters
+on a fixed probe batch) and a SavedModel.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-import keras
-
-from keras_labs import data, export, models, training, visualization
+from keras_labs import data, models
 from keras_labs.config import LabConfig, common, option
+from keras_labs.lazy import lazy_import
+
+# Loaded on first use (TensorFlow, matplotlib): NAME, Config and PRESETS read without them.
+keras, export, training, visualization = lazy_import(
+    "keras", "keras_labs.export", "keras_labs.training", "keras_labs.visualization")
 
 NAME = "mnist-cnn"
 DESCRIPTION = "small CNN on MNIST (report 000, ex. 2: 95%); test/per-class accuracy, SavedModel"
@@ -60,7 +64,8 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     model.summary(print_fn=lambda line, **_: print(line))
 
     # The test split doubles as the per-epoch validation curve; nothing is selected on it.
-    history = training.fit(run, model, train, epochs=config.epochs, validation_data=test)
+    history = training.fit(run, model, train, epochs=config.epochs, validation_data=test,
+                           probe=data.probe_batch(datasets["test"]))
 
     labels, predictions, _ = training.predict_labels(model, test)
     metrics = training.classification_metrics(labels, predictions, num_classes=10)

@@ -15,10 +15,12 @@ from __future__ import annotations
 import dataclasses
 import statistics
 
-import keras
-
-from keras_labs import ConfigError, data, models, runs, training
+from keras_labs import ConfigError, data, models, runs
 from keras_labs.config import LabConfig, common, option
+from keras_labs.lazy import lazy_import
+
+# Loaded on first use (TensorFlow): NAME, Config and PRESETS read without them.
+keras, training = lazy_import("keras", "keras_labs.training")
 
 NAME = "mnist-rnn"
 DESCRIPTION = ("SimpleRNN/LSTM/GRU x 20/15/10/5 units on MNIST rows (report 002 task 3, part C "
@@ -61,8 +63,9 @@ DEFAULT_PRESET = "seed"
 
 
 def train_one(model, train, test, config: Config, run: runs.Run, label: str,
-              strategy) -> dict:
-    """Fits one model with its own curves (history/<label>.csv, tb/<label>); returns its row."""
+              strategy, probe=None) -> dict:
+    """Fits one model with its own curves (history/<label>.csv, tb/<label>; hidden states or
+    activations on the fixed `probe` images in tb/<label>/instrumentation); returns its row."""
     with strategy.scope():
         steps = max(int(train.cardinality()), 1) * config.epochs
         schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=steps)
@@ -76,7 +79,8 @@ def train_one(model, train, test, config: Config, run: runs.Run, label: str,
     # One fit name per model: a resumed run restores the finished models without training them.
     history = training.fit(run, model, train, epochs=config.epochs, validation_data=test,
                            name=label, histogram_freq=0,
-                           history_path=history_dir / f"{label}.csv", log_dir=run.tb_dir / label)
+                           history_path=history_dir / f"{label}.csv", log_dir=run.tb_dir / label,
+                           probe=probe)
     times = history.history["epoch_time_s"]
     return {
         "test_accuracy": float(history.history["val_accuracy"][-1]),
@@ -105,6 +109,7 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     test = data.image_pipeline(data.first(datasets["test"], config.test_examples),
                                batch_size=1024, training=False)
 
+    probe = data.probe_batch(datasets["test"])
     results: dict[str, dict[str, dict]] = {}
     for cell in config.cells:
         results[cell] = {}
@@ -115,7 +120,7 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
                 model = models.build_row_rnn(cell, units, unroll=config.unroll)
             label = f"{cell}-{units}"
             print(f"=== {NAME}: {CELL_TITLES[cell]} with {units} hidden units", flush=True)
-            row = train_one(model, make_train(), test, config, run, label, strategy)
+            row = train_one(model, make_train(), test, config, run, label, strategy, probe)
             target = REPORT_002.get(cell, {}).get(units)
             row["report_002"] = target
             row["meets_report_002"] = None if target is None else row["test_accuracy"] >= target
@@ -128,7 +133,7 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
         with strategy.scope():
             cnn = models.mnist_cnn()
         print(f"=== {NAME}: part C, the mnist-cnn CNN", flush=True)
-        metrics["cnn"] = train_one(cnn, make_train(), test, config, run, "cnn", strategy)
+        metrics["cnn"] = train_one(cnn, make_train(), test, config, run, "cnn", strategy, probe)
 
     plot_curves(results, metrics.get("cnn"), run.plot_path("curves"),
                 title=f"{NAME}: MNIST rows as sequences ({source.kind} data)")

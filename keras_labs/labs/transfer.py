@@ -39,12 +39,15 @@ import socket
 import time
 from pathlib import Path
 
-import keras
 import numpy as np
-from keras import layers
 
-from keras_labs import ConfigError, DataError, data, export, models, runs, training, visualization
+from keras_labs import ConfigError, DataError, data, models, runs
 from keras_labs.config import LabConfig, option
+from keras_labs.lazy import lazy_import
+
+# Loaded on first use (TensorFlow, matplotlib): NAME, Config and PRESETS read without them.
+keras, layers, export, training, visualization = lazy_import(
+    "keras", "keras.layers", "keras_labs.export", "keras_labs.training", "keras_labs.visualization")
 
 NAME = "transfer"
 DESCRIPTION = ("scratch vs fine-tuning vs feature extraction; MNIST -> digits/SVHN, ImageNet "
@@ -131,9 +134,9 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     # Every target is opened before the source trains: a missing dataset fails in seconds.
     targets = {}
     for target in config.targets:
-        make_train, test, source = _target_data(config, target)
+        make_train, test, source, probe = _target_data(config, target)
         run.record_data(source)
-        targets[target] = (make_train, test)
+        targets[target] = (make_train, test, probe)
     # Without ImageNet weights the run stops here, within seconds too.
     with strategy.scope():
         if config.source == "imagenet":
@@ -148,7 +151,7 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
 
     metrics = {"source": source_info, "zero_shot": {}, **{name: {} for name in STRATEGIES}}
     curves, rows, best = {}, [], None
-    for target, (make_train, test) in targets.items():
+    for target, (make_train, test, probe) in targets.items():
         if source_model is not None:
             # The MNIST source already predicts digits 0-9: score it on the target untouched.
             labels, predictions, _ = training.predict_labels(source_model, test)
@@ -157,7 +160,7 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
         for name in STRATEGIES:
             keras.utils.set_random_seed(config.seed)  # each strategy starts from the same draws
             model, result, history = train_strategy(name, base, preprocess, make_train, test,
-                                                    config, run, target, strategy)
+                                                    config, run, target, strategy, probe)
             metrics[name][target] = result
             curves[target][name] = history["val_accuracy"]
             rows.extend({"target": target, "strategy": name, "epoch": epoch + 1,
@@ -252,7 +255,8 @@ def mnist_source(config: Config, run: runs.Run) -> tuple[keras.Model, dict]:
         model.compile(optimizer=keras.optimizers.Adam(schedule),
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         start = time.perf_counter()
-        training.fit(run, model, train, epochs=config.source_epochs, **_logs(run, "source-mnist"))
+        training.fit(run, model, train, epochs=config.source_epochs, **_logs(run, "source-mnist"),
+                     probe=data.probe_batch(datasets["test"], channels=3, size=IMAGE_SIZE))
         seconds = time.perf_counter() - start
         _, accuracy = model.evaluate(test, verbose=0)
         print(f"{NAME}: MNIST source model: test accuracy {accuracy:.4f} ({seconds:.0f} s)",
@@ -281,8 +285,8 @@ def _source_label(config: Config) -> str:
 
 
 def _target_data(config: Config, target: str):
-    """(a maker of training pipelines, the test pipeline) of 32x32 RGB images in [0, 1], and
-    the `DataSource`. Every fit gets its own training pipeline: each sees the same shuffled
+    """(a maker of training pipelines, the test pipeline) of 32x32 RGB images in [0, 1], the
+    `DataSource` and the fixed probe batch of TensorBoard's probes. Every fit gets its own training pipeline: each sees the same shuffled
     epochs, and a resumed run gives a fit exactly the batches it would have had uninterrupted."""
     if target == "digits":
         datasets, source = data.load_uci_digits(test_fraction=config.digits_test_fraction)
@@ -303,7 +307,7 @@ def _target_data(config: Config, target: str):
 
     test = data.image_pipeline(test_split, batch_size=512, training=False, channels=3,
                                size=IMAGE_SIZE, cache=cache)
-    return make_train, test, source
+    return make_train, test, source, data.probe_batch(test_split, channels=3, size=IMAGE_SIZE)
 
 
 # --------------------------------------------------------------------------------------------
@@ -311,10 +315,11 @@ def _target_data(config: Config, target: str):
 
 
 def train_strategy(name: str, base: keras.Model, preprocess: list[layers.Layer], make_train,
-                   test, config: Config, run: runs.Run, target: str, strategy):
+                   test, config: Config, run: runs.Run, target: str, strategy, probe=None):
     """Builds and trains one strategy on one target, inside the `tf.distribute` `strategy`.
 
-    `make_train()` returns a fresh training pipeline (one per fit).
+    `make_train()` returns a fresh training pipeline (one per fit); `probe`: the fixed test
+    images of TensorBoard's probes (the base's conv layers are probed inside the model).
 
     Returns:
         (the trained model, {accuracy, trainable_parameters, time_s, epochs}, the per-epoch
@@ -350,7 +355,8 @@ def train_strategy(name: str, base: keras.Model, preprocess: list[layers.Layer],
         # The test split doubles as the per-epoch curve; nothing is selected on it.
         # One fit name per phase: a resumed run restores the finished phases without training.
         fit = training.fit(run, model, make_train(), epochs=until_epoch, initial_epoch=done,
-                           validation_data=test, **_logs(run, f"{target}-{name}-{phase}"))
+                           validation_data=test, probe=probe,
+                           **_logs(run, f"{target}-{name}-{phase}"))
         for key, values in fit.history.items():
             history.setdefault(key, []).extend(float(value) for value in values)
         history.setdefault("phase", []).extend([phase] * len(fit.history["loss"]))

@@ -21,9 +21,13 @@ import json
 import math
 from collections import Counter
 
-from keras_labs import data, text, training
-from keras_labs.config import option
+from keras_labs import data
+from keras_labs.config import LanguageModelConfig, option
 from keras_labs.labs.char_rnn import SEED_PRIMES
+from keras_labs.lazy import lazy_import
+
+# Loaded on first use (TensorFlow): NAME, Config and PRESETS read without them.
+text, training = lazy_import("keras_labs.text", "keras_labs.training")
 
 NAME = "word-rnn"
 DESCRIPTION = ("word-level GRU/LSTM on Tiny Shakespeare (report 000 ex. 4 task 4): word "
@@ -33,7 +37,7 @@ PRIMES = (*SEED_PRIMES, "ROMEO:", "To be, or not to be", "My lord, the king")
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(text.LanguageModelConfig):
+class Config(LanguageModelConfig):
     vocabulary_size: int = option(8000, minimum=2, help="cap, out-of-vocabulary token included")
     train_tokens: int = option(0, minimum=0, help="use only the first N training tokens (0: all)")
     top_k: int = option(40, minimum=0, help="sample among the k likeliest words (0: all)")
@@ -74,7 +78,8 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     """Trains the word model, scores it (word perplexity, bits per character), samples, exports."""
     run, strategy = training.start(NAME, config, workdir, resume=resume)
 
-    texts, source = run.load_data("tiny_shakespeare", ("train", "validation"), text=True)
+    texts, source = run.load_data("tiny_shakespeare", ("train", "validation", "test"),
+                                  text=True)
     train_tokens = data.tokenize_words(texts["train"])[: config.train_tokens or None]
     validation_text = texts["validation"][: config.validation_chars or None]
     validation_tokens = data.tokenize_words(validation_text)
@@ -91,7 +96,8 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     chars_per_token = len(validation_text) / max(len(validation_tokens), 1)
     fitted = text.fit_language_model(
         config, run, strategy, train, validation, len(vocabulary), name="word_rnn",
-        metrics_callback=text.LanguageModelMetrics("word", chars_per_token))
+        metrics_callback=text.LanguageModelMetrics("word", chars_per_token),
+        probe_ids=validation_ids)
 
     nats, count = text.stateful_loss(fitted["step_model"], fitted["state_sizes"], validation_ids,
                                      start_id=vocabulary.index.get("\n", 0))
@@ -108,6 +114,17 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
         "out_of_vocabulary_rate": len(oov_words) / max(count, 1),
         **fitted["metrics"],
     }
+    # The test split, scored once now that training and every choice made on validation are done.
+    test_tokens = data.tokenize_words(texts["test"])
+    test_ids = vocabulary.encode(test_tokens)
+    test = text.held_out_loss(fitted, config, test_ids, start_id=vocabulary.index.get("\n", 0),
+                              strategy=strategy)
+    test_oov = [token for token, i in zip(test_tokens, test_ids, strict=True) if i == 0]
+    metrics.update(test_loss=test["loss"], test_loss_windowed=test["loss_windowed"],
+                   test_perplexity=math.exp(test["loss"]), test_tokens=test["tokens"],
+                   test_bits_per_char=(test["loss"] * test["tokens"]
+                                       + spelling_nats(test_oov, train_tokens))
+                   / len(texts["test"]) / math.log(2))
 
     metrics.update(text.write_outputs(run, config, fitted, vocabulary, level="word",
                                       primes=PRIMES, data_kind=source.kind))

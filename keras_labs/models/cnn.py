@@ -6,8 +6,10 @@ from __future__ import annotations
 import dataclasses
 import math
 
-import keras
-from keras import layers
+from keras_labs.lazy import lazy_import
+
+# Keras loads on first use: configs read the names below and CifarNetSpec without it.
+keras, layers = lazy_import("keras", "keras.layers")
 
 
 def mnist_cnn(input_shape=(28, 28, 1), num_classes: int = 10, filters: tuple[int, ...] = (32, 64),

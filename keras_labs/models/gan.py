@@ -224,6 +224,12 @@ class GAN(keras.Model):
         return list(self.trackers.values())
 
     @property
+    def probe_network(self) -> keras.Model:
+        """The network `training.fit`'s probes read (`instrumentation.probe_callbacks`): the
+        discriminator, on real images."""
+        return self.discriminator
+
+    @property
     def steps(self) -> int:
         """Generator steps taken so far (the generator optimizer's iteration count)."""
         return int(keras.ops.convert_to_numpy(self.g_optimizer.iterations))

@@ -39,21 +39,11 @@ def gru_recurrence(projected: tf.Tensor, initial_state: tf.Tensor, recurrent_ker
 
     @tf.custom_gradient
     def recurrence(projected, initial_state, recurrent_kernel, recurrent_bias):
-        def step(carry, projected_t):
-            previous = carry[0]
-            inner = tf.matmul(previous, recurrent_kernel) + recurrent_bias
-            gates = tf.sigmoid(projected_t[:, :2 * units] + inner[:, :2 * units])
-            update, reset = gates[:, :units], gates[:, units:]
-            inner_candidate = inner[:, 2 * units:]
-            candidate = tf.tanh(projected_t[:, 2 * units:] + reset * inner_candidate)
-            state = candidate + update * (previous - candidate)
-            return state, update, reset, candidate, inner_candidate
-
-        zeros = tf.zeros_like(initial_state)
-        states, updates, resets, candidates, inner_candidates = tf.scan(
-            step, projected, initializer=(initial_state, zeros, zeros, zeros, zeros))
+        states, updates, resets, candidates, inner_candidates = _gru_scan(
+            projected, initial_state, recurrent_kernel, recurrent_bias)
 
         def gradient(upstream):
+            zeros = tf.zeros_like(initial_state)
             previous_states = tf.concat([initial_state[None], states[:-1]], axis=0)
             transposed_kernel = tf.transpose(recurrent_kernel)
 
@@ -77,6 +67,25 @@ def gru_recurrence(projected: tf.Tensor, initial_state: tf.Tensor, recurrent_ker
         return states, gradient
 
     return recurrence(projected, initial_state, recurrent_kernel, recurrent_bias)
+
+
+def _gru_scan(projected, initial_state, recurrent_kernel, recurrent_bias):
+    """The GRU's forward loop: (states, update gates, reset gates, candidates, the recurrent
+    half of the candidates), each (time, batch, units)."""
+    units = recurrent_kernel.shape[0]
+
+    def step(carry, projected_t):
+        previous = carry[0]
+        inner = tf.matmul(previous, recurrent_kernel) + recurrent_bias
+        gates = tf.sigmoid(projected_t[:, :2 * units] + inner[:, :2 * units])
+        update, reset = gates[:, :units], gates[:, units:]
+        inner_candidate = inner[:, 2 * units:]
+        candidate = tf.tanh(projected_t[:, 2 * units:] + reset * inner_candidate)
+        state = candidate + update * (previous - candidate)
+        return state, update, reset, candidate, inner_candidate
+
+    zeros = tf.zeros_like(initial_state)
+    return tf.scan(step, projected, initializer=(initial_state, zeros, zeros, zeros, zeros))
 
 
 # Saved models name the layer "keras_labs>HoistedGRU": keep the package and class name.
@@ -105,7 +114,8 @@ class HoistedGRU(layers.Layer):
                                                 initializer="orthogonal", name="recurrent_kernel")
         self.bias = self.add_weight(shape=(2, 3 * self.units), initializer="zeros", name="bias")
 
-    def call(self, inputs, initial_state=None):
+    def _recurrence_inputs(self, inputs, initial_state):
+        """(projected inputs, initial state, recurrent kernel, recurrent bias) of `gru_recurrence`."""
         kernel = ops.cast(self.kernel, self.compute_dtype)
         recurrent_kernel = ops.cast(self.recurrent_kernel, self.compute_dtype)
         bias = ops.cast(self.bias, self.compute_dtype)
@@ -115,9 +125,21 @@ class HoistedGRU(layers.Layer):
             state = tf.zeros((tf.shape(inputs)[0], self.units), self.compute_dtype)
         else:
             state = ops.cast(initial_state[0], self.compute_dtype)
-        states = gru_recurrence(projected, state, tf.convert_to_tensor(recurrent_kernel),
-                                bias[1])
+        return projected, state, tf.convert_to_tensor(recurrent_kernel), bias[1]
+
+    def call(self, inputs, initial_state=None):
+        states = gru_recurrence(*self._recurrence_inputs(inputs, initial_state))
         return tf.transpose(states, (1, 0, 2)), states[-1]
+
+    def state_sequences(self, inputs, initial_state=None) -> dict[str, tf.Tensor]:
+        """Every step's state and gates, (batch, time, units) each, for TensorBoard's probes
+        (`callbacks.HiddenStates`): "hidden_states", "gates/update", "gates/reset" and
+        "gates/candidate" (the candidate state the update gate mixes in). Forward only."""
+        states, updates, resets, candidates, _ = _gru_scan(
+            *self._recurrence_inputs(inputs, initial_state))
+        sequences = {"hidden_states": states, "gates/update": updates, "gates/reset": resets,
+                     "gates/candidate": candidates}
+        return {key: tf.transpose(value, (1, 0, 2)) for key, value in sequences.items()}
 
     def compute_output_shape(self, inputs_shape, initial_state_shape=None):
         return (inputs_shape[0], inputs_shape[1], self.units), (inputs_shape[0], self.units)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import keras
-from keras import layers
+from keras_labs.lazy import lazy_import
 
-# The recurrent cells a row RNN can use, by name.
-CELLS = {"simple": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}
+# Keras loads on first use: a config checks its cells against CELLS without it.
+keras, layers = lazy_import("keras", "keras.layers")
+
+# The recurrent cells a row RNN can use: name -> keras.layers class name.
+CELLS = {"simple": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
 
 
 def build_row_rnn(cell: str, units: int, unroll: bool = True, *, input_shape=(28, 28, 1),
@@ -29,7 +31,7 @@ def build_row_rnn(cell: str, units: int, unroll: bool = True, *, input_shape=(28
     rows, columns, channels = input_shape
     inputs = keras.Input(shape=input_shape, name="image")
     sequence = layers.Reshape((rows, columns * channels), name="rows")(inputs)
-    features = CELLS[cell](units, unroll=unroll, name=cell)(sequence)
+    features = getattr(layers, CELLS[cell])(units, unroll=unroll, name=cell)(sequence)
     outputs = layers.Dense(num_classes, activation="softmax", name="probabilities",
                            dtype="float32")(features)
     return keras.Model(inputs, outputs, name=f"{cell}_{units}")
