@@ -94,12 +94,19 @@ def real_data_dir():
     from keras_labs import data
 
     def prepared(*names: str) -> str:
+        import fcntl
+
         for name in names:
             if data.is_prepared(name, CACHE):
                 continue
             if not (SHARED_DATA / name).is_dir():
                 pytest.skip(f"real {name} not available under {SHARED_DATA}")
-            data.prepare(name, SHARED_DATA, CACHE)
+            # scripts/test runs two pytest workers: one prepares, the other waits and reuses it.
+            CACHE.mkdir(parents=True, exist_ok=True)
+            with open(CACHE / ".prepare.lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                if not data.is_prepared(name, CACHE):
+                    data.prepare(name, SHARED_DATA, CACHE)
         return str(CACHE)
 
     return prepared
