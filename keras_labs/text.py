@@ -150,7 +150,8 @@ def fit_language_model(config: LanguageModelConfig, run, strategy, train: tf.dat
         validation = _even_batches(validation, strategy.num_replicas_in_sync)
     # `keras-labs run ... --resume RUN` continues a killed run after its last logged interval,
     # on the windows an uninterrupted run would read next and with what is left of the budget.
-    budget = TimeBudget(config.max_minutes, spent_seconds=training.Backup(run).spent_seconds)
+    budget = TimeBudget(config.max_minutes,
+                        spent_seconds=training.backed_up_seconds(run.workdir))
     load_before = os.getloadavg()
     started, cpu_started = time.perf_counter(), time.process_time()
     with warnings.catch_warnings():

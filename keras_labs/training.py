@@ -267,11 +267,6 @@ class Backup(keras.callbacks.BackupAndRestore):
         self._earlier_logs: dict[str, list] = metadata.get("logs", {})
         self._logs: dict[str, list] = {}
 
-    @property
-    def spent_seconds(self) -> float:
-        """Training time of the completed epochs (needs `EpochTimer`'s `epoch_time_s`)."""
-        return float(sum(self._earlier_logs.get("epoch_time_s", [])))
-
     def stream(self, dataset: tf.data.Dataset, model: keras.Model,
                steps_per_epoch: int | None = None, initial_epoch: int = 0
                ) -> tuple[tf.data.Dataset, int]:
@@ -363,11 +358,21 @@ def _latest_state(directory: Path) -> Path | None:
     return None
 
 
+def _backup_metadata(workdir: str | os.PathLike, name: str) -> dict:
+    state = _latest_state(Path(workdir) / "backup" / plain_name(name, "backup name"))
+    return json.loads((state / "metadata.json").read_text()) if state else {}
+
+
 def backed_up_epochs(workdir: str | os.PathLike, name: str = "model") -> int:
     """Epochs the fit `name` of the run folder `workdir` saved in its `Backup` (0: none); it
     reads the folder only, so a lab can refuse a resume before it reopens the run."""
-    state = _latest_state(Path(workdir) / "backup" / plain_name(name, "backup name"))
-    return int(json.loads((state / "metadata.json").read_text())["epoch"]) if state else 0
+    return int(_backup_metadata(workdir, name).get("epoch", 0))
+
+
+def backed_up_seconds(workdir: str | os.PathLike, name: str = "model") -> float:
+    """Training time (`EpochTimer`'s `epoch_time_s`) of the epochs that fit saved: what a
+    resumed run has already spent of a time budget."""
+    return float(sum(_backup_metadata(workdir, name).get("logs", {}).get("epoch_time_s", [])))
 
 
 def _seed_states(model: keras.Model) -> list:
