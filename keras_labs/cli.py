@@ -130,6 +130,25 @@ def build_parser() -> argparse.ArgumentParser:
                        help="values of one config field (repeatable; the product is run)")
     _add_config_options(sweep)
 
+    reproduce = commands.add_parser(
+        "reproduce", help="run the seed reports' experiments; results/ and results/LEDGER.md")
+    reproduce.add_argument("--report", choices=("000", "001", "002", "003", "004"),
+                           help="only this seed report's items")
+    reproduce.add_argument("--lab", help="only this lab's items")
+    reproduce.add_argument("--item", help="only this seed item (ids: --dry-run)")
+    reproduce.add_argument("--max-minutes", type=_positive_float, default=20.0,
+                           help="skip presets estimated over this many CPU minutes (default 20)")
+    reproduce.add_argument("--results", default="results",
+                           help="folder of result files and LEDGER.md (default: results)")
+    reproduce.add_argument("--runs", default=os.path.join("runs", "reproduce"),
+                           help="root of the run folders (default: runs/reproduce)")
+    reproduce.add_argument("--dry-run", action="store_true",
+                           help="list the items, their presets and estimated CPU time; run nothing")
+    reproduce.add_argument("--force", action="store_true",
+                           help="rerun presets whose committed result has the same config")
+    reproduce.add_argument("--render", action="store_true",
+                           help="only regenerate LEDGER.md and the README tables from results/")
+
     report = commands.add_parser("report", help="one self-contained HTML report over run folders")
     report.add_argument("runs", help="folder of runs (e.g. runs)")
     report.add_argument("--out", help="output folder (default: RUNS/report)")
@@ -221,6 +240,10 @@ def main(argv: list[str] | None = None) -> int:
             return _sweep(args)
         if args.command == "report":
             return _report(args)
+        if args.command == "reproduce":
+            from keras_labs import reproduce
+
+            return reproduce.main(args)
         if args.command == "tensorboard":
             return _tensorboard(args)
         if args.command == "generate":

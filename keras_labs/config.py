@@ -52,6 +52,13 @@ class common:  # noqa: N801 (a namespace, read as `common.epochs(8)`)
         return option(default, positive=True, maximum=maximum, help=help)
 
     @staticmethod
+    def validation_fraction(default: float = 0.1) -> Any:
+        """Share of the training split held out (seeded) for curves and any selection."""
+        return option(default, minimum=0.0, maximum=0.5,
+                      help="share of the training data held out as a seeded validation split "
+                           "(curves, selection); the test split is scored once, at the end")
+
+    @staticmethod
     def examples(what: str = "training examples") -> Any:
         """Use only the first N examples of a split (0: all of them)."""
         return option(0, minimum=0, help=f"use only the first N {what} (0: all)")

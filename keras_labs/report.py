@@ -11,75 +11,20 @@ import datetime
 import html
 import json
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+import re
 from pathlib import Path
 from typing import Any
 
 from keras_labs import KerasLabsError
 from keras_labs.files import atomic_write
 
-
-@dataclass(frozen=True)
-class SeedFigure:
-    """A number from a seed report and where our comparable number is in metrics.json."""
-
-    label: str
-    seed: str  # the report's figure, as the report states it
-    ours: Callable[[dict], Any]  # metrics -> our figure (None when the run has none)
-    target: Callable[[Any], bool] | None = None  # our figure -> does it meet the bar?
-    unit: str = ""
+RUN_NAME = re.compile(r"^\d{8}-\d{6}-(?P<preset>.+)-[0-9a-f]{4}$")
 
 
-def _get(*keys):
-    def read(metrics):
-        value = metrics
-        for key in keys:
-            if not isinstance(value, dict) or key not in value:
-                return None
-            value = value[key]
-        return value
-    return read
-
-
-def _percent(value):
-    return f"{100 * value:.2f}%" if isinstance(value, int | float) else "n/a"
-
-
-SEED_FIGURES: dict[str, list[SeedFigure]] = {
-    "mnist-cnn": [SeedFigure("test accuracy (report 000, ex. 2)", "95%", _get("test_accuracy"),
-                             lambda v: v >= 0.95, "%")],
-    "cifar-cnn": [SeedFigure("test accuracy (report 004 tutorial: 54%; report 001: 23.11 / 60.45 / "
-                             "52.94%; report 003: 82%; report 002: ~52-58%)", "54%",
-                             _get("test_accuracy"), lambda v: v >= 0.54, "%")],
-    "transfer": [
-        SeedFigure("from scratch (report 000, ImageNet AlexNet on CIFAR-10)", "67%",
-                   _get("scratch", "accuracy"), None, "%"),
-        SeedFigure("fine-tuning", "62%", _get("fine_tune", "accuracy"), None, "%"),
-        SeedFigure("feature extraction", "83%", _get("feature_extraction", "accuracy"), None, "%"),
-    ],
-    "embeddings": [SeedFigure("trained vs untrained (reports 000/001 showed pictures only)",
-                              "clusters appear after training", _get("silhouette_trained_tsne"),
-                              None)],
-    "char-rnn": [SeedFigure("loss in nats/char (report 001 logged ~1.35 train loss after 2000 "
-                            "iterations)", "1.35", _get("validation_loss"), lambda v: v <= 1.45)],
-    "word-rnn": [SeedFigure("word perplexity (report 000, task 4: a curve only)", "curve",
-                            _get("perplexity"), None)],
-    "mnist-rnn": [SeedFigure("LSTM-20 test accuracy (report 002: ~95%)", "95%",
-                             _get("results", "lstm", "20", "test_accuracy"), lambda v: v >= 0.95, "%")],
-    "gan": [SeedFigure("largest class share (report 001: minimax collapsed to 1s)",
-                       "mode collapse", _get("largest_class_share"), lambda v: v <= 0.2, "%")],
-    "adversarial": [
-        SeedFigure("noise -> 9 confidence (report 001)", "99%", _get("noise", "confidence"),
-                   lambda v: v >= 0.99, "%"),
-        SeedFigure("zeros -> 9 confidence (report 001)", "59%", _get("zeros", "confidence"),
-                   lambda v: v >= 0.99, "%"),
-    ],
-    "deconvnet": [SeedFigure("projections of conv 1 and 2 (report 002: pictures only)",
-                             "figures", lambda m: len(m.get("figures", [])) or None, None)],
-    "autoencoder": [SeedFigure("test accuracy of the classification head (report 004)", "56.15%",
-                               _get("test_accuracy"), lambda v: v >= 0.5615, "%")],
-}
+def run_preset(run: Path) -> str | None:
+    """The preset a run folder was started with (from its `<stamp>-<preset>-<id>` name)."""
+    match = RUN_NAME.match(run.name)
+    return match.group("preset") if match else None
 
 
 def find_runs(root: Path) -> list[Path]:
@@ -103,32 +48,57 @@ def _image(path: Path) -> str:
 
 def _format(value, unit: str) -> str:
     if value is None:
-        return "n/a"
+        return "-"
     if unit == "%" and isinstance(value, int | float):
-        return _percent(value)
+        return f"{100 * value:.2f}%"
     if isinstance(value, float):
         return f"{value:.4g}"
     return html.escape(str(value))
 
 
-def verdict(lab: str, metrics: dict, data_kind: str) -> str:
-    """One line: how the run compares with the seed report."""
-    figures = SEED_FIGURES.get(lab, [])
-    if not metrics:
-        return "no metrics: the run did not finish"
-    parts = []
-    for figure in figures:
-        ours = figure.ours(metrics)
-        if ours is None:
+def seed_rows(lab: str, lab_runs: list[Path], committed: dict) -> list[tuple]:
+    """(item, reading, data kind, where) per seed item of `lab`: read from the newest finished
+    run of the item's own preset in `lab_runs`; else from the committed ledger (`committed`,
+    results/), said so; else not run."""
+    from keras_labs import labs, ledger
+
+    if lab not in labs.names():
+        return []
+    latest: dict[tuple[str, str], dict] = dict(committed)
+    newest_run: dict[str, Path] = {}
+    for run in lab_runs:  # oldest first, so the newest wins
+        preset = run_preset(run)
+        metrics = _read_json(run / "metrics.json")
+        if preset and metrics:
+            newest_run[preset] = run
+            latest[(lab, preset)] = {"metrics": metrics}
+    found = []
+    for entry in ledger.items(lab=lab):
+        run = newest_run.get(entry.preset)
+        if run is not None:
+            metrics = _read_json(run / "metrics.json")
+            reading = ledger.judge(entry, metrics, latest)
+            found.append((entry, reading, ledger.data_kind(metrics), f"run {run.name}"))
             continue
-        text = f"{_format(ours, figure.unit)} vs {figure.seed}"
-        if figure.target is not None and isinstance(ours, int | float):
-            text += " (meets the bar)" if figure.target(ours) else " (below the bar)"
-        parts.append(text)
-    line = "; ".join(parts) or "ran; no figure comparable with the seed report"
-    if data_kind != "full":
-        line += f" [on {data_kind} data: not comparable with full-data figures]"
-    return line
+        result = committed.get((lab, entry.preset))
+        if result is not None:
+            reading = ledger.judge(entry, result["metrics"], latest)
+            found.append((entry, reading, result.get("data_kind", "?"),
+                          f"committed ledger (results/, commit {str(result.get('commit'))[:10]})"))
+            continue
+        found.append((entry, ledger.Reading("not run", "-", f"no {entry.preset!r} run here"),
+                      "-", ledger.command(lab, entry.preset)))
+    return found
+
+
+def verdict(found: list[tuple]) -> str:
+    """One line over a lab's seed rows: how many of each verdict."""
+    if not found:
+        return "no seed items declared"
+    tally: dict[str, int] = {}
+    for _, reading, _, _ in found:
+        tally[reading.verdict] = tally.get(reading.verdict, 0) + 1
+    return ", ".join(f"{count} {name}" for name, count in tally.items())
 
 
 def _flat_scalars(metrics: dict, prefix: str = "", depth: int = 0) -> list[tuple[str, Any]]:
@@ -142,8 +112,18 @@ def _flat_scalars(metrics: dict, prefix: str = "", depth: int = 0) -> list[tuple
     return rows
 
 
-def build(runs_root: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
-    """Writes `out_dir/report.html` for every run under `runs_root`; returns its path."""
+def build(runs_root: str | os.PathLike, out_dir: str | os.PathLike,
+          results_dir: str | os.PathLike | None = None) -> Path:
+    """Writes `out_dir/report.html` for every run under `runs_root`; returns its path.
+
+    Seed rows read the runs of each item's own preset, else the committed ledger in
+    `results_dir` (default: the project's `results/`).
+    """
+    from keras_labs import ledger
+
+    if results_dir is None:
+        results_dir = Path(__file__).resolve().parent.parent / "results"
+    committed = ledger.load_results(results_dir)
     root = Path(runs_root)
     if not root.is_dir():
         raise KerasLabsError(f"runs folder {str(root)!r} does not exist")
@@ -162,12 +142,18 @@ def build(runs_root: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
         kinds = {info.get("kind", "?") + (" partial" if info.get("partial") and info.get("kind") == "full" else "")
                  for info in env.get("data", {}).values()} or {"?"}
         data_kind = ", ".join(sorted(kinds))
-        line = verdict(lab, metrics, "full" if all(k.startswith("full") for k in kinds) else data_kind)
+        found = seed_rows(lab, lab_runs, committed)
+        line = verdict(found)
         summary.append(f"<tr><td><a href='#{lab}'>{html.escape(lab)}</a></td><td>{len(lab_runs)}</td>"
                        f"<td>{html.escape(data_kind)}</td><td>{html.escape(line)}</td></tr>")
-        seed_rows = "".join(
-            f"<tr><td>{html.escape(f.label)}</td><td>{html.escape(f.seed)}</td>"
-            f"<td>{_format(f.ours(metrics), f.unit)}</td></tr>" for f in SEED_FIGURES.get(lab, []))
+        seed_rows_html = "".join(
+            f"<tr><td>{html.escape(entry.report)}</td><td>{html.escape(entry.item)}</td>"
+            f"<td>{html.escape(entry.description)}</td><td>{html.escape(entry.seed_text)}</td>"
+            f"<td>{html.escape(reading.ours)}</td><td>{html.escape(kind)}</td>"
+            f"<td class='{reading.verdict.split('-')[0].replace(' ', '')}'>"
+            f"{html.escape(reading.verdict + (f' ({reading.why})' if reading.why else ''))}</td>"
+            f"<td>{html.escape(where)}</td></tr>"
+            for entry, reading, kind, where in found)
         run_rows = "".join(
             f"<tr><td>{html.escape(run.name)}</td><td>{html.escape(str(_read_json(run / 'config.json').get('seed', '')))}</td>"
             f"<td>{_format(_read_json(run / 'metrics.json').get('test_accuracy'), '%')}</td>"
@@ -180,10 +166,10 @@ def build(runs_root: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
         config = html.escape(json.dumps(_read_json(latest / "config.json"), indent=2))
         sections.append(f"""
 <section id="{lab}"><h2>{html.escape(lab)}</h2>
-<p class="verdict"><b>Verdict:</b> {html.escape(line)}</p>
+<p class="verdict"><b>Seed items:</b> {html.escape(line)}</p>
 <p>Latest run <code>{html.escape(str(latest))}</code>, data: {html.escape(data_kind)}.</p>
-<h3>Seed reports vs ours</h3>
-<table><tr><th>figure</th><th>seed report</th><th>ours</th></tr>{seed_rows}</table>
+<h3>Seed ledger: the reports vs ours</h3>
+<table><tr><th>report</th><th>item</th><th>what</th><th>seed report</th><th>ours</th><th>data</th><th>verdict</th><th>from</th></tr>{seed_rows_html}</table>
 <h3>Runs</h3>
 <table><tr><th>run</th><th>seed</th><th>test accuracy</th><th>wall time (s)</th><th>status</th></tr>{run_rows}</table>
 <h3>Metrics (latest run)</h3><table>{scalar_rows}</table>

@@ -17,14 +17,19 @@ def fake_run(root, lab, name, metrics, kind="full"):
     return folder
 
 
-def test_report_has_a_section_verdict_and_inline_plots_per_lab(tmp_path):
-    fake_run(tmp_path / "runs", "mnist-cnn", "a", {"test_accuracy": 0.992})
-    fake_run(tmp_path / "runs", "autoencoder", "b", {"test_accuracy": 0.40}, kind="sample")
-    page = report.build(tmp_path / "runs", tmp_path / "out").read_text()
+def test_report_has_a_section_seed_ledger_and_inline_plots_per_lab(tmp_path):
+    fake_run(tmp_path / "runs", "mnist-cnn", "20261130-120000-seed-ab12", {"test_accuracy": 0.992})
+    fake_run(tmp_path / "runs", "autoencoder", "20261130-120000-seed-cd34", {"test_accuracy": 0.40},
+             kind="sample")
+    # A run of another preset must not be read for the seed preset's items.
+    fake_run(tmp_path / "runs", "autoencoder", "20261130-130000-quick-ef56", {"test_accuracy": 0.9})
+    page = report.build(tmp_path / "runs", tmp_path / "out", tmp_path / "no-results").read_text()
     assert '<section id="mnist-cnn">' in page and '<section id="autoencoder">' in page
-    assert "99.20% vs 95% (meets the bar)" in page
-    assert "40.00% vs 56.15% (below the bar) [on sample data" in page
-    assert page.count("data:image/png;base64,") == 2
+    assert "<td>000-ex2-mnist-cnn</td>" in page and "<td>99.20%</td><td>full</td><td class='beaten'>" in page
+    assert "<td>40.00%</td><td>sample</td><td class='below'>below</td>" in page
+    assert "90.00%" not in page.split('<section id="autoencoder">')[1].split("<h3>Runs")[0]
+    assert "n/a" not in page
+    assert page.count("data:image/png;base64,") == 3
     assert "src=\"http" not in page  # self-contained
 
 

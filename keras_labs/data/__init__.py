@@ -36,7 +36,7 @@ __all__ = [
     "DatasetSpec", "Vocabulary", "check_name", "class_names", "dataset_status",
     "detokenize_words", "first", "image_pipeline", "train_and_test", "is_prepared", "list_datasets", "load",
     "load_text", "load_uci_digits", "probe_batch", "require", "resolve_data_dir", "sample_text",
-    "split_shakespeare", "split_tokens", "text_windows", "to_numpy", "tokenize_words",
+    "split_shakespeare", "split_tokens", "split_validation", "text_windows", "to_numpy", "tokenize_words",
     "training_windows", *_PREPARATION,
 ]
 
@@ -44,7 +44,7 @@ __getattr__, __dir__ = lazy_attributes(__name__, {
     "loading": ("DataSource", "class_names", "dataset_status", "first",
                 "image_pipeline", "is_prepared", "list_datasets", "load", "load_text",
                 "load_uci_digits", "probe_batch", "require", "resolve_data_dir", "sample_text",
-                "split_shakespeare", "to_numpy", "train_and_test"),
+                "split_shakespeare", "split_validation", "to_numpy", "train_and_test"),
     "text": ("NEWLINE", "PUNCTUATION", "Vocabulary", "detokenize_words", "split_tokens",
              "text_windows", "tokenize_words", "training_windows"),
     "preparation": _PREPARATION,

@@ -347,6 +347,49 @@ def first(dataset: tf.data.Dataset, count: int) -> tf.data.Dataset:
     return dataset.take(count) if count else dataset
 
 
+def split_validation(dataset: tf.data.Dataset, fraction: float, seed: int = 0
+                     ) -> tuple[tf.data.Dataset, tf.data.Dataset | None, dict]:
+    """Carves a seeded validation split out of a training split (the test split selects nothing).
+
+    The held-out examples are a seeded random `round(fraction * n)` of the `n` examples, chosen
+    by index, so the same seed and data give the same split in every run and on every machine.
+
+    Args:
+        dataset: The training split, in a fixed order (as `load` gives it).
+        fraction: Share of it to hold out, in [0, 1); 0 holds out nothing.
+        seed: Seed of the choice.
+
+    Returns:
+        (training part, validation part or None, {"fraction", "seed", "train_examples",
+        "validation_examples"} for metrics.json).
+
+    Raises:
+        ValueError: `fraction` outside [0, 1).
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"validation fraction must be in [0, 1), got {fraction!r}")
+    count = int(dataset.cardinality())
+    if count < 0:  # unknown (a filtered or generated dataset): count it once
+        count = int(dataset.reduce(0, lambda total, _: total + 1))
+    held_out = int(round(fraction * count))
+    record = {"fraction": fraction, "seed": seed, "train_examples": count - held_out,
+              "validation_examples": held_out}
+    if held_out == 0:
+        return dataset, None, record
+    mask = np.zeros(count, dtype=bool)
+    mask[np.random.default_rng(seed).permutation(count)[:held_out]] = True
+    mask = tf.constant(mask)
+
+    def part(keep_validation: bool) -> tf.data.Dataset:
+        chosen = dataset.enumerate().filter(
+            lambda index, _: tf.equal(tf.gather(mask, index), keep_validation))
+        chosen = chosen.map(lambda _, example: example)
+        return chosen.apply(tf.data.experimental.assert_cardinality(
+            held_out if keep_validation else count - held_out))
+
+    return part(False), part(True), record
+
+
 def probe_batch(dataset: tf.data.Dataset, count: int = 32, *, with_labels: bool = False,
                 **pipeline):
     """The first `count` examples of an (image, label) split as one preprocessed batch: the

@@ -1,0 +1,180 @@
+"""The seed ledger: declarations, verdicts, `keras-labs reproduce`, and the committed results/
+LEDGER.md / README tables staying in step with results/*.json."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from keras_labs import ConfigError, labs, ledger, reproduce
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "results"
+
+
+def test_every_report_has_seed_items_and_each_names_a_real_preset_and_estimate():
+    found = ledger.items()
+    assert len(found) >= 40
+    assert {entry.report for entry in found} == set(ledger.REPORTS)
+    assert len({entry.item for entry in found}) == len(found)
+    for entry in found:
+        module = labs.get(entry.lab)
+        for preset in filter(None, (entry.preset, entry.equal_updates)):
+            assert preset in module.PRESETS, (entry.item, preset)
+            assert isinstance(module.PRESET_MINUTES.get(preset), int | float), (entry.item, preset)
+        if not entry.qualitative:
+            assert math.isfinite(float(entry.seed)) and entry.direction in ("higher", "lower")
+            assert entry.seed_text
+        if entry.versus:
+            other_lab, _, rest = entry.versus.partition("/")
+            assert rest.partition(":")[0] in labs.get(other_lab).PRESETS
+
+
+def test_the_old_hand_kept_seed_tables_are_gone():
+    from keras_labs import report
+    from keras_labs.labs import cifar_cnn
+
+    assert not hasattr(report, "SEED_FIGURES")
+    assert not hasattr(cifar_cnn, "SEED_RESULTS")
+
+
+def test_judge_gives_each_verdict():
+    item = ledger.SeedItem(report="004", item="x", description="d", seed=0.54, seed_text="54%",
+                           metric="a.b", preset="tutorial", tolerance=0.01)
+    assert ledger.judge(item, {"a": {"b": 0.60}}).verdict == "beaten"
+    assert ledger.judge(item, {"a": {"b": 0.545}}).verdict == "met"
+    assert ledger.judge(item, {"a": {"b": 0.50}}).verdict == "below"
+    assert ledger.judge(item, None).verdict == "not run"
+    assert ledger.judge(item, {"a": {}}).verdict == "not run"
+    lower = ledger.SeedItem(report="004", item="y", description="d", seed=1.292, seed_text="1.292",
+                            metric="loss.-1.value", preset="tutorial", direction="lower", unit="")
+    assert ledger.judge(lower, {"loss": [{"value": 3.0}, {"value": 1.2}]}).verdict == "beaten"
+    claim = ledger.SeedItem(report="003", item="z", description="d", seed="qualitative",
+                            seed_text="CNN beats AE", metric="acc", preset="seed", direction="lower",
+                            versus="cifar-cnn/minor-10ep:test_accuracy")
+    others = {("cifar-cnn", "minor-10ep"): {"metrics": {"test_accuracy": 0.7}}}
+    assert ledger.judge(claim, {"acc": 0.5}, others).verdict == "qualitative-shown"
+    assert ledger.judge(claim, {"acc": 0.8}, others).verdict == "below"
+    assert ledger.judge(claim, {"acc": 0.5}, {}).verdict == "not run"
+    flag = dataclasses_replace(claim, versus="", metric="shown")
+    assert ledger.judge(flag, {"shown": True}).verdict == "qualitative-shown"
+    assert ledger.judge(flag, {"shown": False}).verdict == "below"
+
+
+def dataclasses_replace(item, **changes):
+    import dataclasses
+
+    return dataclasses.replace(item, **changes)
+
+
+def test_bad_seed_item_declarations_are_refused():
+    with pytest.raises(ValueError, match="'005'"):
+        ledger.SeedItem(report="005", item="x", description="d", seed=1.0, seed_text="1",
+                        metric="m", preset="p")
+    with pytest.raises(ValueError, match="'pictures'"):
+        ledger.SeedItem(report="000", item="x", description="d", seed="pictures", seed_text="1",
+                        metric="m", preset="p")
+    with pytest.raises(ConfigError, match="'9z'"):
+        ledger.items(item="9z")
+
+
+def test_a_result_is_current_only_while_its_config_is_the_presets():
+    current = reproduce._resolved("mnist-cnn", "seed")
+    assert reproduce.same_experiment(dict(current), current, "mnist-cnn")
+    changed = dict(current, epochs=current["epochs"] + 1)
+    assert not reproduce.same_experiment(changed, current, "mnist-cnn")
+    # A field added to the lab later, at its default, does not make old results stale ...
+    older = {key: value for key, value in current.items() if key != "probe_every_steps"}
+    default = type(labs.get("mnist-cnn").PRESETS["seed"])().probe_every_steps
+    if current["probe_every_steps"] == default:
+        assert reproduce.same_experiment(older, current, "mnist-cnn")
+    # ... but a field that no longer exists does.
+    assert not reproduce.same_experiment(dict(current, removed_knob=1), current, "mnist-cnn")
+
+
+def test_plan_skips_current_results_unless_forced(tmp_path):
+    entry = next(entry for entry in ledger.items(lab="mnist-cnn"))
+    result = {"lab": "mnist-cnn", "preset": entry.preset, "wall_time_s": 120.0,
+              "config": reproduce._resolved("mnist-cnn", entry.preset), "metrics": {}}
+    path = ledger.result_path(tmp_path, "mnist-cnn", entry.preset)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(result))
+    [job] = reproduce.plan([entry], tmp_path)
+    assert (job.status, job.minutes) == ("done", 2.0)
+    [job] = reproduce.plan([entry], tmp_path, force=True)
+    assert job.status == "stale"
+    [job] = reproduce.plan([entry], tmp_path / "none", max_minutes=0.001)
+    assert job.status == "too long"
+
+
+def test_an_unfinished_run_of_the_same_preset_is_found_for_resume(tmp_path):
+    config = reproduce._resolved("mnist-cnn", "seed")
+    finished = tmp_path / "mnist-cnn" / "20261130-100000-seed-aaaa"
+    unfinished = tmp_path / "mnist-cnn" / "20261130-110000-seed-bbbb"
+    other = tmp_path / "mnist-cnn" / "20261130-120000-seed-cccc"
+    for folder, settings in ((finished, config), (unfinished, config),
+                             (other, dict(config, epochs=99))):
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text(json.dumps(settings))
+    (finished / "metrics.json").write_text("{}")
+    assert reproduce._unfinished_run(tmp_path, "mnist-cnn", "seed", config) == unfinished
+
+
+def test_dry_run_lists_every_report_without_tensorflow():
+    code = ("import sys; from keras_labs import cli; rc = cli.main(['reproduce', '--dry-run']); "
+            "assert 'tensorflow' not in sys.modules, 'imported TensorFlow'; sys.exit(rc)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if line[:3].isdigit()]
+    assert len(lines) >= 40
+    assert {line[:3] for line in lines} == set(ledger.REPORTS)
+    assert "CPU" in done.stdout
+
+
+def test_bad_reproduce_arguments_are_one_line_errors():
+    from keras_labs import cli
+
+    assert cli.main(["reproduce", "--item", "nope", "--dry-run"]) == 2
+    assert cli.main(["reproduce", "--lab", "nope", "--dry-run"]) == 2
+
+
+def test_committed_ledger_and_readme_agree_with_the_result_files():
+    """LEDGER.md and the README's generated tables are what results/*.json give, nothing typed."""
+    assert (RESULTS / "LEDGER.md").is_file(), "run `keras-labs reproduce --render`"
+    assert (RESULTS / "LEDGER.md").read_text() == ledger.render(RESULTS), (
+        "results/LEDGER.md is stale: run `keras-labs reproduce --render`")
+    readme = (ROOT / "README.md").read_text()
+    blocks = 0
+    for lab in labs.names():
+        begin = ledger.README_BEGIN.format(lab=lab)
+        if begin not in readme:
+            continue
+        blocks += 1
+        block = readme.split(begin, 1)[1].split(ledger.README_END.format(lab=lab), 1)[0]
+        assert block.strip() == ledger.readme_block(RESULTS, lab).strip(), (
+            f"README's {lab} table is stale: run `keras-labs reproduce --render`")
+    assert blocks == len({entry.lab for entry in ledger.items()})
+    for path in RESULTS.glob("*/*.json"):
+        result = json.loads(path.read_text())
+        assert (result["lab"], result["preset"]) == (path.parent.name, path.stem)
+        assert len(result["commit"]) == 40 and result["data_kind"] in ("full", "partial", "sample")
+        assert result["metrics"] and result["config"]
+
+
+def test_reproduce_runs_a_preset_and_writes_its_result(tmp_path, real_data_dir, monkeypatch):
+    data_dir = real_data_dir("mnist")
+    monkeypatch.setenv("TFDS_DATA_DIR", data_dir)
+    monkeypatch.chdir(tmp_path)
+    job = reproduce.Job("mnist-cnn", "quick", ["x"], 1.0)
+    result = reproduce.run_job(job, tmp_path / "results", tmp_path / "runs")
+    written = json.loads((tmp_path / "results" / "mnist-cnn" / "quick.json").read_text())
+    assert written["metrics"]["test_accuracy"] == result["metrics"]["test_accuracy"] > 0.5
+    assert written["data_kind"] == "full"
+    assert len(written["env"]["load_start"]) == 3 and written["env"]["steal_s"] >= 0
+    assert written["config"] == reproduce._resolved("mnist-cnn", "quick")
+    assert os.path.isdir(tmp_path / written["run_dir"])
