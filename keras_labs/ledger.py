@@ -28,6 +28,10 @@ REPORTS = {
 VERDICTS = ("beaten", "met", "below", "qualitative-shown", "not run")
 # Items whose preset takes longer than this (2-core CPU minutes) are left to the user.
 RUN_LIMIT_MINUTES = 20.0
+# results/benchmarks/*.json: speed measurements (scripts/benchmark_cifar.py --json), not presets.
+BENCHMARKS = "benchmarks"
+# The bar of issue 15: the lab's training at >= 1.25x the best plain PyTorch loop.
+SPEED_BAR = 1.25
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,6 +153,8 @@ def load_results(results_dir: str | os.PathLike) -> dict[tuple[str, str], dict]:
     if not root.is_dir():
         return found
     for path in sorted(root.glob("*/*.json")):
+        if path.parent.name == BENCHMARKS:
+            continue
         try:
             found[(path.parent.name, path.stem)] = json.loads(path.read_text())
         except (OSError, ValueError):
@@ -355,6 +361,44 @@ def _runs_list(results: dict) -> list[str]:
     return lines
 
 
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def benchmark_lines(results_dir: str | os.PathLike) -> list[str]:
+    """Bullets for every `results/benchmarks/*.json` (Keras vs PyTorch on the report-004 net)."""
+    lines = []
+    for path in sorted((Path(results_dir) / BENCHMARKS).glob("*.json")):
+        try:
+            document = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        machine = document.get("machine", {})
+        before = (machine.get("load_average_before") or ["?"])[0]
+        after = (machine.get("load_average_after") or ["?"])[0]
+        lines.append(f"- `{path.name}` (`python scripts/benchmark_cifar.py`, commit "
+                     f"{str(document.get('commit'))[:10]}, {document.get('data_kind')} CIFAR-10, "
+                     f"{machine.get('cpus')} CPUs, load {before} before / {after} after, steal "
+                     f"{machine.get('steal_s', '?')} s):")
+        by_batch: dict[int, list[dict]] = {}
+        for entry in document.get("per_round", []):
+            by_batch.setdefault(entry["batch_size"], []).append(entry)
+        for batch, entries in sorted(by_batch.items()):
+            lab = [entry["keras_lab"] for entry in entries]
+            torch = [entry["torch_best"] for entry in entries]
+            ratios = [entry["ratio"] for entry in entries if entry["ratio"] is not None]
+            holds = bool(ratios) and min(ratios) >= SPEED_BAR
+            lines.append(
+                f"  - batch {batch}: Keras lab pipeline {_median(lab):,.0f} images/s "
+                f"({min(lab):,.0f}-{max(lab):,.0f}), best PyTorch loop {_median(torch):,.0f} "
+                f"({min(torch):,.0f}-{max(torch):,.0f}) over {len(entries)} interleaved rounds; "
+                f"ratio per round {', '.join(f'{r:.2f}x' for r in ratios)}: the {SPEED_BAR}x bar "
+                f"is {'met in every round' if holds else 'NOT met'}")
+    return lines
+
+
 def render(results_dir: str | os.PathLike) -> str:
     """The whole of `results/LEDGER.md`."""
     found = rows(results_dir)
@@ -389,6 +433,14 @@ def render(results_dir: str | os.PathLike) -> str:
         "average and CPU steal around the run (wall times are not benchmarks).",
         "",
         *(_runs_list(results) or ["- none yet"]),
+        "",
+        "## Benchmarks",
+        "",
+        "Training speed of the report-004 network (`cifar-cnn --preset tutorial`'s model and "
+        "pipeline) against plain PyTorch eager on the same images, interleaved rounds on a quiet "
+        "machine; each round's best thread count on each side.",
+        "",
+        *(benchmark_lines(results_dir) or ["- none recorded yet"]),
         "",
     ]
     return "\n".join(parts)

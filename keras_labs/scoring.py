@@ -57,7 +57,8 @@ class SampleScorer:
         return np.concatenate(features), np.concatenate(probabilities)
 
     def score(self, images: np.ndarray) -> dict:
-        """`class_histogram` (fractions), `largest_class_share`, `class_entropy` (bits),
+        """`class_histogram` (fractions), `largest_class_share` and `largest_class` (the most
+        frequent predicted class; the lowest on a tie), `class_entropy` (bits),
         `classifier_fid` and `predicted` (the class of each image) of [0, 1] images."""
         features, probabilities = self._run(np.asarray(images, dtype=np.float32))
         predicted = probabilities.argmax(axis=1)
@@ -66,6 +67,7 @@ class SampleScorer:
         return {
             "class_histogram": [round(float(share), 4) for share in histogram],
             "largest_class_share": float(histogram.max()),
+            "largest_class": int(histogram.argmax()),
             "class_entropy": float(-(nonzero * np.log2(nonzero)).sum()) + 0.0,  # never -0.0
             "classifier_fid": frechet_distance(*feature_statistics(features), *self.reference),
             "predicted": predicted,

@@ -37,11 +37,21 @@ def save_figure(figure, path: str | os.PathLike, title: str = "", dpi: int = 110
 
 
 def read_history(path: str | os.PathLike) -> dict[str, list[float]]:
-    """Reads a Keras CSVLogger file into {column: values}."""
+    """Reads a Keras CSVLogger file into {column: values}.
+
+    A column with no value in any row (CSVLogger writes "NA" for `val_*` when `fit` ran without
+    validation data) is dropped; a missing value elsewhere reads as NaN.
+    """
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
     columns = rows[0].keys() if rows else []
-    return {column: [float(row[column]) for row in rows] for column in columns}
+
+    def number(text: str | None) -> float:
+        return float("nan") if text in (None, "", "NA", "nan") else float(text)
+
+    history = {column: [number(row[column]) for row in rows] for column in columns}
+    return {column: values for column, values in history.items()
+            if not all(value != value for value in values)}
 
 
 def plot_history(history: dict[str, list[float]], path: str | os.PathLike,

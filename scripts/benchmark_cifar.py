@@ -290,6 +290,50 @@ def time_to_accuracy(run_dir: Path, targets=(0.5, 0.6, 0.7)) -> dict:
 # --------------------------------------------------------------------------------------------
 
 
+def per_round(comparison: list[dict]) -> list[dict]:
+    """Per batch size and round: the lab pipeline's and the best PyTorch loop's images/s (each
+    at its best thread count in that round) and their ratio, the figure the 1.25x bar reads."""
+    rounds: dict[tuple, dict] = {}
+    for row in comparison:
+        if "error" in row or "round" not in row:
+            continue
+        entry = rounds.setdefault((row["batch_size"], row["round"]), {
+            "batch_size": row["batch_size"], "round": row["round"], "keras_lab": 0.0, "torch_best": 0.0})
+        if row["variant"] == "keras-lab":
+            entry["keras_lab"] = max(entry["keras_lab"], row["images_per_s"])
+        elif row["variant"].startswith("torch"):
+            entry["torch_best"] = max(entry["torch_best"], row["images_per_s"])
+    for entry in rounds.values():
+        entry["ratio"] = (round(entry["keras_lab"] / entry["torch_best"], 2)
+                          if entry["torch_best"] else None)
+    return sorted(rounds.values(), key=lambda r: (r["batch_size"], r["round"]))
+
+
+def _steal_seconds() -> float:
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _provenance() -> dict:
+    """The commit, the data the measurements read, and the package versions (for results/)."""
+    def git(*args):
+        done = subprocess.run(["git", "-C", str(Path(__file__).resolve().parent), *args],
+                              capture_output=True, text=True)
+        return done.stdout.strip()
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from keras_labs import data
+
+    status = data.dataset_status("cifar10")
+    kind = ("partial" if status.get("partial") else "full") if status.get("prepared") else "sample"
+    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain",
+                                                                 "--untracked-files=no")),
+            "data_kind": kind}
+
+
 def summarize(comparison: list[dict]) -> list[dict]:
     """Best figures per (variant, batch, threads), and Keras's ratio to the PyTorch loops.
 
@@ -385,6 +429,7 @@ def main(argv=None) -> int:
         print(json.dumps(_worker(json.loads(args.worker))), flush=True)
         return 0
 
+    steal_start = _steal_seconds()
     results = {"machine": {"cpus": os.cpu_count(), "load_average_before": os.getloadavg()},
                "presets": [], "comparison": [], "summary": [], "time_to_accuracy": []}
     for preset in [p for p in args.presets.split(",") if p]:
@@ -402,7 +447,7 @@ def main(argv=None) -> int:
               file=sys.stderr)
     if have_torch:
         for batch_size in [int(b) for b in args.batches.split(",")]:
-            for _ in range(args.rounds):
+            for round_index in range(args.rounds):
                 for threads in [int(t) for t in args.threads.split(",")]:
                     # interleaved, so a burst of someone else's load hits every variant alike
                     for variant in ("torch-report", "keras-lab", "torch-tight", "keras-naive"):
@@ -410,14 +455,18 @@ def main(argv=None) -> int:
                         row = _spawn({"kind": kind, "variant": variant, "batch_size": batch_size,
                                       "threads": threads, "images": args.torch_images,
                                       "repeats": args.repeats}, args.timeout)
+                        row["round"] = round_index
                         print(f"  {variant} batch {batch_size} threads {threads}: "
                               f"{row.get('images_per_s', row.get('error'))} images/s, "
                               f"{row.get('images_per_cpu_s', '-')} per CPU-s",
                               file=sys.stderr, flush=True)
                         results["comparison"].append(row)
         results["summary"] = summarize(results["comparison"])
+        results["per_round"] = per_round(results["comparison"])
     results["time_to_accuracy"] = [time_to_accuracy(Path(run)) for run in args.runs]
     results["machine"]["load_average_after"] = os.getloadavg()
+    results["machine"]["steal_s"] = round(_steal_seconds() - steal_start, 1)
+    results.update(_provenance())
 
     document = json.dumps(results, indent=2)
     if args.json:

@@ -33,9 +33,14 @@ def test_presets_are_the_interface_and_validate():
     missing = [name for name in REQUIRED_PRESETS if name not in cifar_cnn.PRESETS]
     assert not missing
     assert cifar_cnn.DEFAULT_PRESET in cifar_cnn.PRESETS
-    for name, config in cifar_cnn.PRESETS.items():
+    for config in cifar_cnn.PRESETS.values():
         config.validate()
-        assert cifar_cnn.preset_name(config) == name
+    for name in ("tutorial", "deepdiva-sgd", "deepdiva-adam", "deepdiva-basic-copy", "minor-10ep"):
+        assert cifar_cnn.PRESETS[f"{name}-equal-updates"] == dataclasses.replace(
+            cifar_cnn.PRESETS[name], equal_updates_examples=50_000)
+    tutorial = cifar_cnn.PRESETS["tutorial"]
+    assert tutorial.running_loss_every == 2000
+    assert tutorial.running_loss_every % tutorial.steps_per_execution == 0
     grid = {cifar_cnn.PRESETS[f"report002-{a}-adam-normal"].activation
             for a in ("relu", "tanh", "sigmoid", "leaky_relu")}
     assert grid == {"relu", "tanh", "sigmoid", "leaky_relu"}
@@ -59,9 +64,24 @@ def test_tutorial_network_matches_report_004():
         400 * 120 + 120) + (120 * 84 + 84) + (84 * 10 + 10)
 
 
+def test_seed_items_name_presets_and_every_preset_has_minutes():
+    items = cifar_cnn.SEED_ITEMS
+    ids = [item.item for item in items]
+    assert len(ids) == len(set(ids)) == 24
+    assert {item.preset for item in items} <= set(cifar_cnn.PRESETS)
+    assert {item.equal_updates for item in items} - {None} <= set(cifar_cnn.PRESETS)
+    assert sorted(set(cifar_cnn.PRESETS) - set(cifar_cnn.PRESET_MINUTES)) == ["quick"]
+    report002 = [item for item in items if item.item.startswith("002-t1-relu-momentum0.9")]
+    assert report002[0].seed == 0.48 and report002[0].seed_text == "~50% train vs 48% test"
+
+
 def test_config_rejects_bad_values():
     with pytest.raises(ConfigError, match="'lion'"):
         dataclasses.replace(TINY, optimizer="lion").validate()
+    with pytest.raises(ConfigError, match="running_loss_every=30"):
+        dataclasses.replace(TINY, running_loss_every=30, steps_per_execution=4).validate()
+    with pytest.raises(ConfigError, match="0.7"):
+        dataclasses.replace(TINY, validation_fraction=0.7).validate()
     with pytest.raises(ConfigError, match="filters"):
         dataclasses.replace(TINY, architecture="resnet", filters=(8, 16)).validate()
 
@@ -96,11 +116,24 @@ def test_tiny_run_writes_metrics_plots_instrumentation_and_export(tmp_path, empt
 
     saved = json.loads((run_dir / "metrics.json").read_text())
     for key in ("test_accuracy", "per_class_accuracy", "train_accuracy", "train_loss",
-                "test_loss", "losses", "confusion_matrix", "examples", "export"):
+                "test_loss", "validation_accuracy", "validation_loss", "validation_split",
+                "losses", "confusion_matrix", "examples", "export", "per_class_table",
+                "overfits", "epochs_run", "updates"):
         assert key in saved, key
+    assert "seed_result" not in saved  # the seed figures live in SEED_ITEMS only
     assert len(saved["per_class_accuracy"]) == 10
     assert 0.0 <= saved["test_accuracy"] <= 1.0
-    assert len(saved["losses"]["train"]) == config.epochs
+    assert saved["per_class_table"] == (None not in saved["per_class_accuracy"])
+    assert len(saved["losses"]["train"]) == len(saved["losses"]["validation"]) == config.epochs
+    assert saved["validation_loss"] == pytest.approx(saved["losses"]["validation"][-1], abs=1e-4)
+    assert saved["validation_split"] == {"fraction": 0.1, "seed": config.seed,
+                                         "train_examples": 58, "validation_examples": 6}
+    assert saved["epochs_run"] == config.epochs == 1
+    # 58 images at batch 16: 3 batches, rounded up to whole executions of 2 steps
+    assert saved["updates"] == 4
+    # The tutorial network is a ReLU network: its conv activations bottom out at exactly 0.
+    assert saved["relu_activations_min_zero"] is True
+    assert set(saved["conv_activation_min"]) == {"conv1", "conv2"}
     assert len(saved["examples"]) == 4 and {"true", "predicted"} <= set(saved["examples"][0])
     assert saved["data"]["cifar10"]["kind"] == "sample"
     assert metrics["test_examples"] == 40
@@ -179,3 +212,184 @@ def test_sweep_validates_every_combination_before_running(tmp_path, monkeypatch)
         "activation": ["relu", "tanh"], "epochs": ["1"]}
     with pytest.raises(ConfigError, match="twice"):
         sweeps.parse_grid(["epochs=1", "epochs=2"])
+
+
+# --------------------------------------------------------------------------------------------
+# Held-out discipline, the running loss and the equal-updates readings.
+
+
+def _images(dataset) -> list[bytes]:
+    return [image.tobytes() for image, _ in dataset.as_numpy_iterator()]
+
+
+def test_validation_is_carved_from_the_training_images_and_disjoint(empty_data_dir):
+    config = dataclasses.replace(TINY, train_examples=100, validation_fraction=0.2).validate()
+    datasets = cifar_cnn.make_datasets(config)
+    train, validation = _images(datasets.train_split), _images(datasets.validation_split)
+    assert (len(train), len(validation)) == (80, 20)
+    assert datasets.validation_record["validation_examples"] == 20
+    assert not set(train) & set(validation)
+    first_100 = _images(cifar_cnn.data.first(
+        cifar_cnn.data.load("cifar10", ("train",), data="sample")[0]["train"], 100))
+    assert sorted(train + validation) == sorted(first_100)
+    # Seeded: the same seed holds out the same images, another seed others.
+    assert _images(cifar_cnn.make_datasets(config).validation_split) == validation
+    other = cifar_cnn.make_datasets(dataclasses.replace(config, seed=config.seed + 1))
+    assert _images(other.validation_split) != validation
+    # No validation part: every training image trains, the curves have no validation.
+    none = cifar_cnn.make_datasets(dataclasses.replace(config, validation_fraction=0.0))
+    assert none.validation is None and len(_images(none.train_split)) == 100
+
+
+def test_nothing_before_the_final_score_reads_the_test_labels(tmp_path, empty_data_dir,
+                                                             monkeypatch):
+    """The same run with the test labels shuffled trains, validates and records the same."""
+    config = dataclasses.replace(TINY, epochs=2, histogram_freq=0, probe_every_steps=0,
+                                 show_examples=0, running_loss_every=2, deterministic=True,
+                                 export_dir=str(tmp_path / "saved_models")).validate()
+    first = cifar_cnn.run(config, str(tmp_path / "plain"))
+
+    real_load = cifar_cnn.data.load
+
+    def shuffled_test_labels(name, splits, **options):
+        loaded, source = real_load(name, splits, **options)
+        test = loaded["test"]
+        images = np.stack([image for image, _ in test.as_numpy_iterator()])
+        labels = np.array([label for _, label in test.as_numpy_iterator()])
+        labels = np.random.default_rng(1).permutation(labels)
+        loaded["test"] = cifar_cnn.tf.data.Dataset.from_tensor_slices((images, labels))
+        return loaded, source
+
+    monkeypatch.setattr(cifar_cnn.data, "load", shuffled_test_labels)
+    second = cifar_cnn.run(config, str(tmp_path / "shuffled"))
+    for key in ("losses", "validation_accuracy", "validation_loss", "train_loss",
+                "running_loss", "updates", "conv_activation_min"):
+        assert first[key] == second[key], key
+    assert first["confusion_matrix"] != second["confusion_matrix"]  # the test labels did change
+
+
+def _hand_losses(model, images, labels, batch_size, epochs):
+    """Each mini-batch's loss before its update, by hand: one step at a time in eager mode."""
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    losses = []
+    for _ in range(epochs):
+        for start in range(0, len(images), batch_size):
+            x, y = images[start:start + batch_size], labels[start:start + batch_size]
+            losses.append(float(loss(y, model(x))))
+            model.train_on_batch(x, y)
+    return np.array(losses)
+
+
+def _synthetic(steps_per_execution):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((6,))
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Dense(8, "tanh")(inputs)))
+    model.compile(keras.optimizers.SGD(0.2),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  steps_per_execution=steps_per_execution)
+    return model
+
+
+def keras_tf():
+    import tensorflow as tf
+
+    return tf
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(40, 6)).astype("float32"), rng.integers(0, 3, 40)
+
+
+def test_running_loss_gives_exact_window_means_across_epochs(capsys):
+    images, labels = _data()
+    # 10 mini-batches an epoch, windows of 4: windows span the epoch boundaries.
+    hand = _hand_losses(_synthetic(1), images, labels, batch_size=4, epochs=3)
+    windows = hand[:28].reshape(-1, 4).mean(axis=1)
+    for steps_per_execution in (1, 2):
+        running = callbacks.RunningLoss(4)
+        _synthetic(steps_per_execution).fit(images, labels, batch_size=4, epochs=3,
+                                            shuffle=False, verbose=0, callbacks=[running])
+        assert [record["step"] for record in running.records] == [4, 8, 12, 16, 20, 24, 28]
+        assert [(record["epoch"], record["batch"]) for record in running.records] == [
+            (1, 4), (1, 8), (2, 2), (2, 6), (2, 10), (3, 4), (3, 8)]
+        np.testing.assert_allclose([record["loss"] for record in running.records], windows,
+                                   atol=2e-4)
+    assert f"[2, 2] loss: {windows[2]:.3f}" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="every=6"):
+        _synthetic(4).fit(images, labels, batch_size=4, epochs=1, verbose=0,
+                          callbacks=[callbacks.RunningLoss(6)])
+
+
+def test_running_loss_is_exact_with_steps_per_execution_on_an_endless_input():
+    """As the lab feeds it: one endless stream, whole executions of 4 (12 steps an epoch)."""
+    images, labels = _data()
+    stream = keras_tf().data.Dataset.from_tensor_slices((images, labels)).batch(4).repeat()
+    running = callbacks.RunningLoss(8, verbose=False)
+    _synthetic(4).fit(stream, steps_per_epoch=10, epochs=3, shuffle=False, verbose=0,
+                      callbacks=[running])
+    # The same 36 mini-batches one at a time: batch i of the stream is batch i % 10 of the data.
+    model, loss, hand = _synthetic(1), keras.losses.SparseCategoricalCrossentropy(True), []
+    for step in range(36):
+        start = 4 * (step % 10)
+        x, y = images[start:start + 4], labels[start:start + 4]
+        hand.append(float(loss(y, model(x))))
+        model.train_on_batch(x, y)
+    assert [(r["step"], r["epoch"], r["batch"]) for r in running.records] == [
+        (8, 1, 8), (16, 2, 4), (24, 2, 12), (32, 3, 8)]
+    np.testing.assert_allclose([record["loss"] for record in running.records],
+                               np.reshape(hand[:32], (-1, 8)).mean(axis=1), atol=2e-4)
+    assert all("batches" not in record for record in running.records)
+
+
+def test_running_loss_says_when_a_window_ends_between_calls():
+    images, labels = _data()
+    running = callbacks.RunningLoss(4, verbose=False)
+    # 10 batches an epoch in executions of 4: calls after steps 4, 8, 10, 14, 18, 20.
+    _synthetic(4).fit(images, labels, batch_size=4, epochs=2, shuffle=False, verbose=0,
+                      callbacks=[running])
+    assert [(r["step"], r.get("batches", 4)) for r in running.records] == [
+        (4, 4), (8, 4), (14, 6), (18, 4), (20, 2)]
+
+
+def test_running_loss_continues_after_a_resume(tmp_path):
+    images, labels = _data()
+    whole = callbacks.RunningLoss(4, verbose=False)
+    _synthetic(2).fit(images, labels, batch_size=4, epochs=3, shuffle=False, verbose=0,
+                      callbacks=[whole])
+    # Killed after epoch 1 (its state saved), resumed with the weights and step of epoch 1.
+    model = _synthetic(2)
+    first = callbacks.RunningLoss(4, state_path=tmp_path / "running.json", verbose=False)
+    model.fit(images, labels, batch_size=4, epochs=1, shuffle=False, verbose=0,
+              callbacks=[first])
+    resumed = callbacks.RunningLoss(4, state_path=tmp_path / "running.json", verbose=False)
+    model.fit(images, labels, batch_size=4, epochs=3, initial_epoch=1, shuffle=False,
+              verbose=0, callbacks=[resumed])
+    assert resumed.records == whole.records
+
+
+def test_equal_updates_scales_the_epochs_and_the_schedule(tmp_path, empty_data_dir,
+                                                          monkeypatch):
+    assert cifar_cnn.epochs_to_run(dataclasses.replace(TINY, epochs=2), 7337) == 2
+    assert cifar_cnn.epochs_to_run(dataclasses.replace(
+        TINY, epochs=2, equal_updates_examples=50_000), 7337) == 14
+    assert cifar_cnn.epochs_to_run(dataclasses.replace(
+        TINY, epochs=2, equal_updates_examples=50_000), 60_000) == 2
+
+    spans = []
+    real_make_optimizer = cifar_cnn.Config.make_optimizer
+    monkeypatch.setattr(cifar_cnn.Config, "make_optimizer", lambda self, total_steps: (
+        spans.append(total_steps) or real_make_optimizer(self, total_steps)))
+    config = dataclasses.replace(
+        TINY, train_examples=64, equal_updates_examples=256,
+        schedule="cosine", running_loss_every=4, histogram_freq=0, probe_every_steps=0,
+        export_dir=str(tmp_path / "saved_models")).validate()
+    metrics = cifar_cnn.run(config, str(tmp_path / "run"))
+    # 58 training images after the validation carve: 256 / 58 = 4.4 -> 4 epochs
+    assert metrics["epochs_run"] == 4 * config.epochs == len(metrics["losses"]["train"])
+    assert metrics["equal_updates_examples"] == 256
+    # 3 batches an epoch, run as 2 executions of 2 steps
+    assert metrics["updates"] == 4 * 4
+    assert spans == [metrics["updates"]]  # the schedule spans every step of the scaled run
+    assert [(r["epoch"], r["batch"]) for r in metrics["running_loss"]] == [
+        (1, 4), (2, 4), (3, 4), (4, 4)]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_labs import ConfigError, scoring, training
+from keras_labs import ConfigError, ledger, scoring, training
 from keras_labs.labs import gan
 from keras_labs.models import gan as gan_models
 
@@ -133,7 +133,24 @@ def test_tiny_run_records_scores_plots_and_export(tiny_run):
     assert metrics["over_training"]["largest_class_share"][-1] == metrics["largest_class_share"]
     assert metrics["classifier_fid"] >= 0
     assert metrics["over_training"]["step"] == [10, 20, 30] and metrics["iterations"] == 30
-    assert metrics["real_data_reference"]["classifier_fid"] < metrics["classifier_fid"]
+    assert metrics["floor"]["classifier_fid"] < metrics["classifier_fid"]
+    assert metrics["floor"]["split"] == "test" and metrics["floor"]["examples"] == TINY.score_samples
+    # The mode collapse summary follows from the final histogram.
+    assert metrics["largest_class"] == int(histogram.argmax())
+    assert metrics["over_training"]["largest_class"][-1] == metrics["largest_class"]
+    assert metrics["mode_collapse"] == (histogram.max() >= 0.5)
+    assert metrics["no_mode_collapse"] == (histogram.max() <= 0.2)
+    assert metrics["share_of_1s_and_9s"] == pytest.approx(histogram[1] + histogram[9], abs=1e-4)
+    floor_histogram = metrics["floor"]["class_histogram"]
+    assert metrics["favours_1s_and_9s"] == (
+        histogram[1] + histogram[9] >= 1.5 * (floor_histogram[1] + floor_histogram[9]))
+    # The loss ranges are those of losses.csv after the first 10% of the 30 steps.
+    with open(workdir / "losses.csv", newline="") as handle:
+        kept = [row for row in csv.DictReader(handle) if int(row["step"]) > 3]
+    for key, name in (("g_loss", "generator_loss_range"), ("d_loss", "discriminator_loss_range")):
+        values = [float(row[key]) for row in kept]
+        assert metrics[name] == pytest.approx(max(values) - min(values), abs=1e-4)
+        assert metrics[name] > 0
     plots = {path.name for path in (workdir / "plots").iterdir()}
     assert plots >= {"losses.png", "scores.png", "class_histogram.png", "contact_sheet.png",
                      "samples_final.png", "samples_step000010.png", "samples_step000030.png"}
@@ -235,15 +252,121 @@ def test_resume_refuses_folders_without_a_checkpoint(tmp_path):
         gan.resume(str(tmp_path))
 
 
+def test_loss_ranges_leave_out_the_first_tenth(tmp_path):
+    path = tmp_path / "losses.csv"
+    rows = ["step,d_loss,g_loss,d_real,d_fake", "50,9.0,-9.0,0.5,0.5", "100,1.0,-2.0,0.5,0.5",
+            "150,1.5,-0.5,0.5,0.5", "1000,0.5,-1.0,0.5,0.5"]
+    path.write_text("\n".join(rows) + "\n")
+    # 1,000 steps: rows at steps <= 100 are the first tenth (the 9.0 spike is left out).
+    assert gan.loss_ranges(path, 1000) == {"generator_loss_range": 0.5,
+                                           "discriminator_loss_range": 1.0}
+    assert gan.loss_ranges(path, 100, skip=0.0) == {"generator_loss_range": 8.5,
+                                                     "discriminator_loss_range": 8.5}
+    assert gan.loss_ranges(path, 100000) == {"generator_loss_range": None,
+                                             "discriminator_loss_range": None}
+
+
+def _brightness_classifier():
+    """A stand-in scoring classifier: feature = mean brightness; class 7 when it is over 0.1,
+    else class 0."""
+    image = keras.Input((28, 28, 1))
+    feature = keras.layers.GlobalAveragePooling2D(name="features")(image)
+    output = keras.layers.Dense(10, activation="softmax", name="classes")(feature)
+    model = keras.Model(image, output)
+    kernel, bias = np.zeros((1, 10), np.float32), np.zeros(10, np.float32)
+    kernel[0, 7], bias[0] = 20.0, 2.0
+    model.get_layer("classes").set_weights([kernel, bias])
+    return model
+
+
+def test_floor_scores_test_digits_disjoint_from_the_reference(monkeypatch):
+    # Dark training digits (class 0 to the stand-in classifier), bright test digits (class 7),
+    # each test digit with its own brightness, so the reference's mean tells which it holds.
+    train = np.zeros((100, 28, 28, 1), np.uint8)
+    brightness = np.linspace(100, 255, 40).round().astype(np.uint8)
+    test = np.broadcast_to(brightness[:, None, None, None], (40, 28, 28, 1)).copy()
+    labels = np.zeros(100, np.int64)
+    datasets = {"train": tf.data.Dataset.from_tensor_slices((train, labels)),
+                "test": tf.data.Dataset.from_tensor_slices((test, labels[:40]))}
+    classifier = _brightness_classifier()
+    monkeypatch.setattr(training, "mnist_classifier",
+                        lambda *args, **kwargs: (classifier, {"path": "", "reused": False,
+                                                             "test_accuracy": 1.0}))
+    config = dataclasses.replace(TINY, score_samples=10).validate()
+    scorer, floor, _ = gan._scorer(config, datasets, source=None)
+    assert floor["split"] == "test" and floor["examples"] == 10
+    assert floor["reference_examples"] == 30
+    assert floor["class_histogram"][7] == 1.0 and floor["largest_class"] == 7
+    # The Frechet reference is the other 30 test digits, not the floor's and not training ones.
+    reference_mean = scorer.reference[0]
+    np.testing.assert_allclose(reference_mean, brightness[10:].mean() / 255.0, rtol=1e-4)
+    assert floor["classifier_fid"] > 0  # disjoint digits: the floor is not the reference
+    # Half the test split at most, however many samples are scored.
+    _, floor, _ = gan._scorer(dataclasses.replace(TINY, score_samples=500).validate(),
+                              datasets, source=None)
+    assert floor["examples"] == 20 and floor["reference_examples"] == 20
+
+
+def test_report_setup_and_conditional_presets():
+    setup = gan.PRESETS["report-setup"]
+    assert (setup.loss, setup.inputs, setup.latent) == ("minimax", "unit", "uniform")
+    assert (setup.architecture, setup.mlp_units, setup.mlp_activation) == ("mlp", (128,), "relu")
+    assert setup.discriminator_dropout == 0.0 and setup.batch_size == 128
+    assert setup.iterations % setup.sample_every == 0
+    conditional = gan.PRESETS["conditional"]
+    assert conditional.conditional and conditional.loss == "non_saturating"
+    assert conditional.iterations == 20000
+
+    # The course's networks: 100 -> 128 ReLU -> 784 sigmoid, and 784 -> 128 ReLU -> 1, no dropout.
+    tiny_setup = dataclasses.replace(setup, iterations=10, sample_every=10).validate()
+    spec = tiny_setup.model_spec()
+    generator = gan_models.build_generator(spec)
+    discriminator = gan_models.build_discriminator(spec)
+    assert generator.count_params() == 100 * 128 + 128 + 128 * 784 + 784
+    assert discriminator.count_params() == 784 * 128 + 128 + 128 + 1
+    kinds = {type(layer).__name__ for layer in generator.layers + discriminator.layers}
+    assert "ReLU" in kinds and not kinds & {"LeakyReLU", "Dropout"}
+    images = generator(np.random.default_rng(0).uniform(-1, 1, (4, 100)).astype(np.float32))
+    assert float(np.min(images)) >= 0.0 and float(np.max(images)) <= 1.0
+    model, history, _ = _fit_tiny(tf.distribute.get_strategy(),
+                                  dataclasses.replace(tiny_setup, latent_dim=8), steps=2)
+    assert model.latent == "uniform" and np.isfinite(history.history["g_loss"][-1])
+    # The conditional preset's networks take the label.
+    spec = dataclasses.replace(conditional, mlp_units=(8,), latent_dim=4).model_spec()
+    assert [tensor.name for tensor in gan_models.build_generator(spec).inputs] == ["z", "label"]
+    with pytest.raises(ValueError, match="'swish'"):
+        gan_models.build_generator(dataclasses.replace(spec, mlp_activation="swish"))
+
+
+def test_seed_items_name_presets_and_metrics_the_run_records(tiny_run):
+    _, metrics = tiny_run
+    assert {item.item for item in gan.SEED_ITEMS} >= {
+        "000-ex5-minimax-20k", "000-ex5-logistic-20k", "000-ex5-minimax-100k",
+        "000-ex5-logistic-100k", "000-ex5-swings", "001-ex5-collapse", "001-ex5-affinity",
+        "000-ex5-labels"}
+    for item in gan.SEED_ITEMS:
+        assert item.preset in gan.PRESETS
+        assert ledger.lookup(metrics, item.metric) is not None, item.metric
+        if item.versus:
+            other = item.versus.partition("/")[2]
+            assert other.partition(":")[0] in gan.PRESETS
+            assert ledger.lookup(metrics, other.partition(":")[2]) is not None
+    assert set(gan.PRESET_MINUTES) == set(gan.PRESETS) - {"quick"}
+    assert all(minutes > 0 for minutes in gan.PRESET_MINUTES.values())
+    assert gan.PRESET_MINUTES["minimax-100k"] > ledger.RUN_LIMIT_MINUTES
+
+
 def test_config_rejects_bad_values():
     with pytest.raises(ConfigError, match="not a multiple of sample_every"):
         dataclasses.replace(TINY, iterations=25).validate()
     with pytest.raises(ConfigError, match="loss='hinge'"):
         dataclasses.replace(TINY, loss="hinge").validate()
+    with pytest.raises(ConfigError, match="mlp_activation='tanh'"):
+        dataclasses.replace(TINY, mlp_activation="tanh").validate()
     with pytest.raises(ConfigError, match="dcgan_filters"):
         dataclasses.replace(TINY, architecture="dcgan", dcgan_filters=(8, 16, 32)).validate()
     assert set(gan.PRESETS) >= {"minimax-20k", "minimax-100k", "non_saturating-20k",
-                                "non_saturating-100k", "quick"}
+                                "non_saturating-100k", "report-setup", "conditional", "quick"}
     assert gan.PRESETS["minimax-100k"].iterations == 100000
     assert {gan.PRESETS[name].loss for name in ("minimax-20k", "non_saturating-20k")} == {
         "minimax", "non_saturating"}

@@ -4,8 +4,9 @@ The presets reproduce, one each, the CIFAR-10 networks of the seed reports:
 
 * `tutorial` (report 004, task 1): the PyTorch tutorial network, two 5x5 convolutions (6 and 16
   filters) and three dense layers (120, 84, 10), SGD with momentum at batch 4 for 2 epochs. The
-  report saw 54% on the full test set, and shows 4 test images with true and predicted labels
-  and a per-class accuracy table; so does this lab.
+  report saw 54% on the full test set, printed the mean training loss of every 2,000
+  mini-batches, and shows 4 test images with true and predicted labels and a per-class accuracy
+  table; so does this lab.
 * `deepdiva-sgd`, `deepdiva-adam`, `deepdiva-basic-copy` (report 001, exercise 1): DeepDIVA's
   `CNN_basic` (three strided convolutions with leaky ReLU and one dense layer) with seed 42 and
   DeepDIVA's defaults (learning rate 0.001, batch 64, 5 epochs), SGD without momentum vs Adam,
@@ -21,10 +22,17 @@ The presets reproduce, one each, the CIFAR-10 networks of the seed reports:
   flips) that beats every seed number within 10 epochs.
 * `quick`: a small batch-norm CNN for the tour.
 
+Partial CIFAR-10 has fewer training images than the reports' 50,000, so each data-limited preset
+has an `-equal-updates` twin (`equal_updates_examples=50000`) that scales the epochs until the
+gradient steps equal the report's: the fair second reading of the seed ledger.
+
+A seeded `validation_fraction` of the training images is held out for the per-epoch curves; the
+test split is scored once, at the end, and selects nothing.
+
 Every knob is a config field, so any mix is one `--set` away, and `keras-labs sweep cifar-cnn
 --grid activation=relu,tanh --grid optimizer=adam,momentum` runs a grid of them.
 
-Besides test and per-class accuracy, a confusion matrix and loss/accuracy curves, a run logs to
+Besides validation, test and per-class accuracy, a confusion matrix and loss/accuracy curves, a run logs to
 TensorBoard (`tb/`) the weight histograms (Keras's TensorBoard callback) and, in
 `tb/instrumentation`, what report 002 plotted by hand: per conv layer, on a fixed probe batch,
 the histogram of activations with their min, max, mean, std and fraction of zeros, and the
@@ -34,17 +42,19 @@ first conv layer's filters as an image grid (also PNG files under `plots/`).
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
 from keras_labs import ConfigError, data, models, optimization
 from keras_labs.config import LabConfig, common, option
 from keras_labs.lazy import lazy_import
+from keras_labs.ledger import SeedItem
 
 # Loaded on first use (TensorFlow, matplotlib): NAME, Config and PRESETS read without them.
 keras, layers, tf = lazy_import("keras", "keras.layers", "tensorflow")
-export, training, visualization = lazy_import(
-    "keras_labs.export", "keras_labs.training", "keras_labs.visualization")
+callbacks, export, training, visualization = lazy_import(
+    "keras_labs.callbacks", "keras_labs.export", "keras_labs.training", "keras_labs.visualization")
 
 NAME = "cifar-cnn"
 DESCRIPTION = ("CIFAR-10 CNNs of reports 001-004 (004 tutorial 54%, 001 DeepDIVA, 003 82%, 002 "
@@ -56,15 +66,6 @@ ACTIVATIONS = models.cnn.ACTIVATIONS
 OPTIMIZERS = optimization.OPTIMIZERS
 INITIALIZERS = models.cnn.INITIALIZERS
 SCHEDULES = optimization.SCHEDULES
-
-# What the seed reports measured, for the comparison printed at the end of a run.
-SEED_RESULTS = {
-    "tutorial": ("report 004, task 1", 0.54),
-    "deepdiva-sgd": ("report 001, exercise 1", 0.2311),
-    "deepdiva-adam": ("report 001, exercise 1", 0.6045),
-    "deepdiva-basic-copy": ("report 001, exercise 1", 0.5294),
-    "minor-10ep": ("report 003, question 1", 0.82),
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,6 +107,11 @@ class Config(LabConfig):
     test_time_flip: bool = option(False, help="average predictions over the image and its mirror")
     train_examples: int = common.examples("training images")
     test_examples: int = common.examples("test images")
+    validation_fraction: float = common.validation_fraction()
+    equal_updates_examples: int = option(
+        0, minimum=0, help="train for the gradient steps of `epochs` epochs over this many images "
+                           "(the reports' 50,000): more epochs when the training set is smaller "
+                           "(0: off)")
     # Speed
     steps_per_execution: int = option(1, minimum=1, help="train steps per tf.function call")
     jit_compile: bool = option(False, help="compile the train step with XLA")
@@ -117,6 +123,9 @@ class Config(LabConfig):
     histogram_freq: int = option(1, minimum=0, help="weight histograms every N epochs (0: off)")
     show_examples: int = option(0, minimum=0, maximum=64,
                                 help="plot this many test images with true and predicted labels")
+    running_loss_every: int = option(
+        0, minimum=0, help="print and record the mean training loss of the last N mini-batches "
+                           "every N mini-batches, counted over the whole run (0: off)")
 
     def check(self) -> None:
         if self.architecture == "resnet" and self.filters and len(self.filters) != 4:
@@ -128,6 +137,10 @@ class Config(LabConfig):
         if self.architecture.startswith("deepdiva") and self.filters and len(self.filters) != 3:
             raise ConfigError(f"filters={self.filters!r} is not valid for architecture="
                               f"{self.architecture!r}; it takes 3 widths")
+        if self.running_loss_every % self.steps_per_execution:
+            raise ConfigError(f"running_loss_every={self.running_loss_every} is not a multiple of "
+                              f"steps_per_execution={self.steps_per_execution}; the window means "
+                              "are exact only at whole executions")
 
     def net_spec(self) -> models.CifarNetSpec:
         """The network these fields describe, for `models.cifar_cnn`."""
@@ -149,9 +162,12 @@ class Config(LabConfig):
 # --------------------------------------------------------------------------------------------
 # Presets, named after their source.
 
+# steps_per_execution divides the 2,000 mini-batches of the running loss (Keras calls back only
+# between executions).
 _TUTORIAL = Config(architecture="tutorial", initializer="torch", normalize="symmetric",
                    optimizer="momentum", learning_rate=1e-3, momentum=0.9, batch_size=4, epochs=2,
-                   show_examples=4, steps_per_execution=64, probe_every_steps=500)
+                   show_examples=4, running_loss_every=2000, steps_per_execution=50,
+                   probe_every_steps=500)
 # DeepDIVA's template defaults (template/CL_arguments.py): CNN_basic, SGD without momentum,
 # lr 0.001, batch 64, 5 epochs; the report adds seed 42. DeepDIVA standardizes the inputs with
 # the dataset's mean and std; [-1, 1] is the nearest of our two input scalings.
@@ -163,6 +179,8 @@ _REPORT002 = Config(architecture="report002", initializer="normal", init_stddev=
                     optimizer="adam", learning_rate=1e-3, batch_size=50, epochs=10,
                     steps_per_execution=8, probe_every_steps=100)
 _REGULARIZED = {"dropout": 0.5, "l2": 1e-3}
+# The reports trained on the 50,000 CIFAR-10 training images.
+REPORT_TRAIN_IMAGES = 50_000
 
 PRESETS = {
     "tutorial": _TUTORIAL,
@@ -201,40 +219,163 @@ PRESETS = {
                     batch_norm=True, optimizer="adam", learning_rate=2e-3, batch_size=64,
                     epochs=2, train_examples=2048, steps_per_execution=8, probe_every_steps=8),
 }
+# The data-limited presets again, for as many gradient steps as the reports' runs.
+PRESETS.update({
+    f"{name}-equal-updates": dataclasses.replace(PRESETS[name],
+                                                 equal_updates_examples=REPORT_TRAIN_IMAGES)
+    for name in ("tutorial", "deepdiva-sgd", "deepdiva-adam", "deepdiva-basic-copy", "minor-10ep")
+})
 DEFAULT_PRESET = "tutorial"
 
+_FULL_TEST = "the report scored the full 10,000-image test set and trained on 50,000 images"
+_REPORT002_SETTINGS = {  # setting: (test accuracy, train accuracy in %), report 002 task 1
+    "relu-adam-normal": (0.525, 96), "tanh-adam-normal": (0.543, 96),
+    "sigmoid-adam-normal": (0.49, 66), "leaky_relu-adam-normal": (0.528, 92),
+    "relu-adam-glorot": (0.533, 96), "relu-momentum-normal": (0.454, 92),
+    "relu-adam-normal-reg": (0.585, 92), "relu-adam-normal-reg-long": (0.56, 92),
+    "relu-momentum0.8-reg": (0.53, 72), "relu-momentum0.7-reg": (0.52, 52),
+    "relu-momentum0.9-reg": (0.48, 50),
+}
 
+SEED_ITEMS = [
+    SeedItem(report="004", item="004-t1-accuracy",
+             description="PyTorch tutorial CNN, 2 epochs at batch 4: test accuracy",
+             seed=0.54, seed_text="54%", metric="test_accuracy", preset="tutorial",
+             equal_updates="tutorial-equal-updates", note=_FULL_TEST),
+    SeedItem(report="004", item="004-t1-running-loss",
+             description="tutorial CNN: mean training loss of the last 2,000 mini-batches, "
+                         "at the end of training",
+             seed=1.292, seed_text="[2, 12000] loss: 1.292", metric="running_loss.-1.loss",
+             preset="tutorial", direction="lower", unit="", tolerance=0.05,
+             equal_updates="tutorial-equal-updates",
+             note="the report printed 12 points over 2 epochs of 12,500 mini-batches; our "
+                  "partial data has ~1,850 a epoch, so the 2-epoch run prints 1 point and the "
+                  "equal-updates run about 12"),
+    SeedItem(report="004", item="004-t1-per-class",
+             description="tutorial CNN: accuracy of each of the 10 classes (table)",
+             seed="qualitative", seed_text="per-class accuracy table", metric="per_class_table",
+             preset="tutorial", direction="none", unit=""),
+    SeedItem(report="004", item="004-t1-examples",
+             description="tutorial CNN: 4 test images with their true and predicted labels",
+             seed="qualitative", seed_text="4 test images, true and predicted labels",
+             metric="examples", preset="tutorial", direction="none", unit=""),
+    SeedItem(report="000", item="000-ex1-curves",
+             description="CIFAR-10 CNN: accuracy and loss curves over training",
+             seed="qualitative", seed_text="accuracy and loss curves", metric="losses.validation",
+             preset="tutorial", direction="none", unit="",
+             note="curves on the held-out validation part, plots/curves.png"),
+    SeedItem(report="001", item="001-ex1-sgd",
+             description="DeepDIVA CNN_basic, SGD, seed 42, 5 epochs: test accuracy",
+             seed=0.2311, seed_text="23.11%", metric="test_accuracy", preset="deepdiva-sgd",
+             equal_updates="deepdiva-sgd-equal-updates", note=_FULL_TEST),
+    SeedItem(report="001", item="001-ex1-adam",
+             description="DeepDIVA CNN_basic, Adam, seed 42, 5 epochs: test accuracy",
+             seed=0.6045, seed_text="60.45%", metric="test_accuracy", preset="deepdiva-adam",
+             equal_updates="deepdiva-adam-equal-updates", note=_FULL_TEST),
+    SeedItem(report="001", item="001-ex1-basic-copy",
+             description="DeepDIVA CNN_basic_copy (modified copy), Adam: test accuracy",
+             seed=0.5294, seed_text="52.94%", metric="test_accuracy",
+             preset="deepdiva-basic-copy", equal_updates="deepdiva-basic-copy-equal-updates",
+             note="the report does not say what it modified; ours adds a 128-unit hidden "
+                  "layer. " + _FULL_TEST),
+    SeedItem(report="003", item="003-q1-accuracy",
+             description="CNN trained 10 epochs: test accuracy", seed=0.82, seed_text="82%",
+             metric="test_accuracy", preset="minor-10ep",
+             equal_updates="minor-10ep-equal-updates",
+             note="the report does not give its network; ours is a VGG-style stand-in. "
+                  + _FULL_TEST),
+    SeedItem(report="003", item="003-q1-loss-epoch10",
+             description="CNN: mean training loss of epoch 10",
+             seed=0.282, seed_text="Training Loss at the end of epoch 10 is 0.282",
+             metric="losses.train.-1", preset="minor-10ep", direction="lower", unit="",
+             tolerance=0.03, note="the last epoch's mean training loss"),
+    *(SeedItem(report="002", item=f"002-t1-{setting}",
+               description=f"TensorFlow template CNN, {setting}: test accuracy",
+               seed=test, seed_text=f"~{train}% train vs {100 * test:g}% test",
+               metric="test_accuracy", preset=f"report002-{setting}", note=_FULL_TEST)
+      for setting, (test, train) in _REPORT002_SETTINGS.items()),
+    SeedItem(report="002", item="002-t1-overfit",
+             description="the template overfits (train accuracy well above test)",
+             seed="qualitative", seed_text="train ~96% vs test ~52.5%: the template overfits",
+             metric="overfits", preset="report002-relu-adam-normal", direction="none", unit="",
+             note="shown when train accuracy exceeds test accuracy by more than 15 points"),
+    SeedItem(report="002", item="002-t1-relu-min-zero",
+             description="the ReLU conv activations have minimum 0",
+             seed="qualitative", seed_text="ReLU activations have minimum 0",
+             metric="relu_activations_min_zero", preset="report002-relu-adam-normal",
+             direction="none", unit="",
+             note="every conv layer's activations on the probe batch, at the end"),
+    SeedItem(report="002", item="002-t1-ceiling",
+             description="best test accuracy of the template over the whole grid",
+             seed=0.585, seed_text="did not go beyond ~55-58%", metric="test_accuracy",
+             preset="best", note="our own recipe (best) against the report's best setting"),
+]
 
-
-def preset_name(config: Config) -> str | None:
-    """The preset `config` is (up to the data, seed and export choices), or None."""
-    ignored = {"data", "data_dir", "export_dir", "deterministic", "strategy", "mixed_precision",
-               "seed"}
-
-    def essence(candidate):
-        return {k: v for k, v in candidate.to_dict().items() if k not in ignored}
-
-    return next((name for name, preset in PRESETS.items() if essence(preset) == essence(config)),
-                None)
+# Estimated minutes of each preset on the 2-core CPU with the partial CIFAR-10, start-up and
+# evaluation included, rounded up from timed epochs (under load): tutorial 7-10 s an epoch,
+# deepdiva 2-5 s, minor-10ep ~21 s, report002 ~23 s, best ~44 s.
+PRESET_MINUTES = {
+    "tutorial": 1, "tutorial-equal-updates": 3,
+    "deepdiva-sgd": 1, "deepdiva-adam": 1, "deepdiva-basic-copy": 1,
+    "deepdiva-sgd-equal-updates": 3, "deepdiva-adam-equal-updates": 3,
+    "deepdiva-basic-copy-equal-updates": 3,
+    "minor-10ep": 4, "minor-10ep-equal-updates": 25,
+    **{name: 5 for name in PRESETS if name.startswith("report002-")},
+    "report002-relu-adam-normal-reg-long": 9,
+    "best": 8,
+}
 
 
 # --------------------------------------------------------------------------------------------
 # The run.
 
 
-def make_datasets(config: Config):
-    """(train, test, source, raw test split): the batched, cached pipelines of CIFAR-10."""
+@dataclasses.dataclass
+class Datasets:
+    """The batched pipelines of one run, the raw splits they come from, and the held-out record."""
+
+    train: tf.data.Dataset
+    validation: tf.data.Dataset | None
+    test: tf.data.Dataset
+    train_split: tf.data.Dataset
+    validation_split: tf.data.Dataset | None
+    test_split: tf.data.Dataset
+    validation_record: dict
+    source: data.DataSource
+
+
+def make_datasets(config: Config) -> Datasets:
+    """The training, validation and test pipelines of CIFAR-10, batched and cached.
+
+    The validation part is a seeded `validation_fraction` of the (first `train_examples`)
+    training images; the test split is left for the one score at the end.
+    """
     splits, source = data.load("cifar10", ("train", "test"), data=config.data,
                                data_dir=config.data_dir)
     train_split = data.first(splits["train"], config.train_examples)
+    train_split, validation_split, record = data.split_validation(
+        train_split, config.validation_fraction, config.seed)
     test_split = data.first(splits["test"], config.test_examples)
     # drop_remainder in training: the last partial batch would recompile the step function
     train = data.image_pipeline(train_split, batch_size=config.batch_size, training=True,
                                 seed=config.seed, normalize=config.normalize,
                                 augment=config.augment, drop_remainder=True)
-    test = data.image_pipeline(test_split, batch_size=500, training=False,
-                               normalize=config.normalize)
-    return train, test, source, test_split
+    evaluation = dict(batch_size=500, training=False, normalize=config.normalize)
+    validation = (None if validation_split is None
+                  else data.image_pipeline(validation_split, **evaluation))
+    return Datasets(train=train, validation=validation,
+                    test=data.image_pipeline(test_split, **evaluation),
+                    train_split=train_split, validation_split=validation_split,
+                    test_split=test_split, validation_record=record, source=source)
+
+
+def epochs_to_run(config: Config, training_examples: int) -> int:
+    """`epochs`, scaled up so that the run takes the gradient steps of `epochs` epochs over
+    `equal_updates_examples` images when the training set is smaller (0: no scaling)."""
+    if not config.equal_updates_examples or training_examples >= config.equal_updates_examples:
+        return config.epochs
+    return max(config.epochs,
+               round(config.epochs * config.equal_updates_examples / training_examples))
 
 
 def predict_logits(model: keras.Model, test: tf.data.Dataset, test_time_flip: bool):
@@ -249,54 +390,101 @@ def predict_logits(model: keras.Model, test: tf.data.Dataset, test_time_flip: bo
     return np.concatenate(labels), np.concatenate(logits)
 
 
+def conv_activation_minima(model: keras.Model, probe) -> dict[str, float]:
+    """{conv layer: the minimum of its activations (after the nonlinearity) on `probe`}."""
+    names, activations = callbacks.activation_probe(model)
+    return {name: float(np.min(keras.ops.convert_to_numpy(output)))
+            for name, output in zip(names, activations(probe), strict=True)}
+
+
 def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     """Trains, evaluates, instruments and exports one CIFAR-10 CNN; returns its metrics."""
     run, strategy = training.start(NAME, config, workdir, resume=resume)
 
-    train, test, source, test_split = make_datasets(config)
+    datasets = make_datasets(config)
+    source = datasets.source
     run.record_data(source)
-    steps_per_epoch = int(train.cardinality())
+    steps_per_epoch = int(datasets.train.cardinality())
+    training_examples = datasets.validation_record["train_examples"]
     if steps_per_epoch < 1:
-        available = min(filter(None, (config.train_examples, source.splits["train"])))
-        raise ConfigError(f"batch_size={config.batch_size} is larger than the {available} "
-                          "training images; lower it")
+        raise ConfigError(f"batch_size={config.batch_size} is larger than the "
+                          f"{training_examples} training images; lower it")
+    epochs = epochs_to_run(config, training_examples)
+    if epochs != config.epochs:
+        print(f"{NAME}: {epochs} epochs instead of {config.epochs}: as many gradient steps as "
+              f"{config.epochs} epochs over {config.equal_updates_examples} images "
+              f"(equal_updates_examples)", flush=True)
+
+    per_execution = training.steps_per_execution(config.steps_per_execution, strategy)
+    # Keras runs whole executions of the endless input (`training.Backup.stream`), so an epoch
+    # takes its batches rounded up to a multiple of them; the schedule spans every step taken.
+    steps_taken = math.ceil(steps_per_epoch / per_execution) * per_execution * epochs
 
     with strategy.scope():
         model = models.cifar_cnn(config.net_spec())
-        model.compile(optimizer=config.make_optimizer(steps_per_epoch * config.epochs),
+        model.compile(optimizer=config.make_optimizer(steps_taken),
                       loss=optimization.logits_crossentropy(NUM_CLASSES, config.label_smoothing),
                       metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-                      steps_per_execution=training.steps_per_execution(
-                          config.steps_per_execution, strategy),
-                      jit_compile=config.jit_compile)
+                      steps_per_execution=per_execution, jit_compile=config.jit_compile)
     model.summary(print_fn=lambda line, **_: print(line))
 
-    # A fixed probe batch (the first test images), so the activation statistics of successive
-    # steps differ only by what training changed.
-    probe = data.probe_batch(test_split, config.probe_images, normalize=config.normalize)
+    # A fixed probe batch, so the activation statistics of successive steps differ only by what
+    # training changed. It selects nothing, but it comes from the validation part (the first
+    # training images without one) so that the test split is read once, at the end, only.
+    probe_source = (datasets.validation_split if datasets.validation_split is not None
+                    else datasets.train_split)
+    probe = data.probe_batch(probe_source, config.probe_images, normalize=config.normalize)
 
-    # The test split doubles as the per-epoch validation curve; nothing is selected on it.
-    history = training.fit(run, model, train, epochs=config.epochs, validation_data=test,
+    extra = []
+    if config.running_loss_every:
+        running_loss = callbacks.RunningLoss(config.running_loss_every,
+                                             state_path=run.backup_dir / "running_loss.json")
+        extra.append(running_loss)
+    # Per-epoch curves on the held-out validation part; nothing is selected on them.
+    history = training.fit(run, model, datasets.train, epochs=epochs,
+                           validation_data=datasets.validation, callbacks=extra,
                            histogram_freq=config.histogram_freq, probe=probe, probe_plots=True)
 
-    labels, logits = predict_logits(model, test, config.test_time_flip)
+    # The test split, scored once.
+    labels, logits = predict_logits(model, datasets.test, config.test_time_flip)
     metrics = training.classification_metrics(labels, logits.argmax(axis=-1), NUM_CLASSES)
     names = data.class_names("cifar10")
     metrics["per_class_accuracy_by_name"] = dict(zip(names, metrics["per_class_accuracy"],
                                                      strict=True))
+    metrics["per_class_table"] = all(value is not None for value in metrics["per_class_accuracy"])
+    # The compiled loss (label smoothing and L2 penalty included), as the validation curve has
+    # it, of the predictions scored (mirror-averaged with test_time_flip).
+    loss = optimization.logits_crossentropy(NUM_CLASSES, config.label_smoothing)
+    penalty = sum(float(keras.ops.convert_to_numpy(value)) for value in model.losses)
+    metrics["test_loss"] = float(keras.ops.convert_to_numpy(
+        keras.ops.mean(loss(labels, logits)))) + penalty
     metrics["train_accuracy"] = float(history.history["accuracy"][-1])
     metrics["train_loss"] = float(history.history["loss"][-1])
-    metrics["test_loss"] = float(history.history["val_loss"][-1])
+    metrics["overfits"] = metrics["train_accuracy"] - metrics["test_accuracy"] > 0.15
+    metrics["validation_split"] = datasets.validation_record
     metrics["losses"] = {"train": [round(v, 4) for v in history.history["loss"]],
-                         "test": [round(v, 4) for v in history.history["val_loss"]]}
+                         "validation": [round(v, 4) for v in history.history.get("val_loss", [])]}
+    if datasets.validation is not None:
+        metrics["validation_accuracy"] = float(history.history["val_accuracy"][-1])
+        metrics["validation_loss"] = float(history.history["val_loss"][-1])
+    if config.running_loss_every:
+        metrics["running_loss"] = running_loss.records
+    metrics["epochs_run"] = epochs
+    metrics["equal_updates_examples"] = config.equal_updates_examples
+    metrics["updates"] = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
     metrics["epoch_time_s"] = [round(t, 2) for t in history.history["epoch_time_s"]]
-    metrics["train_images_per_s"] = round(
-        steps_per_epoch * config.batch_size / min(history.history["epoch_time_s"]), 1)
+    metrics["train_images_per_s"] = round(max(
+        steps * config.batch_size / seconds for steps, seconds in
+        zip(history.history["epoch_steps"], history.history["epoch_time_s"], strict=True)), 1)
     metrics["parameters"] = int(model.count_params())
+    minima = conv_activation_minima(model, probe)
+    metrics["conv_activation_min"] = {name: round(value, 6) for name, value in minima.items()}
+    if config.activation == "relu":
+        metrics["relu_activations_min_zero"] = all(value == 0.0 for value in minima.values())
 
     visualization.plot_classifier(run, metrics, names, title=f"{NAME} ({source.kind} data)")
     if config.show_examples:
-        shown = next(iter(test_split.batch(config.show_examples)))
+        shown = next(iter(datasets.test_split.batch(config.show_examples)))
         images, true = shown[0].numpy(), shown[1].numpy()
         predicted = logits[:len(true)].argmax(axis=-1)
         titles = [f"true: {names[t]}\npred: {names[p]}" for t, p in zip(true, predicted, strict=True)]
@@ -305,11 +493,6 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
         metrics["examples"] = [{"true": names[t], "predicted": names[p]}
                                for t, p in zip(true, predicted, strict=True)]
 
-    preset = preset_name(config)
-    if preset in SEED_RESULTS:
-        report, accuracy = SEED_RESULTS[preset]
-        metrics["seed_result"] = {"preset": preset, "source": report, "test_accuracy": accuracy,
-                                  "note": "on the full 10,000-image CIFAR-10 test set"}
     print("per-class accuracy:")
     for name, value in metrics["per_class_accuracy_by_name"].items():
         print(f"  {name:10s} {'-' if value is None else f'{100 * value:5.1f} %'}")
@@ -318,6 +501,8 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     serving = keras.Model(model.input, layers.Softmax(name="probabilities")(model.output),
                           name=f"{model.name}_serving")
     metrics["export"] = str(export.export_model(serving, config.export_dir, NAME, run.run_id))
-    print(f"{NAME}: test accuracy {metrics['test_accuracy']:.4f}, train accuracy "
+    validation = (f" (validation {metrics['validation_accuracy']:.4f})"
+                  if "validation_accuracy" in metrics else "")
+    print(f"{NAME}: test accuracy {metrics['test_accuracy']:.4f}{validation}, train accuracy "
           f"{metrics['train_accuracy']:.4f} on {source.describe()}")
     return run.finish(metrics)

@@ -26,6 +26,13 @@ The first two are on by default: with images in [0, 1] (the reports' setup, `--s
 loss collapses within 2,000 steps to one noisy pattern, while [-1, 1] alone avoids that; so
 the presets compare the two losses with both improvements on.
 
+Two presets leave those defaults. `report-setup` is the reports' own set-up: the course's
+"vanilla GAN" that both reports modified (one hidden layer of 128 ReLU units in each network,
+no dropout, Adam at its defaults of 1e-3 and beta_1 0.9, batches of 128, images in [0, 1] with a
+sigmoid output, z uniform in [-1, 1]) trained with the minimax loss; it is the run that shows
+(or fails to show) report 001's mode collapse. `conditional` is report 000's "add labels":
+the non-saturating 20k run with the digit label fed to both networks.
+
 The GAN (`models.gan.GAN`) is a `keras.Model` whose `train_step` takes one discriminator and
 one generator step with `tf.GradientTape` and two Adam optimizers, so `training.fit`, callbacks,
 backups and `tf.distribute` (mirrored strategy included) all apply. Every random draw in
@@ -41,10 +48,27 @@ in the backups. One iteration is one generator step; `fit` runs `iterations / sa
   of the most frequent class (`largest_class_share`: 0.1 is a perfect spread over ten digits,
   1.0 is total mode collapse), the entropy of the histogram in bits (`class_entropy`, at most
   log2(10) = 3.32), and `classifier_fid`, the Frechet distance between the classifier's
-  penultimate ("features") activations on generated and on real test digits;
+  penultimate ("features") activations on generated digits and on the reference test digits
+  (those the floor below does not use);
 * saves a backup (`training.Backup`: both networks, both optimizers, the dropout and random
   generator states, the step), so a killed run continues where it stopped with
   `resume(run_folder)` (`keras-labs run gan --resume RUN_FOLDER`).
+
+The "floor" (`metrics["floor"]`) is what real digits score with the same instrument: the first
+`score_samples` digits of the mnist TEST split (at most half of it), scored exactly as the
+generated ones against a Frechet reference made of the remaining test digits, so the two sets
+are disjoint and no training digit is used. The test split selects nothing: no preset, step or
+setting is chosen by these scores, they are only reported.
+
+Mode collapse is read from the final scores: `largest_class` (the digit generated most often),
+`mode_collapse` (its share is at least `MODE_COLLAPSE_SHARE`, 0.5) and `no_mode_collapse` (at
+most `SPREAD_SHARE`, 0.2); report 001's "affinity for 1s and 9s" is `favours_1s_and_9s`
+(the generated share of 1s and 9s, `share_of_1s_and_9s`, is at least `AFFINITY_RATIO` times
+theirs in the floor: 1 is MNIST's most frequent digit, so a largest class of 1 alone shows
+nothing). Report 000's "higher highs and lower lows" of the original loss is
+`generator_loss_range` (and `discriminator_loss_range`): max - min of the loss curve in
+losses.csv (means over windows of `sample_every / 20` steps), leaving out the first 10% of the
+steps, where both losses move fast for either objective.
 
 The run leaves history.csv (per interval: D and G loss, mean D(x) and D(G(z)), the scores),
 losses.csv (D and G loss averaged over short windows), scores.json (the histograms), plots
@@ -64,6 +88,7 @@ import numpy as np
 from keras_labs import ConfigError, data, models, runs
 from keras_labs.config import LabConfig, option
 from keras_labs.lazy import lazy_import
+from keras_labs.ledger import SeedItem
 
 # Loaded on first use (TensorFlow, matplotlib): NAME, Config and PRESETS read without them.
 keras, layers, tf = lazy_import("keras", "keras.layers", "tensorflow")
@@ -79,6 +104,15 @@ DATASETS = ("mnist",)
 IMAGE_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
 GRID_ROWS, GRID_COLUMNS = 8, 10
+# The final largest class share at or above which a run counts as collapsed onto one digit,
+# and at or below which its digits count as spread (a perfect spread is 0.1).
+MODE_COLLAPSE_SHARE = 0.5
+SPREAD_SHARE = 0.2
+# The loss ranges leave out the first tenth of the steps (the fast start of either loss).
+LOSS_RANGE_SKIP = 0.1
+# `favours_1s_and_9s`: the generated share of 1s and 9s is at least this many times that of
+# real test digits (about 0.21 in MNIST, where 1 is the most frequent digit).
+AFFINITY_RATIO = 1.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,9 +135,12 @@ class Config(LabConfig):
     conditional: bool = option(False, help="conditional GAN: the digit label goes into G and D")
     mlp_units: tuple[int, ...] = option((256, 512), positive=True,
                                         help="generator hidden widths (the discriminator reverses them)")
+    mlp_activation: str = option("leaky_relu", choices=("leaky_relu", "relu"),
+                                 help="mlp hidden activation: leaky_relu (slope 0.2) or relu")
     dcgan_filters: tuple[int, ...] = option((64, 128), positive=True,
                                             help="discriminator conv widths (the generator reverses them)")
-    discriminator_dropout: float = option(0.3, minimum=0.0, maximum=0.9)
+    discriminator_dropout: float = option(0.3, minimum=0.0, maximum=0.9,
+                                          help="dropout after each hidden D layer (0: none)")
     learning_rate: float = option(2e-4, positive=True, maximum=1.0, help="Adam, both networks")
     beta_1: float = option(0.5, minimum=0.0, maximum=0.999, help="Adam beta_1, both networks")
     train_examples: int = option(0, minimum=0, help="use only the first N training images (0: all)")
@@ -131,7 +168,7 @@ class Config(LabConfig):
             loss=self.loss, architecture=self.architecture, inputs=self.inputs,
             latent=self.latent, latent_dim=self.latent_dim, label_smoothing=self.label_smoothing,
             conditional=self.conditional, mlp_units=self.mlp_units,
-            dcgan_filters=self.dcgan_filters, discriminator_dropout=self.discriminator_dropout,
+            mlp_activation=self.mlp_activation, dcgan_filters=self.dcgan_filters, discriminator_dropout=self.discriminator_dropout,
             learning_rate=self.learning_rate, beta_1=self.beta_1, seed=self.seed,
             image_shape=IMAGE_SHAPE, num_classes=NUM_CLASSES)
 
@@ -142,10 +179,69 @@ PRESETS = {
     "minimax-100k": Config(loss="minimax", iterations=100000, sample_every=5000),
     "non_saturating-20k": Config(loss="non_saturating"),
     "non_saturating-100k": Config(loss="non_saturating", iterations=100000, sample_every=5000),
+    # The reports' own set-up (the course's vanilla GAN, minimax loss, [0, 1], uniform z), the
+    # run that measures report 001's mode collapse; see the module docstring. 20k steps, as the
+    # reports' shorter runs (about 5 CPU minutes; 100k would take about 20).
+    "report-setup": Config(loss="minimax", inputs="unit", latent="uniform", mlp_units=(128,),
+                           mlp_activation="relu", discriminator_dropout=0.0,
+                           learning_rate=1e-3, beta_1=0.9, batch_size=128, iterations=20000),
+    # Report 000's "add labels": the logistic-loss run with the digit label in G and D.
+    "conditional": Config(loss="non_saturating", conditional=True),
     "quick": Config(iterations=900, sample_every=300, train_examples=10000, score_samples=500,
                     classifier_epochs=2, classifier_examples=8000),
 }
 DEFAULT_PRESET = "non_saturating-20k"
+
+_LOSS_RANGE_NOTE = ("generator_loss_range: max - min of the G loss curve (window means) after "
+                    "the first 10% of steps; the report showed the curves as plots")
+SEED_ITEMS = [
+    SeedItem(report="000", item="000-ex5-minimax-20k",
+             description="original (Goodfellow) loss curves for 20k iterations",
+             seed="qualitative", seed_text="loss plot", metric="generator_loss_range",
+             preset="minimax-20k", direction="none", unit="", note=_LOSS_RANGE_NOTE),
+    SeedItem(report="000", item="000-ex5-logistic-20k",
+             description="logistic (non-saturating) loss curves for 20k iterations",
+             seed="qualitative", seed_text="loss plot", metric="generator_loss_range",
+             preset="non_saturating-20k", direction="none", unit="", note=_LOSS_RANGE_NOTE),
+    SeedItem(report="000", item="000-ex5-minimax-100k",
+             description="original (Goodfellow) loss curves for 100k iterations",
+             seed="qualitative", seed_text="loss plot", metric="generator_loss_range",
+             preset="minimax-100k", direction="none", unit="", note=_LOSS_RANGE_NOTE),
+    SeedItem(report="000", item="000-ex5-logistic-100k",
+             description="logistic (non-saturating) loss curves for 100k iterations",
+             seed="qualitative", seed_text="loss plot", metric="generator_loss_range",
+             preset="non_saturating-100k", direction="none", unit="", note=_LOSS_RANGE_NOTE),
+    SeedItem(report="000", item="000-ex5-swings",
+             description="the original loss has higher highs and lower lows than the logistic loss",
+             seed="qualitative", seed_text="higher highs and lower lows",
+             metric="generator_loss_range", preset="minimax-20k", direction="higher", unit="",
+             versus="gan/non_saturating-20k:generator_loss_range", note=_LOSS_RANGE_NOTE),
+    SeedItem(report="000", item="000-ex5-labels",
+             description="\"add labels\" improves the results (a conditional GAN)",
+             seed="qualitative", seed_text="add labels", metric="no_mode_collapse",
+             preset="conditional", direction="none", unit="",
+             note="no_mode_collapse: the final largest class share is <= 0.2"),
+    SeedItem(report="001", item="001-ex5-collapse",
+             description="after a while the Goodfellow loss only produces 1s (mode collapse)",
+             seed="qualitative", seed_text="only produces 1s", metric="mode_collapse",
+             preset="report-setup", direction="none", unit="",
+             note="mode_collapse: the final largest class share is >= 0.5; the digit it "
+                  "collapsed onto is largest_class"),
+    SeedItem(report="001", item="001-ex5-affinity",
+             description="the Goodfellow loss has an affinity for certain digits (1s and 9s)",
+             seed="qualitative", seed_text="particularly 1s and 9s", metric="favours_1s_and_9s",
+             preset="report-setup", direction="none", unit="",
+             note="favours_1s_and_9s: generated 1s and 9s are >= 1.5x their share among real "
+                  "test digits (1 is MNIST's most frequent digit); largest_class names the top digit"),
+]
+# Estimated minutes on the 2-core CPU with full MNIST and the scoring classifier cached
+# (training it first adds about 3). From 600-step runs at load ~7 (other jobs running): the
+# (256, 512) MLP, plain or conditional, 62 steps/s; report-setup's 128-unit nets 105 steps/s;
+# about 1.5 s of scoring per interval and 30 s of start-up, tracing and export; rounded up.
+PRESET_MINUTES = {
+    "minimax-20k": 10, "non_saturating-20k": 10, "conditional": 10,
+    "minimax-100k": 35, "non_saturating-100k": 35, "report-setup": 5,
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -245,7 +341,7 @@ def run(config: Config, workdir: str, callbacks=(), *, resume: bool = False) -> 
         training=True, seed=config.seed,
         normalize="symmetric" if config.inputs == "symmetric" else "unit",
         drop_remainder=True).repeat()
-    scorer, real_baseline, classifier_info = _scorer(config, datasets, source)
+    scorer, floor, classifier_info = _scorer(config, datasets, source)
 
     with strategy.scope():
         gan = models.build_gan(config.model_spec(), steps_per_execution=config.steps_per_execution)
@@ -270,17 +366,25 @@ def run(config: Config, workdir: str, callbacks=(), *, resume: bool = False) -> 
                            probe=list(probe) if config.conditional else probe[0])
 
     final = monitor.scores[-1]
+    affinity = final["class_histogram"][1] + final["class_histogram"][9]
+    real_affinity = floor["class_histogram"][1] + floor["class_histogram"][9]
     # Training time alone: `epoch_time_s` leaves out the monitoring and the backups.
     train_seconds = sum(history.history["epoch_time_s"][start_step // config.sample_every:])
     metrics = {
         "largest_class_share": final["largest_class_share"],
+        "largest_class": final["largest_class"],
+        "mode_collapse": final["largest_class_share"] >= MODE_COLLAPSE_SHARE,
+        "no_mode_collapse": final["largest_class_share"] <= SPREAD_SHARE,
+        "share_of_1s_and_9s": round(affinity, 4),
+        "favours_1s_and_9s": affinity >= AFFINITY_RATIO * real_affinity,
         "class_entropy": final["class_entropy"],
         "classifier_fid": final["classifier_fid"],
         "class_histogram": final["class_histogram"],
-        "real_data_reference": {key: real_baseline[key] for key in
-                                ("largest_class_share", "class_entropy", "classifier_fid")},
+        "floor": floor,
         "over_training": {key: [entry[key] for entry in monitor.scores] for key in
-                          ("step", "largest_class_share", "class_entropy", "classifier_fid")},
+                          ("step", "largest_class_share", "largest_class", "class_entropy",
+                           "classifier_fid")},
+        **loss_ranges(run.workdir / "losses.csv", config.iterations),
         **{key: float(history.history[key][-1]) for key in models.GAN.METRIC_NAMES},
         "loss": config.loss,
         "iterations": gan.steps,
@@ -295,13 +399,14 @@ def run(config: Config, workdir: str, callbacks=(), *, resume: bool = False) -> 
     if config.conditional:
         metrics["label_agreement"] = final["label_agreement"]
 
-    _plots(run, config, monitor, source, metrics["real_data_reference"])
+    _plots(run, config, monitor, source, floor)
     metrics["export"] = str(export.export_model(_sampler(gan.generator, config),
                                                 config.export_dir, NAME, run.run_id))
     print(f"{NAME} ({config.loss}): largest class share {metrics['largest_class_share']:.3f}, "
           f"class entropy {metrics['class_entropy']:.2f} bits, classifier FID "
-          f"{metrics['classifier_fid']:.2f} (real digits: "
-          f"{metrics['real_data_reference']['classifier_fid']:.2f}) on {source.describe()}")
+          f"{metrics['classifier_fid']:.2f} (real test digits: {floor['classifier_fid']:.2f}); "
+          f"largest class {metrics['largest_class']}, generator loss range "
+          f"{metrics['generator_loss_range']:.3f} on {source.describe()}")
     return run.finish(metrics)
 
 
@@ -315,16 +420,42 @@ def resume(workdir: str, callbacks=()) -> dict:
     return run(config, workdir, callbacks, resume=True)
 
 
+def loss_ranges(path, iterations: int, skip: float = LOSS_RANGE_SKIP) -> dict:
+    """`generator_loss_range` and `discriminator_loss_range`: max - min of the window means in
+    losses.csv at steps after the first `skip` of `iterations` (None without such a row).
+
+    The range, not the standard deviation: report 000 compared the curves' highs and lows.
+    """
+    with open(path, newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if int(row["step"]) > skip * iterations]
+    ranges = {}
+    for key, name in (("g_loss", "generator_loss_range"), ("d_loss", "discriminator_loss_range")):
+        values = [float(row[key]) for row in rows]
+        ranges[name] = round(max(values) - min(values), 5) if values else None
+    return ranges
+
+
 def _scorer(config: Config, datasets: dict, source) -> tuple[scoring.SampleScorer, dict, dict]:
-    """The scorer of generated digits, the scores of real training digits (as many as the
-    scored samples: the floor of the Frechet distance) and the classifier's info."""
+    """The scorer of generated digits, the floor and the classifier's info.
+
+    The test split is cut in two: its first digits (as many as the scored samples, at most
+    half of it) are the floor, scored like generated digits; the rest are the reference of the
+    Frechet distance. No training digit is scored, and the two parts are disjoint.
+    """
     classifier, classifier_info = training.mnist_classifier(
         datasets, source, config.export_dir, epochs=config.classifier_epochs,
         train_examples=config.classifier_examples, seed=config.seed)
     real_test, _ = data.to_numpy(datasets["test"].take(10000))
-    real_train, _ = data.to_numpy(datasets["train"].take(min(config.score_samples, 10000)))
-    scorer = scoring.SampleScorer(classifier, real_test.astype(np.float32) / 255.0, NUM_CLASSES)
-    return scorer, scorer.score(real_train.astype(np.float32) / 255.0), classifier_info
+    real_test = real_test.astype(np.float32) / 255.0
+    count = min(config.score_samples, len(real_test) // 2)
+    scorer = scoring.SampleScorer(classifier, real_test[count:], NUM_CLASSES)
+    scores = scorer.score(real_test[:count])
+    floor = {"split": "test", "examples": count, "reference_examples": len(real_test) - count,
+             "digits": f"test[:{count}] against the reference test[{count}:{len(real_test)}]",
+             **{key: scores[key] for key in ("largest_class_share", "largest_class",
+                                             "class_entropy", "classifier_fid",
+                                             "class_histogram")}}
+    return scorer, floor, classifier_info
 
 
 def _sampler(generator: keras.Model, config: Config) -> keras.Model:
@@ -336,6 +467,8 @@ def _sampler(generator: keras.Model, config: Config) -> keras.Model:
 
 
 def _plots(run: runs.Run, config: Config, monitor: GanMonitor, source, real: dict) -> None:
+    """Loss curves, scores over training (`real`: the floor), the final class histogram,
+    the contact sheet and the final sample grid."""
     label = f"{NAME}, {config.loss} loss, {config.architecture} ({source.kind} data)"
     with open(run.workdir / "losses.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -355,7 +488,7 @@ def _plots(run: runs.Run, config: Config, monitor: GanMonitor, source, real: dic
         run.plot_path("scores"), title=label,
         references={"largest class share": {"uniform (0.1)": 0.1, "target (0.2)": 0.2},
                     "class entropy (bits)": {"uniform (log2 10)": math.log2(NUM_CLASSES)},
-                    "classifier FID": {"real training digits": real["classifier_fid"]}},
+                    "classifier FID": {"real test digits (floor)": real["classifier_fid"]}},
         log_y=("classifier FID",))
     visualization.plot_bars(monitor.scores[-1]["class_histogram"], data.class_names("mnist"),
                             run.plot_path("class_histogram"), y_label="share of generated digits",

@@ -17,6 +17,7 @@ from keras import layers
 
 GAN_LOSSES = ("minimax", "non_saturating")
 LATENTS = ("uniform", "gaussian")
+MLP_ACTIVATIONS = ("leaky_relu", "relu")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,8 +35,10 @@ class GanSpec:
         label_smoothing: One-sided smoothing of the real targets (1 - value).
         conditional: Feed the digit label to both networks.
         mlp_units: mlp: the generator's hidden widths (the discriminator reverses them).
+        mlp_activation: mlp: the hidden layers' activation, one of `MLP_ACTIVATIONS`
+            ("leaky_relu" with slope 0.2, or "relu" as in the reports' course code).
         dcgan_filters: dcgan: the discriminator's two conv widths (the generator reverses them).
-        discriminator_dropout: Dropout after every hidden discriminator layer.
+        discriminator_dropout: Dropout after every hidden discriminator layer (0: none).
         learning_rate: Adam's, both networks.
         beta_1: Adam's beta_1, both networks.
         seed: Seed of the model's random generator (every draw in `train_step`) and of
@@ -52,6 +55,7 @@ class GanSpec:
     label_smoothing: float = 0.0
     conditional: bool = False
     mlp_units: tuple[int, ...] = (256, 512)
+    mlp_activation: str = "leaky_relu"
     dcgan_filters: tuple[int, ...] = (64, 128)
     discriminator_dropout: float = 0.3
     learning_rate: float = 2e-4
@@ -63,6 +67,15 @@ class GanSpec:
 
 # --------------------------------------------------------------------------------------------
 # The two networks
+
+
+def _mlp_activation(spec: GanSpec, index: int) -> layers.Layer:
+    if spec.mlp_activation == "leaky_relu":
+        return layers.LeakyReLU(0.2, name=f"leaky_relu{index}")
+    if spec.mlp_activation == "relu":
+        return layers.ReLU(name=f"relu{index}")
+    raise ValueError(f"mlp_activation={spec.mlp_activation!r} is not valid; valid values: "
+                     f"{', '.join(MLP_ACTIVATIONS)}")
 
 
 def build_generator(spec: GanSpec) -> keras.Model:
@@ -80,7 +93,7 @@ def build_generator(spec: GanSpec) -> keras.Model:
     if spec.architecture == "mlp":
         for index, units in enumerate(spec.mlp_units, start=1):
             x = layers.Dense(units, name=f"dense{index}")(x)
-            x = layers.LeakyReLU(0.2, name=f"leaky_relu{index}")(x)
+            x = _mlp_activation(spec, index)(x)
         x = layers.Dense(int(np.prod(spec.image_shape)), activation=output_activation,
                          name="pixels")(x)
         image = layers.Reshape(spec.image_shape, name="image")(x)
@@ -117,8 +130,9 @@ def build_discriminator(spec: GanSpec) -> keras.Model:
             x = layers.Concatenate(name="image_and_label")([x, one_hot])
         for index, units in enumerate(reversed(spec.mlp_units), start=1):
             x = layers.Dense(units, name=f"dense{index}")(x)
-            x = layers.LeakyReLU(0.2, name=f"leaky_relu{index}")(x)
-            x = layers.Dropout(spec.discriminator_dropout, name=f"dropout{index}")(x)
+            x = _mlp_activation(spec, index)(x)
+            if spec.discriminator_dropout:
+                x = layers.Dropout(spec.discriminator_dropout, name=f"dropout{index}")(x)
     else:
         x = image
         if spec.conditional:
@@ -129,7 +143,8 @@ def build_discriminator(spec: GanSpec) -> keras.Model:
         for index, filters in enumerate(spec.dcgan_filters, start=1):
             x = layers.Conv2D(filters, 5, strides=2, padding="same", name=f"conv{index}")(x)
             x = layers.LeakyReLU(0.2, name=f"leaky_relu{index}")(x)
-            x = layers.Dropout(spec.discriminator_dropout, name=f"dropout{index}")(x)
+            if spec.discriminator_dropout:
+                x = layers.Dropout(spec.discriminator_dropout, name=f"dropout{index}")(x)
         x = layers.Flatten(name="flatten")(x)
     logit = layers.Dense(1, name="logit")(x)
     return keras.Model(inputs if spec.conditional else image, logit, name="discriminator")
