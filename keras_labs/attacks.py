@@ -194,3 +194,144 @@ def summarize(model: keras.Model, originals: np.ndarray, adversarials: np.ndarra
         "mean_linf": float(linf.mean()), "max_linf": float(linf.max()),
         "min_pixel": float(adversarials.min()), "max_pixel": float(adversarials.max()),
     }
+
+
+def budget_attack(model: keras.Model, images, target: int, *, steps: int, step_size: float,
+                  objective: str = "log_probability", batch_size: int = 1000
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Plain gradient ascent for a fixed budget: every image takes exactly `steps` steps
+    x <- clip(x + step_size * d objective / d x, 0, 1), with no early stop, so the confidence
+    reached measures the attack rather than a stopping threshold.
+
+    Args:
+        model: A classifier returning probabilities.
+        images: (N,) + input shape, in [0, 1].
+        target: The class to reach.
+        steps: Gradient steps, the same for every image.
+        step_size: The learning rate, the same for every image (the steps are not normalized,
+            so a flat start moves less, as in plain gradient ascent).
+        objective: "log_probability" (ascend log p(target | x)) or "probability"
+            (ascend p(target | x)).
+        batch_size: Images per gradient computation.
+
+    Returns:
+        (the images after the budget, p(target) of every image after k steps for k = 0..steps:
+        shape (steps + 1, N), row 0 the start).
+
+    Raises:
+        ValueError: Bad images (see `check_images`), target, objective, steps or step size.
+    """
+    originals = check_images(images, model)
+    target = check_target(target, model)
+    if objective not in ("log_probability", "probability"):
+        raise ValueError(f"objective={objective!r} is not valid; valid values: "
+                         "log_probability, probability")
+    if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1:
+        raise ValueError(f"steps={steps!r} must be an integer >= 1")
+    if not step_size > 0:
+        raise ValueError(f"step_size={step_size!r} must be > 0")
+    gradients = _Gradients.of(model)
+    results, curves = [], []
+    for start in range(0, len(originals), batch_size):
+        adversarial = originals[start:start + batch_size].copy()
+        curve = []
+        for _ in range(steps):
+            gradient, probabilities = gradients.loss_gradient(tf.constant(adversarial), target)
+            confidence = probabilities.numpy()[:, target]
+            ascent = -gradient.numpy()  # the loss is -log p(target)
+            if objective == "probability":  # d p / d x = p * d log p / d x
+                ascent *= confidence.reshape(-1, *[1] * (ascent.ndim - 1))
+            curve.append(confidence)
+            adversarial = np.clip(adversarial + step_size * ascent, 0.0, 1.0)
+        curve.append(np.asarray(model(adversarial, training=False))[:, target])
+        results.append(adversarial)
+        curves.append(np.stack(curve))
+    return (np.concatenate(results).astype(np.float32),
+            np.concatenate(curves, axis=1).astype(np.float64))
+
+
+def first_step_reaching(confidences, level: float) -> int | None:
+    """The first k with confidences[k] >= level (k = number of steps taken), or None."""
+    reached = np.nonzero(np.asarray(confidences) >= level)[0]
+    return int(reached[0]) if len(reached) else None
+
+
+def universal_perturbation(model: keras.Model, images, target: int, *, epsilon: float,
+                           steps: int = 200, step_size: float | None = None,
+                           batch_size: int = 128, seed: int = 0) -> np.ndarray:
+    """One perturbation that pushes every image of a set towards `target` when added to it.
+
+    Signed gradient steps on the mean -log p(target | clip(x + delta, 0, 1)) over seeded
+    minibatches of `images`, projected onto the L-inf ball of radius `epsilon`. Only `images`
+    is seen: score it afterwards on images it was not fitted on.
+
+    Args:
+        model: A classifier returning probabilities.
+        images: The fitting images, (N,) + input shape, in [0, 1].
+        target: The class to reach.
+        epsilon: The L-inf bound of the perturbation.
+        steps: Minibatch steps.
+        step_size: L-inf length of one step; default 2.5 * epsilon / steps.
+        batch_size: Images per step.
+        seed: Seed of the minibatch draws.
+
+    Returns:
+        The perturbation, shaped like one image (float32, in [-epsilon, epsilon]).
+
+    Raises:
+        ValueError: Bad images (see `check_images`), target or epsilon.
+    """
+    originals = check_images(images, model)
+    target = check_target(target, model)
+    if not epsilon > 0:
+        raise ValueError(f"epsilon={epsilon!r} must be > 0")
+    step_size = 2.5 * epsilon / steps if step_size is None else step_size
+    gradients = _Gradients.of(model)
+    rng = np.random.default_rng(seed)
+    delta = np.zeros(originals.shape[1:], np.float32)
+    for _ in range(steps):
+        batch = originals[rng.choice(len(originals), min(batch_size, len(originals)),
+                                     replace=False)]
+        gradient, _ = gradients.loss_gradient(tf.constant(np.clip(batch + delta, 0.0, 1.0)),
+                                              target)
+        delta = np.clip(delta - step_size * np.sign(np.asarray(gradient).mean(axis=0)),
+                        -epsilon, epsilon).astype(np.float32)
+    return delta
+
+
+def apply_perturbation(images, perturbation) -> np.ndarray:
+    """`images` + `perturbation` (broadcast), clipped to [0, 1]."""
+    return np.clip(np.asarray(images, np.float32) + perturbation, 0.0, 1.0).astype(np.float32)
+
+
+def mean_gradient_map(model: keras.Model, images, target: int, batch_size: int = 1000
+                      ) -> np.ndarray:
+    """The mean direction of d log p(target | x) / d x over `images`: each image's map scaled
+    to unit L2 norm first, so every start counts alike whatever its confidence."""
+    images = check_images(images, model)
+    target = check_target(target, model)
+    gradients = _Gradients.of(model)
+    total = np.zeros(images.shape[1:], np.float64)
+    for start in range(0, len(images), batch_size):
+        gradient, _ = gradients.loss_gradient(tf.constant(images[start:start + batch_size]),
+                                              target)
+        gradient = -np.asarray(gradient, np.float64)
+        lengths = np.maximum(l2_norms(gradient), 1e-30).reshape(-1, *[1] * (gradient.ndim - 1))
+        total += (gradient / lengths).sum(axis=0)
+    return total / len(images)
+
+
+def map_correlation(first, second) -> float:
+    """Pearson correlation of two maps over their pixels.
+
+    Raises:
+        ValueError: The shapes differ, or a map is constant (no correlation is defined).
+    """
+    first, second = np.asarray(first, np.float64), np.asarray(second, np.float64)
+    if first.shape != second.shape:
+        raise ValueError(f"maps of shapes {first.shape} and {second.shape} cannot be compared")
+    first, second = first.ravel() - first.mean(), second.ravel() - second.mean()
+    scale = np.sqrt((first ** 2).sum() * (second ** 2).sum())
+    if scale == 0:
+        raise ValueError("a constant map has no correlation with anything")
+    return float((first * second).sum() / scale)

@@ -3,7 +3,8 @@
 Seed report 000, exercise 5, task 2: "Create adversarial images to classify 4s as 9s", then
 "use a random noise image to classify it as 9" and "use a zero image (matrix with all values 0)
 and classify it as 9". Report 001 (same exercise) reached 9 "with 99% certainty" from noise but
-"only 59%" from the all-zero image, and saw similar "hotspots" in the gradient maps.
+"only 59%" from the all-zero image, saw similar "hotspots" in the gradient maps, and said that
+noise built for a class "may be ... added to any image" to make the network see that class.
 
 This lab runs those cases against a trained `models.mnist_cnn` (trained at the start of the run
 on the same data, or reused from `<export_dir>/_models/`, see `training.mnist_classifier`)
@@ -18,13 +19,26 @@ pixels in [0, 1]:
   once p(target) reaches `stop_confidence`.
 
 Cases: every 4 in the test set -> 9 with each attack and each epsilon (success rate, mean and
-max perturbation in L2 and L-inf, mean confidence), uniform noise -> 9 and the all-zero image
--> 9 (the unconstrained optimization, as in the reports). The run reports the smallest L-inf
-epsilon of the grid that turns every 4 into a 9, refined by bisection.
+max perturbation in L2 and L-inf, mean confidence). The run reports the smallest L-inf epsilon
+of the grid that turns every 4 into a 9, refined by bisection.
+
+The reports' figures come from three experiments of their own:
+
+* `budget`: uniform noise, the all-zero image and the test 4s -> 9 by plain gradient ascent
+  with the same fixed budget for every start (`budget_steps` steps of learning rate
+  `budget_step_size` on `budget_objective`, no early stop): the confidence reached, the steps
+  needed to reach 99%, and the confidence after every step. A stopping threshold would only
+  measure itself.
+* `universal`: one L-inf bounded perturbation fitted on training 4s (never on the test 4s),
+  its epsilon the smallest of `universal_epsilons` that turns `universal_goal` of a seeded
+  validation part of the training 4s into 9s, then added unchanged to the held-out test 4s.
+* `gradient_map_correlation`: the correlation of the mean d log p(9) / d x map of the test 4s
+  with that of the noise starts, the "hotspots in the same areas" of report 001.
 
 Pictures: original, perturbation (red: brighter, blue: darker), adversarial image and the
 gradient map d p(9) / d x of the original, side by side; success rate against epsilon; the
-confidence in 9 over the optimization steps from noise and from zeros.
+confidence in 9 over the budget's steps from noise, zeros and 4s; the universal perturbation
+and held-out 4s with it added; the mean gradient maps.
 """
 
 from __future__ import annotations
@@ -34,8 +48,9 @@ import dataclasses
 import numpy as np
 
 from keras_labs import ConfigError, data
-from keras_labs.config import LabConfig, option
+from keras_labs.config import LabConfig, common, option
 from keras_labs.lazy import lazy_import
+from keras_labs.ledger import SeedItem
 
 # Loaded on first use (TensorFlow, matplotlib): NAME, Config and PRESETS read without them.
 attacks, training, visualization = lazy_import(
@@ -43,7 +58,8 @@ attacks, training, visualization = lazy_import(
 
 NAME = "adversarial"
 DESCRIPTION = ("targeted adversarial inputs vs an MNIST CNN (reports 000/001, ex. 5): 4s, "
-               "noise and zeros -> 9 with PGD L-inf/L2 and unconstrained optimization")
+               "noise and zeros -> 9 with PGD L-inf/L2, unconstrained optimization and a fixed "
+               "budget; one universal perturbation scored on held-out 4s")
 DATASETS = ("mnist",)
 ATTACKS = ("pgd_linf", "pgd_l2", "unconstrained")
 
@@ -66,8 +82,29 @@ class Config(LabConfig):
     unconstrained_steps: int = option(300, minimum=1, help="most steps of the unconstrained attack")
     unconstrained_step: float = option(0.1, positive=True, help="L2 length of one unconstrained step")
     stop_confidence: float = option(0.999, positive=True, maximum=1.0,
-                                    help="the unconstrained attack stops at this p(target)")
+                                    help="the unconstrained attack on the source images stops "
+                                         "at this p(target)")
+    budget_steps: int = option(100, minimum=1,
+                               help="gradient steps of the fixed-budget measurement (noise, zeros "
+                                    "and source images -> target), the same for every start")
+    budget_step_size: float = option(0.1, positive=True,
+                                     help="learning rate of those steps (plain gradient ascent, "
+                                          "steps not normalized)")
+    budget_objective: str = option("log_probability", choices=("log_probability", "probability"),
+                                   help="what the budget's steps ascend: log p(target) or p(target)")
     noise_examples: int = option(16, minimum=1, help="uniform-noise images to turn into the target")
+    universal_epsilons: tuple[float, ...] = option(
+        (0.1, 0.15, 0.2, 0.25, 0.3), positive=True, maximum=1.0,
+        help="L-inf bounds tried for the universal perturbation (the smallest reaching "
+             "universal_goal on validation is kept)")
+    universal_goal: float = option(0.9, positive=True, maximum=1.0,
+                                   help="share of validation source images the kept universal "
+                                        "epsilon must turn into the target")
+    universal_train_images: int = option(1000, minimum=1,
+                                         help="training source images the universal "
+                                              "perturbation is fitted on")
+    universal_steps: int = option(200, minimum=1, help="minibatch steps fitting it")
+    validation_fraction: float = common.validation_fraction()
     show_examples: int = option(6, minimum=1, maximum=32, help="examples per picture")
     classifier_epochs: int = option(2, minimum=1, help="epochs of the attacked classifier")
     classifier_examples: int = option(0, minimum=0,
@@ -77,18 +114,61 @@ class Config(LabConfig):
         if self.source_class == self.target_class:
             raise ConfigError(f"target_class={self.target_class} is the source_class; a targeted "
                               "attack needs another class")
-        if not self.linf_epsilons or not self.l2_epsilons:
-            raise ConfigError("linf_epsilons and l2_epsilons need at least one value each")
+        if not self.linf_epsilons or not self.l2_epsilons or not self.universal_epsilons:
+            raise ConfigError("linf_epsilons, l2_epsilons and universal_epsilons need at least "
+                              "one value each")
+        if len(self.universal_epsilons) > 1 and not self.validation_fraction:
+            raise ConfigError(f"universal_epsilons={self.universal_epsilons!r} are chosen on a "
+                              "validation part of the training images; validation_fraction=0 "
+                              "holds none out (set it > 0 or give one epsilon)")
 
 
 PRESETS = {
     "seed": Config(),
     "quick": Config(attack_examples=100, linf_epsilons=(0.05, 0.1, 0.2), l2_epsilons=(1.0, 2.0),
                     pgd_steps=20, bisection_steps=0, unconstrained_steps=200,
-                    unconstrained_step=0.2, noise_examples=4, classifier_epochs=2,
+                    unconstrained_step=0.2, noise_examples=4, universal_epsilons=(0.2, 0.3),
+                    universal_train_images=300, universal_steps=100, classifier_epochs=2,
                     classifier_examples=8000),
 }
 DEFAULT_PRESET = "seed"
+
+_SEED = PRESETS["seed"]
+_BUDGET = (f"{_SEED.budget_steps} steps of plain gradient ascent on the "
+           f"{_SEED.budget_objective.replace('_', ' ')} of 9, learning rate "
+           f"{_SEED.budget_step_size:g}, no early stop, the same for every start image "
+           "(report 001 gives neither its steps nor its rate)")
+SEED_ITEMS = [
+    SeedItem(report="000", item="000-ex5-4to9",
+             description="adversarial images make test 4s classify as 9s",
+             seed="qualitative", seed_text="4s classified as 9s", metric="fours_fooled",
+             preset="seed", direction="none", unit="",
+             note=f"true when >= 90% of the test 4s are called 9 after the budget ({_BUDGET})"),
+    SeedItem(report="001", item="001-ex5-noise",
+             description="uniform noise -> 9: the model's confidence in 9",
+             seed=0.99, seed_text="99% certainty", metric="budget.noise.confidence",
+             preset="seed", tolerance=0.005,
+             note=f"mean over {_SEED.noise_examples} noise images after {_BUDGET}; "
+                  "budget.noise.confidence_min and steps_to_99 beside it"),
+    SeedItem(report="001", item="001-ex5-zeros",
+             description="the all-zero image -> 9: the model's confidence in 9",
+             seed=0.59, seed_text="only 59%", metric="budget.zeros.confidence",
+             preset="seed", tolerance=0.005, note=f"after {_BUDGET}"),
+    SeedItem(report="001", item="001-ex5-universal",
+             description="one noise pattern added to any image makes the network see the class",
+             seed="qualitative", seed_text="noise ... added to any image",
+             metric="universal_fools_heldout", preset="seed", direction="none", unit="",
+             note="one L-inf bounded perturbation fitted on training 4s, its epsilon chosen on "
+                  "validation 4s; true when it turns >= 50% of the held-out test 4s into 9s "
+                  "(universal.success_rate_heldout)"),
+    SeedItem(report="001", item="001-ex5-hotspots",
+             description="the gradient maps of noise and of 4s have hotspots in the same areas",
+             seed="qualitative", seed_text='"hotspots" in somewhat the same areas',
+             metric="gradient_hotspots_shared", preset="seed", direction="none", unit="",
+             note="true when the mean d log p(9) / d x maps of the test 4s and of the noise "
+                  "starts correlate > 0.3 (gradient_map_correlation)"),
+]
+PRESET_MINUTES = {"seed": 20}
 
 
 # --------------------------------------------------------------------------------------------
@@ -137,31 +217,31 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     noise = np.random.default_rng(config.seed).random(
         (config.noise_examples, *model.input_shape[1:])).astype(np.float32)
     zeros = np.zeros((1, *model.input_shape[1:]), dtype=np.float32)
-    cases, curves, case_images = {}, {}, {}
-    for name, start in (("noise", noise), ("zeros", zeros)):
-        found, curve = attacks.unconstrained_attack(model, start, target, steps=config.unconstrained_steps,
-                                            step_length=config.unconstrained_step,
-                                            stop_confidence=config.stop_confidence)
-        confidence = np.asarray(model.predict(found, verbose=0))[:, target]
-        start_confidence = np.asarray(model.predict(start, verbose=0))[:, target]
-        reached = np.nonzero(curve >= 0.99)[0]
-        cases[name] = {
-            "confidence": float(confidence.mean()),
-            "min_confidence": float(confidence.min()),
-            "start_confidence": float(start_confidence.mean()),
-            "share_at_99_percent": float((confidence >= 0.99).mean()),
-            "success_rate": float((np.asarray(model.predict(found, verbose=0)).argmax(axis=1)
-                                   == target).mean()),
-            "steps_to_99_percent": int(reached[0]) if len(reached) else None,
-            "mean_l2_change": float(attacks.l2_norms(found - start).mean()),
-            "examples": len(start),
-        }
-        curves[name], case_images[name] = curve, (start, found)
-        print(f"{name} -> {target}: confidence {cases[name]['confidence']:.4f} (from "
-              f"{cases[name]['start_confidence']:.4f})", flush=True)
+    budget = {"steps": config.budget_steps, "step_size": config.budget_step_size,
+              "objective": config.budget_objective, "early_stop": False}
+    curves, case_images = {}, {}
+    for name, start in (("noise", noise), ("zeros", zeros), ("source", source_images)):
+        budget[name], case_images[name], curves[name] = _budget_case(model, start, target, config)
+        print(f"budget, {name} -> {target}: confidence {budget[name]['confidence']:.4f} (min "
+              f"{budget[name]['confidence_min']:.4f}) after {config.budget_steps} steps, 99% at "
+              f"step {budget[name]['steps_to_99']}", flush=True)
+
+    train_images, validation_images, validation_split = _training_source_images(datasets, config)
+    universal, perturbation = _universal(model, train_images, validation_images, source_images,
+                                         config)
+    print(f"universal perturbation, L-inf {universal['epsilon']:g} fitted on "
+          f"{universal['train_images']} training {source_name}s: held-out success "
+          f"{universal['success_rate_heldout']:.4f}", flush=True)
+
+    gradient_maps = {name: attacks.mean_gradient_map(model, start, target)
+                     for name, start in (("source", source_images), ("noise", noise),
+                                         ("zeros", zeros))}
+    control_class = next(label for label in range(model.output_shape[-1])
+                         if label not in (config.source_class, target))
+    correlation = attacks.map_correlation(gradient_maps["source"], gradient_maps["noise"])
 
     _plots(run, config, model, source_images, adversarials, summaries, smallest, curves,
-           case_images)
+           case_images, perturbation, universal, gradient_maps)
     metrics = {
         "success_rate": {
             "pgd_linf": {key: value["success_rate"] for key, value in summaries["pgd_linf"].items()},
@@ -171,8 +251,23 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
         "attacks": summaries,
         "smallest_linf_epsilon_for_100_percent": smallest["epsilon"],
         "smallest_linf_epsilon_search": smallest,
-        "noise": cases["noise"],
-        "zeros": cases["zeros"],
+        "budget": budget,
+        "fours_fooled": budget["source"]["success_rate"] >= 0.9,
+        "universal": universal,
+        "universal_fools_heldout": universal["success_rate_heldout"] >= 0.5,
+        "validation_split": validation_split,
+        "gradient_map_correlation": correlation,
+        "gradient_map_correlation_zeros": attacks.map_correlation(gradient_maps["source"],
+                                                                  gradient_maps["zeros"]),
+        # Chance level: the noise maps towards another class, against the source -> target map.
+        "gradient_map_correlation_control": {
+            "class": control_class,
+            "correlation": attacks.map_correlation(
+                gradient_maps["source"], attacks.mean_gradient_map(model, noise, control_class))},
+        # Maps of independent pixels would correlate within +-0.07 (2 / sqrt(784)); gradient maps
+        # are smooth, with fewer independent areas, so the bar is set well above that: 0.3, about
+        # a tenth of the variance shared.
+        "gradient_hotspots_shared": correlation > 0.3,
         "source_class": config.source_class,
         "target_class": target,
         "source_examples": len(source_images),
@@ -181,9 +276,100 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
         "classifier": {key: classifier[key] for key in ("path", "reused", "test_accuracy")},
     }
     print(f"{NAME}: smallest L-inf epsilon turning every {source_name} into a {target}: "
-          f"{smallest['epsilon']}; noise -> {target} at {cases['noise']['confidence']:.4f}, "
-          f"zeros -> {target} at {cases['zeros']['confidence']:.4f} on {source.describe()}")
+          f"{smallest['epsilon']}; after {config.budget_steps} steps noise -> {target} at "
+          f"{budget['noise']['confidence']:.4f}, zeros -> {target} at "
+          f"{budget['zeros']['confidence']:.4f}; universal perturbation: "
+          f"{universal['success_rate_heldout']:.4f} of held-out {source_name}s; gradient maps "
+          f"correlate {correlation:.3f} on {source.describe()}")
     return run.finish(metrics)
+
+
+def _budget_case(model, start, target, config: Config) -> tuple[dict, tuple, np.ndarray]:
+    """One start set through the fixed budget: (its metrics, (start, result), mean curve)."""
+    found, confidences = attacks.budget_attack(
+        model, start, target, steps=config.budget_steps, step_size=config.budget_step_size,
+        objective=config.budget_objective)
+    mean = confidences.mean(axis=1)
+    predictions = np.asarray(model.predict(found, batch_size=1000, verbose=0)).argmax(axis=1)
+    case = {
+        "examples": len(start),
+        "start_confidence": float(mean[0]),
+        "confidence": float(confidences[-1].mean()),
+        "confidence_min": float(confidences[-1].min()),
+        "success_rate": float((predictions == target).mean()),
+        # Steps taken (0: the start) until the mean confidence, or every image's, reached 99%.
+        "steps_to_99": attacks.first_step_reaching(mean, 0.99),
+        "steps_to_99_every_image": attacks.first_step_reaching(confidences.min(axis=1), 0.99),
+        "steps_to_90": attacks.first_step_reaching(mean, 0.9),
+        "mean_l2_change": float(attacks.l2_norms(found - start).mean()),
+        # The mean confidence after steps 1..budget_steps.
+        "curve": [round(float(value), 6) for value in mean[1:]],
+    }
+    return case, (start, found), mean
+
+
+def _training_source_images(datasets, config: Config):
+    """The training images of the source class, split into the part the universal
+    perturbation is fitted on (its first `universal_train_images`) and a seeded validation part.
+
+    Returns:
+        (fitting images, validation images or None, the split's record), images in [0, 1].
+    """
+    source = datasets["train"].filter(lambda image, label: label == config.source_class)
+    fit, validation, record = data.split_validation(source, config.validation_fraction,
+                                                    config.seed)
+    fit_images = data.to_numpy(data.first(fit, config.universal_train_images))[0]
+    record = {**record, "of": f"training {config.source_class}s",
+              "fitted_on": len(fit_images)}
+    validation_images = None if validation is None else \
+        data.to_numpy(validation)[0].astype(np.float32) / 255.0
+    return fit_images.astype(np.float32) / 255.0, validation_images, record
+
+
+def _universal(model, train_images, validation_images, heldout_images, config: Config
+               ) -> tuple[dict, np.ndarray]:
+    """Fits one perturbation per epsilon on the training images, keeps the smallest epsilon
+    whose perturbation reaches `universal_goal` on validation (else the largest), and scores
+    only that one on the held-out images."""
+    target = config.target_class
+
+    def scores(images, perturbation):
+        probabilities = np.asarray(model.predict(attacks.apply_perturbation(
+            images, perturbation), batch_size=1000, verbose=0))
+        return (float((probabilities.argmax(axis=1) == target).mean()),
+                float(probabilities[:, target].mean()))
+
+    fitted, validation = {}, {}
+    for epsilon in sorted(config.universal_epsilons):
+        fitted[epsilon] = attacks.universal_perturbation(
+            model, train_images, target, epsilon=epsilon, steps=config.universal_steps,
+            step_size=config.step_scale * epsilon / config.universal_steps, seed=config.seed)
+        if validation_images is not None and len(validation_images):
+            validation[epsilon] = scores(validation_images, fitted[epsilon])[0]
+    reaching = [epsilon for epsilon, rate in validation.items() if rate >= config.universal_goal]
+    epsilon = min(reaching) if reaching else max(fitted)
+    perturbation = fitted[epsilon]
+    # The same L-inf size with random signs: what a pattern not fitted to the class does.
+    random_signs = np.random.default_rng(config.seed).choice(
+        [-epsilon, epsilon], size=perturbation.shape).astype(np.float32)
+    heldout_rate, heldout_confidence = scores(heldout_images, perturbation)
+    return {
+        "epsilon": epsilon,
+        "epsilons_tried": sorted(config.universal_epsilons),
+        "goal_on_validation": config.universal_goal,
+        "success_rate_validation_by_epsilon": {f"{key:g}": rate for key, rate in validation.items()},
+        "success_rate_validation": validation.get(epsilon),
+        "train_images": len(train_images),
+        "validation_images": 0 if validation_images is None else len(validation_images),
+        "heldout_images": len(heldout_images),
+        "success_rate_train": scores(train_images, perturbation)[0],
+        "success_rate_heldout": heldout_rate,
+        "mean_confidence_heldout": heldout_confidence,
+        "clean_target_rate_heldout": scores(heldout_images, 0.0)[0],
+        "random_sign_success_rate_heldout": scores(heldout_images, random_signs)[0],
+        "l2": float(np.sqrt((perturbation ** 2).sum())),
+        "steps": config.universal_steps,
+    }, perturbation
 
 
 def _smallest_linf_epsilon(model, images, target, config: Config, grid: dict) -> dict:
@@ -213,7 +399,7 @@ def _smallest_linf_epsilon(model, images, target, config: Config, grid: dict) ->
 
 
 def _plots(run, config: Config, model, originals, adversarials, summaries, smallest, curves,
-           case_images) -> None:
+           case_images, perturbation, universal, gradient_maps) -> None:
     target, source = config.target_class, config.source_class
     panels = {}
     for norm, label in (("pgd_linf", "L-inf"), ("pgd_l2", "L2")):
@@ -246,11 +432,36 @@ def _plots(run, config: Config, model, originals, adversarials, summaries, small
                   np.asarray(model.predict(starts, verbose=0)),
                   np.asarray(model.predict(found, verbose=0)), None, target,
                   title=f"uniform noise (rows 1-3) and the zero image (row 4) -> {target}")
+    labels = {"noise": "uniform noise (mean)", "zeros": "zero image", "source": f"test {source}s (mean)"}
     visualization.plot_curves(
-        {f"p({target})": {name: (np.arange(len(curve)), curve) for name, curve in curves.items()}},
-        run.plot_path("confidence_over_steps"), x_label="optimization step", markers=False,
-        title=f"unconstrained optimization towards {target}",
+        {f"p({target})": {labels[name]: (np.arange(len(curve)), curve)
+                          for name, curve in curves.items()}},
+        run.plot_path("confidence_over_steps"), x_label="gradient step", markers=False,
+        title=f"fixed budget towards {target}: learning rate {config.budget_step_size:g} on "
+              f"{config.budget_objective.replace('_', ' ')}",
         references={f"p({target})": {"99%": 0.99, "report 001, zeros: 59%": 0.59}})
+
+    shown = originals[:config.show_examples]
+    perturbed = attacks.apply_perturbation(shown, perturbation)
+    before = np.asarray(model.predict(shown, verbose=0))[:, target]
+    after = np.asarray(model.predict(perturbed, verbose=0))[:, target]
+    visualization.image_table(
+        [visualization.diverging_rgb(perturbation)[None], np.repeat(shown, 3, axis=-1),
+         np.repeat(perturbed, 3, axis=-1)],
+        run.plot_path("universal_perturbation"),
+        row_titles=["perturbation", f"held-out {source}s", "+ perturbation"],
+        cell_titles=[[f"L-inf {universal['epsilon']:g}"],
+                     [f"p({target})={value:.2f}" for value in before],
+                     [f"p({target})={value:.2f}" for value in after]],
+        title=f"one perturbation fitted on {universal['train_images']} training {source}s: "
+              f"{universal['success_rate_heldout']:.0%} of {universal['heldout_images']} "
+              f"held-out {source}s -> {target}")
+    visualization.image_table(
+        [np.stack([visualization.diverging_rgb(gradient_maps[name]) for name in labels])],
+        run.plot_path("gradient_maps"),
+        cell_titles=[[labels[name] for name in labels]],
+        title=f"mean d log p({target}) / d x at the start (each map scaled to unit norm)",
+        cell_size=2.2)
 
 
 def _side_by_side(path, originals, adversarials, gradients, before, after, source, target,
