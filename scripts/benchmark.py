@@ -164,7 +164,7 @@ HEADLINES = {
     "mnist-cnn": "test_accuracy", "cifar-cnn": "test_accuracy", "deconvnet": "test_accuracy",
     "autoencoder": "test_accuracy", "char-rnn": "validation_loss", "word-rnn": "perplexity",
     "mnist-rnn": "all_meet_report_002", "gan": "classifier_fid",
-    "embeddings": "trained/knn_accuracy_tsne", "transfer": "best/accuracy",
+    "embeddings": "trained/knn_accuracy_tsne", "transfer": "best/test_accuracy",
     "adversarial": "attacks/pgd_linf/0.1/success_rate",
 }
 

@@ -1,5 +1,6 @@
-"""The transfer lab: three strategies side by side, the kept MNIST source model, the SVHN path
-(tfds mock data), and the fast, clear failure without ImageNet weights."""
+"""The transfer lab: three strategies side by side, the choice made on validation only, the
+kept MNIST source model, the natural-image setting (CIFAR-10 0-4 -> 5-9, on the embedded
+sample), the SVHN path (tfds mock data), and the fast, clear failure offline."""
 
 import csv
 import dataclasses
@@ -13,9 +14,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
-from conftest import tiny
+from conftest import run_cli, tiny
 
-from keras_labs import ConfigError, DataError, data, models
+from keras_labs import ConfigError, DataError, data, ledger, models
 from keras_labs.labs import transfer
 
 TINY = tiny("transfer")
@@ -42,7 +43,9 @@ def lab_root(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def digits_run(lab_root):
-    config = dataclasses.replace(TINY, export_dir=str(lab_root / "saved_models")).validate()
+    # Deterministic: test_best_is_chosen_on_validation_not_test runs it again.
+    config = dataclasses.replace(TINY, deterministic=True,
+                                 export_dir=str(lab_root / "saved_models")).validate()
     workdir = lab_root / "runs" / "transfer" / "digits"
     return workdir, transfer.run(config, str(workdir)), config
 
@@ -52,7 +55,8 @@ def test_three_strategies_side_by_side_on_digits(digits_run):
     on_disk = json.loads((workdir / "metrics.json").read_text())
     for name in ("scratch", "fine_tune", "feature_extraction"):
         result = on_disk[name]["digits"]
-        assert 0.0 <= result["accuracy"] <= 1.0
+        assert 0.0 <= result["validation_accuracy"] <= 1.0
+        assert 0.0 <= result["test_accuracy"] <= 1.0
         assert result["time_s"] > 0 and result["epochs"] == 2
     # Feature extraction trains only the new head: 128 features x 10 classes + 10 biases.
     assert on_disk["feature_extraction"]["digits"]["trainable_parameters"] == 128 * 10 + 10
@@ -61,10 +65,11 @@ def test_three_strategies_side_by_side_on_digits(digits_run):
     assert (on_disk["fine_tune"]["digits"]["trainable_parameters"] + 2 * (32 + 64)
             == on_disk["scratch"]["digits"]["trainable_parameters"] > 100_000)
     assert on_disk["fine_tune"]["digits"]["fine_tune_from_epoch"] == 2
-    assert 0.0 <= on_disk["zero_shot"]["digits"] <= 1.0
+    assert set(on_disk["zero_shot"]["digits"]) == {"validation_accuracy", "test_accuracy"}
     assert [row["strategy"] for row in on_disk["table"]] == [
         "zero_shot", "scratch", "fine_tune", "feature_extraction"]
     assert "| digits | feature_extraction |" in (workdir / "table.md").read_text()
+    assert on_disk["test_ranking"][0] != on_disk["test_ranking"][-1]
     assert on_disk["data"]["uci_digits"]["kind"] == "full"
     assert on_disk["data"]["mnist"]["kind"] == "sample"
 
@@ -81,6 +86,59 @@ def test_learning_curves_plot_history_and_export(digits_run):
     assert list((workdir / "tb").rglob("events.out.tfevents*"))
     assert Path(metrics["export"], "saved_model.pb").is_file()
     assert metrics["best"]["strategy"] in transfer.STRATEGIES
+    # The curves are the validation part's: their last point is the validation accuracy.
+    for name in transfer.STRATEGIES:
+        last = [row for row in rows if row["strategy"] == name][-1]
+        assert float(last["val_accuracy"]) == pytest.approx(
+            metrics[name]["digits"]["validation_accuracy"], abs=1e-6)
+
+
+def test_validation_is_carved_from_the_target_training_data(digits_run):
+    _, metrics, config = digits_run
+    # 256 labelled digits (target_train_examples): a seeded tenth held out.
+    assert metrics["validation_split"] == {"target": "digits", "fraction": 0.1, "seed": 0,
+                                           "train_examples": 230, "validation_examples": 26}
+    assert metrics["target_examples"]["digits"] == {"train": 230, "validation": 26, "test": 200}
+    datasets, _ = data.load_uci_digits(test_fraction=config.digits_test_fraction)
+    train, validation, _ = data.split_validation(datasets["train"].take(256), 0.1, seed=0)
+    train_images, _ = data.to_numpy(train)
+    validation_images, _ = data.to_numpy(validation)
+    seen = {image.tobytes() for image in train_images}
+    assert not any(image.tobytes() in seen for image in validation_images)
+
+
+def test_best_is_chosen_on_validation_not_test(digits_run, lab_root, monkeypatch):
+    workdir, metrics, config = digits_run
+    validation = {name: metrics[name]["digits"]["validation_accuracy"]
+                  for name in transfer.STRATEGIES}
+    assert metrics["selected_by"] == "validation_accuracy"
+    assert metrics["best"]["strategy"] == max(validation, key=validation.get)
+    assert metrics["best"]["validation_accuracy"] == max(validation.values())
+
+    # The same run with every test label shifted by one: the test figures collapse, the
+    # choice and everything it was made on stay as they were.
+    real_load = data.load_uci_digits
+
+    def corrupted(**kwargs):
+        datasets, source = real_load(**kwargs)
+        datasets["test"] = datasets["test"].map(lambda image, label: (image, (label + 1) % 10))
+        return datasets, source
+
+    monkeypatch.setattr(data, "load_uci_digits", corrupted)
+    again = transfer.run(config, str(workdir.parent / "digits-corrupted-test"))
+    for name in transfer.STRATEGIES:
+        assert again[name]["digits"]["validation_accuracy"] == validation[name]
+        assert again[name]["digits"]["test_accuracy"] != metrics[name]["digits"]["test_accuracy"]
+    assert again["best"]["strategy"] == metrics["best"]["strategy"]
+
+
+def test_select_best_reads_validation_accuracy_only():
+    results = {"scratch": {"validation_accuracy": 0.6, "test_accuracy": 0.99},
+               "fine_tune": {"validation_accuracy": 0.8, "test_accuracy": 0.10},
+               "feature_extraction": {"validation_accuracy": 0.8, "test_accuracy": 0.50}}
+    assert transfer.select_best(results) == "fine_tune"  # a tie keeps the first
+    results["scratch"]["validation_accuracy"] = 0.81
+    assert transfer.select_best(results) == "scratch"
 
 
 def test_source_model_is_kept_and_reused(digits_run, lab_root):
@@ -148,8 +206,12 @@ def test_svhn_target_through_tfds_mock_data(lab_root, monkeypatch):
     assert metrics["data"]["svhn_cropped"]["kind"] == "full"
     for name in ("scratch", "fine_tune", "feature_extraction"):
         assert set(metrics[name]) == {"svhn_cropped"}
-        assert 0.0 <= metrics[name]["svhn_cropped"]["accuracy"] <= 1.0
-    assert 0.0 <= metrics["zero_shot"]["svhn_cropped"] <= 1.0
+        assert 0.0 <= metrics[name]["svhn_cropped"]["test_accuracy"] <= 1.0
+    assert 0.0 <= metrics["zero_shot"]["svhn_cropped"]["test_accuracy"] <= 1.0
+    # 64 mocked training examples, a tenth of them held out.
+    assert metrics["target_examples"]["svhn_cropped"] == {"train": 58, "validation": 6, "test": 64}
+    for entry in _items("svhn"):
+        assert isinstance(ledger.lookup(metrics, entry.metric), float), entry.item
 
 
 def test_svhn_not_prepared_is_a_clear_data_error(empty_data_dir):
@@ -163,7 +225,7 @@ def test_imagenet_offline_fails_fast_and_clearly(tmp_path):
         pytest.skip("the network is reachable: the weights would download")
     config = dataclasses.replace(TINY, source="imagenet", export_dir=str(tmp_path / "sm")).validate()
     start = time.perf_counter()
-    with pytest.raises(DataError, match="ImageNet weights of mobilenet_v2.*source=mnist"):
+    with pytest.raises(DataError, match="ImageNet weights of mobilenet_v2.*cifar-natural"):
         transfer.run(config, str(tmp_path / "run"))
     assert time.perf_counter() - start < 20
     assert not (tmp_path / "sm").exists(), "nothing is trained or exported without a source"
@@ -206,6 +268,7 @@ def test_imagenet_path_end_to_end_with_a_stand_in_backbone(tmp_path, monkeypatch
                                  target_test_examples=64, export_dir=str(tmp_path / "sm")).validate()
     metrics = transfer.run(config, str(tmp_path / "run"))
     assert metrics["source"] == {"kind": "imagenet", "backbone": "mobilenet_v2", "input_size": 40}
+    assert transfer.PRESETS["imagenet"].source == "imagenet"
     assert metrics["zero_shot"] == {}
     head = 8 * 10 + 10  # 8 pooled features -> 10 classes
     assert metrics["feature_extraction"]["digits"]["trainable_parameters"] == head
@@ -221,6 +284,8 @@ def test_config_rejects_unknown_target_and_warmup_beyond_epochs():
         dataclasses.replace(TINY, epochs=2, warmup_epochs=2).validate()
     with pytest.raises(ConfigError, match="twice"):
         dataclasses.replace(TINY, targets=("digits", "digits")).validate()
+    with pytest.raises(ConfigError, match="validation_fraction=0.0"):
+        dataclasses.replace(TINY, validation_fraction=0.0).validate()
 
 
 def test_uci_digits_split_is_fixed_and_stratified():
@@ -232,3 +297,96 @@ def test_uci_digits_split_is_fixed_and_stratified():
     assert images.shape[1:] == (8, 8, 1) and images.dtype == np.uint8 and images.max() == 255
     assert source.splits == {"train": 1347, "test": 450}
     assert np.bincount(labels).min() >= 40  # every class held out in proportion
+
+
+def _items(preset: str) -> list:
+    return [entry for entry in ledger.items(lab="transfer") if entry.preset == preset]
+
+
+def tf_dataset(images, labels):
+    import tensorflow as tf
+
+    return tf.data.Dataset.from_tensor_slices((images, labels))
+
+
+def test_class_subset_keeps_the_first_of_each_class_relabelled():
+    labels = np.array([9, 5, 0, 5, 7, 9, 5, 3, 7, 8, 6, 6, 6], dtype=np.int64)
+    images = np.arange(len(labels), dtype=np.uint8).reshape(-1, 1, 1, 1)
+    subset = transfer.class_subset(tf_dataset(images, labels), transfer.TARGET_CLASSES, 2)
+    kept_images, kept_labels = data.to_numpy(subset)
+    # In the split's order; 5 -> 0 ... 9 -> 4; a third 5 and a third 6 are left out.
+    assert kept_images.ravel().tolist() == [0, 1, 3, 4, 5, 8, 9, 10, 11]
+    assert kept_labels.tolist() == [4, 0, 0, 2, 4, 2, 3, 1, 1]
+    _, everything = data.to_numpy(transfer.class_subset(tf_dataset(images, labels), (0, 3)))
+    assert everything.tolist() == [0, 1]
+
+
+@pytest.fixture(scope="module")
+def natural_run(lab_root):
+    config = dataclasses.replace(
+        TINY, source="cifar10_0_4", targets=("cifar10_5_9",), target_per_class=20,
+        validation_fraction=0.2, source_train_examples=256, target_train_examples=0,
+        target_test_examples=0, export_dir=str(lab_root / "saved_models")).validate()
+    return transfer.run(config, str(lab_root / "runs" / "transfer" / "natural"))
+
+
+def test_natural_image_setting_on_the_cifar_sample(natural_run):
+    metrics = natural_run
+    assert metrics["source"]["kind"] == "cifar10_0_4" and metrics["source"]["reused"] is False
+    assert metrics["source"]["classes"] == ["airplane", "automobile", "bird", "cat", "deer"]
+    assert metrics["data"]["cifar10"]["kind"] == "sample"
+    assert metrics["zero_shot"] == {}, "the source's classes are not the target's"
+    # 20 labelled images of each of classes 5-9, a fifth held out; every sample test image of
+    # those classes (25 + 29 + 24 + 34 + 28).
+    assert metrics["target_examples"]["cifar10_5_9"] == {"train": 80, "validation": 20, "test": 140}
+    results = {name: metrics[name]["cifar10_5_9"] for name in transfer.STRATEGIES}
+    # The head reads the source's 256 dense features and has 5 classes.
+    assert results["feature_extraction"]["trainable_parameters"] == 256 * 5 + 5
+    # Fine-tuning: all but the batch norm scales and offsets (2 x (32 + 32 + 64 + 64 + 128 + 128)).
+    assert (results["fine_tune"]["trainable_parameters"] + 2 * 448
+            == results["scratch"]["trainable_parameters"] > 500_000)
+    test = {name: result["test_accuracy"] for name, result in results.items()}
+    assert metrics["feature_extraction_best"] == (
+        test["feature_extraction"] > max(test["scratch"], test["fine_tune"]))
+    assert metrics["fine_tune_worst"] == (test["fine_tune"] < min(test["scratch"],
+                                                                   test["feature_extraction"]))
+    assert metrics["test_ranking"] == sorted(test, key=lambda name: -test[name])
+    validation = {name: result["validation_accuracy"] for name, result in results.items()}
+    assert metrics["best"]["strategy"] == max(validation, key=validation.get)
+    model = keras.saving.load_model(Path(metrics["source"]["path"]), compile=False)
+    assert model.output.shape[-1] == 5
+
+
+def test_natural_preset_and_its_seed_items(natural_run):
+    preset = transfer.PRESETS["cifar-natural"]
+    assert (preset.source, preset.targets, preset.target_per_class) == (
+        "cifar10_0_4", ("cifar10_5_9",), 100)
+    found = {entry.item: entry for entry in _items("cifar-natural")}
+    assert sorted(found) == ["000-ex2-feature-extraction", "000-ex2-fine-tune",
+                             "000-ex2-ordering", "000-ex2-scratch"]
+    assert [found[key].seed for key in ("000-ex2-scratch", "000-ex2-fine-tune",
+                                        "000-ex2-feature-extraction")] == [0.67, 0.62, 0.83]
+    for entry in found.values():  # every declared metric is in the run's metrics
+        value = ledger.lookup(natural_run, entry.metric)
+        assert isinstance(value, bool if entry.qualitative else float), entry.item
+    assert set(transfer.PRESET_MINUTES) == set(transfer.PRESETS) - {"quick"}
+
+
+def _offline() -> bool:
+    return not _online() and not _weights_cached("mobilenet_v2")
+
+
+@pytest.mark.parametrize("preset, needs", [("svhn", "svhn_cropped"),
+                                           ("imagenet", "ImageNet weights")])
+def test_online_presets_fail_offline_in_one_line(preset, needs, tmp_path, empty_data_dir):
+    if preset == "imagenet" and not _offline():
+        pytest.skip("the ImageNet weights can be had here")
+    start = time.perf_counter()
+    result = run_cli("run", "transfer", "--preset", preset, "--out", str(tmp_path / "runs"),
+                     "--export-dir", str(tmp_path / "sm"), env={"TFDS_DATA_DIR": empty_data_dir})
+    assert time.perf_counter() - start < 120
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and needs in errors[0], result.stderr
+    assert not (tmp_path / "sm").exists(), "nothing is trained without the data"
