@@ -180,16 +180,17 @@ def lookup(metrics: Any, path: str) -> Any:
     return value
 
 
-def data_kind(metrics: dict) -> str:
-    """'full', 'partial' or 'sample' from a run's metrics["data"] (the smallest of its sources)."""
+def data_kind(metrics: dict, env: dict | None = None) -> str:
+    """'full', 'partial' or 'sample' from a run's metrics["data"] (else its env.json's "data"):
+    the smallest of its sources; 'unknown' when neither says."""
     kinds = set()
-    for info in (metrics.get("data") or {}).values():
+    for info in (metrics.get("data") or (env or {}).get("data") or {}).values():
         kind = info.get("kind", "sample")
         kinds.add("partial" if kind == "full" and info.get("partial") else kind)
     for kind in ("sample", "partial", "full"):
         if kind in kinds:
             return kind
-    return "full" if not kinds else sorted(kinds)[0]
+    return sorted(kinds)[0] if kinds else "unknown"
 
 
 def format_value(value: Any, unit: str) -> str:

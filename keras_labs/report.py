@@ -78,7 +78,8 @@ def seed_rows(lab: str, lab_runs: list[Path], committed: dict) -> list[tuple]:
         if run is not None:
             metrics = _read_json(run / "metrics.json")
             reading = ledger.judge(entry, metrics, latest)
-            found.append((entry, reading, ledger.data_kind(metrics), f"run {run.name}"))
+            kind = ledger.data_kind(metrics, _read_json(run / "env.json"))
+            found.append((entry, reading, kind, f"run {run.name}"))
             continue
         result = committed.get((lab, entry.preset))
         if result is not None:

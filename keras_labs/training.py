@@ -404,6 +404,12 @@ def predict_labels(model: keras.Model, dataset: tf.data.Dataset) -> tuple[np.nda
     return np.concatenate(labels), probabilities.argmax(axis=-1), probabilities
 
 
+def cross_entropy(labels: np.ndarray, probabilities: np.ndarray) -> float:
+    """Mean sparse categorical cross-entropy of predicted probabilities, clipped as Keras clips it."""
+    chosen = probabilities[np.arange(len(labels)), labels.astype(int)]
+    return float(-np.log(np.clip(chosen, 1e-7, 1.0)).mean())
+
+
 def classification_metrics(labels: np.ndarray, predictions: np.ndarray,
                            num_classes: int) -> dict:
     """test_accuracy (a fraction), per_class_accuracy (one value per class), confusion matrix."""

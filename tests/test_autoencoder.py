@@ -45,6 +45,30 @@ def test_metrics_hold_accuracy_psnr_ssim_and_the_loss_table(tiny_run):
             "val_class_loss", "val_loss"} <= set(columns)
 
 
+def test_curves_are_on_validation_and_the_test_split_is_scored_after(tiny_run):
+    _, metrics, _ = tiny_run
+    # 128 training examples: a seeded 10% held out for the curves; the 250 sample test images
+    # are scored once, after training.
+    assert metrics["validation_split"] == {"fraction": 0.1, "seed": 0, "train_examples": 115,
+                                           "validation_examples": 13}
+    (row,) = metrics["epochs"]
+    assert metrics["validation_reconstruction_loss"] == pytest.approx(row["val_reconstruction"],
+                                                                      abs=1e-5)
+    assert metrics["validation_classification_loss"] == pytest.approx(
+        row["val_classification"], abs=1e-5)
+    assert metrics["validation_total_loss"] == pytest.approx(row["val_total"], abs=1e-5)
+    assert round(metrics["validation_accuracy"] * 13, 4).is_integer()
+    assert metrics["test_examples"] == 250
+    # On different images, the validation and test reconstruction losses differ.
+    assert metrics["validation_reconstruction_loss"] != pytest.approx(
+        metrics["test_reconstruction_loss"], abs=1e-7)
+    assert [row["validation_accuracy"] is not None for row in metrics["w_sweep"]] == [True, True]
+    assert metrics["figures_written"] == {"z1_channels": True, "z2_channels": True}
+    items = {item.item: item for item in lab.SEED_ITEMS}
+    assert items["004-t2-accuracy"].seed == 0.5615
+    assert items["003-q2-cnn-vs-autoencoder"].versus == "cifar-cnn/minor-10ep:test_accuracy"
+
+
 def test_run_leaves_grids_sweep_plot_and_export(tiny_run):
     workdir, metrics, _ = tiny_run
     plots = {p.name for p in (workdir / "plots").iterdir()}
@@ -56,6 +80,29 @@ def test_run_leaves_grids_sweep_plot_and_export(tiny_run):
     reloaded = tf.saved_model.load(metrics["export"])  # kept: serve() needs its variables
     served = reloaded.serve(tf.zeros((2, 32, 32, 3)))
     assert served["class"].shape == (2, 10) and served["reconstruction"].shape == (2, 32, 32, 3)
+
+
+def test_evaluate_computes_the_losses_keras_trains_on():
+    import keras
+
+    tf.keras.utils.set_random_seed(1)
+    parts = models.build_autoencoder((32, 32, 3), head_units=(8,))
+    parts.model.compile(loss={"class": keras.losses.SparseCategoricalCrossentropy(),
+                              "reconstruction": keras.losses.MeanSquaredError()},
+                        loss_weights={"class": 0.3, "reconstruction": 1.0})
+    rng = np.random.default_rng(2)
+    # Equal batches: Keras averages the batch means, `evaluate` the examples.
+    images = rng.random((32, 32, 32, 3), dtype=np.float32)
+    labels = rng.integers(0, 10, 32)
+    test = tf.data.Dataset.from_tensor_slices(
+        (images, {"class": labels, "reconstruction": images})).batch(16)
+    metrics = lab.evaluate(parts.model, test, 0.3)
+    expected = parts.model.evaluate(test, return_dict=True, verbose=0)
+    assert metrics["test_reconstruction_loss"] == pytest.approx(expected["reconstruction_loss"],
+                                                                rel=1e-4)
+    assert metrics["test_classification_loss"] == pytest.approx(expected["class_loss"], rel=1e-4)
+    assert metrics["test_total_loss"] == pytest.approx(expected["loss"], rel=1e-4)
+    assert metrics["test_examples"] == 32
 
 
 @pytest.mark.parametrize("input_shape", [(32, 32, 3), (28, 28, 1)])

@@ -208,3 +208,23 @@ def test_the_test_split_is_scored_once_both_ways(tiny_run):
     assert on_disk["test_characters"] == source.splits["test"]
     # Scored on its own text, not a copy of the validation figures.
     assert on_disk["test_loss"] != on_disk["validation_loss"]
+
+
+def test_curve_and_last_loss_are_the_logged_intervals(tiny_run):
+    workdir, metrics = tiny_run
+    header, *rows = (workdir / "history.csv").read_text().splitlines()
+    logged = [dict(zip(header.split(","), row.split(","), strict=True)) for row in rows]
+    # 6 steps logged every 3: two points, each the interval's mean training loss and the
+    # windowed validation loss after it.
+    assert [point["step"] for point in metrics["curve"]] == [3, 6]
+    for point, row in zip(metrics["curve"], logged, strict=True):
+        assert point["train_loss"] == pytest.approx(float(row["loss"]), abs=1e-4)
+        assert point["validation_loss_windowed"] == pytest.approx(float(row["val_loss"]), abs=1e-4)
+        assert point["validation_perplexity"] == pytest.approx(math.exp(float(row["val_loss"])),
+                                                               rel=1e-3)
+    assert metrics["train_loss"] == pytest.approx(float(logged[-1]["loss"]))
+    assert metrics["every_seed_prime_sampled"] is True
+    assert not char_rnn.every_prime_sampled(metrics["samples"][:-1], char_rnn.SEED_PRIMES)
+    items = {item.item: item for item in char_rnn.SEED_ITEMS}
+    assert items["001-ex4-loss"].seed == 1.3524 and items["001-ex4-loss"].metric == "train_loss"
+    assert char_rnn.PRESETS[items["001-ex4-loss"].preset].log_every == 100

@@ -205,6 +205,17 @@ def test_lab_smoke_run(tmp_path):
     assert plots >= {"projections_all.png", "projections_strongest.png", "top9_pool1.png",
                      "top9_pool2.png", "curves.png"}
     assert (tmp_path / "sm" / "deconvnet" / "run" / "saved_model.pb").exists()
+    assert metrics["figures_written"] == {"projections": True, "strongest": True, "top_k": True}
+    assert metrics["figures"]["top_k"] == ["plots/top9_pool1.png", "plots/top9_pool2.png"]
+    # The curves ran on a seeded 10% of the 128 training examples; the test split (250 sample
+    # images) was scored once, after training.
+    assert metrics["validation_split"] == {"fraction": 0.1, "seed": 0, "train_examples": 115,
+                                           "validation_examples": 13}
+    header, *rows = (tmp_path / "run" / "history.csv").read_text().splitlines()
+    last = dict(zip(header.split(","), rows[-1].split(","), strict=True))
+    assert metrics["validation_accuracy"] == pytest.approx(float(last["val_accuracy"]))
+    assert round(metrics["validation_accuracy"] * 13, 4).is_integer()
+    assert metrics["test_examples"] == 250 and metrics["test_loss"] > 0
 
 
 def test_lab_rejects_a_feature_outside_the_layers():

@@ -39,6 +39,26 @@ def test_scores_for_both_networks_in_every_space(tiny_run):
     assert on_disk["data"]["mnist"]["kind"] == "sample"
 
 
+def test_curves_are_on_validation_and_the_claims_are_booleans(tiny_run):
+    workdir, metrics = tiny_run
+    # 512 training examples: a seeded 10% held out for the curves, apart from the 300 embedded
+    # test images (accuracy on 51 examples: a multiple of 1/51).
+    assert metrics["validation_split"] == {"fraction": 0.1, "seed": 0, "train_examples": 461,
+                                           "validation_examples": 51}
+    header, *rows = (workdir / "history.csv").read_text().splitlines()
+    last = dict(zip(header.split(","), rows[-1].split(","), strict=True))
+    assert metrics["validation_accuracy"] == pytest.approx(float(last["val_accuracy"]))
+    assert round(metrics["validation_accuracy"] * 51, 4).is_integer()
+    assert round(metrics["test_accuracy"] * 300, 4).is_integer()
+    beats = metrics["trained_beats_untrained"]
+    for space in ("tsne", "pca"):
+        assert metrics[f"trained_beats_untrained_{space}"] == (
+            beats[f"silhouette_{space}"] and beats[f"knn_accuracy_{space}"])
+    assert metrics["trained_beats_untrained_tsne_and_pca"] == (
+        metrics["trained_beats_untrained_tsne"] and metrics["trained_beats_untrained_pca"])
+    assert embeddings.PRESETS["report001"].epochs == 10
+
+
 def test_four_panel_figure_and_curves(tiny_run):
     workdir, _ = tiny_run
     figure = matplotlib.image.imread(workdir / "plots" / "embeddings.png")

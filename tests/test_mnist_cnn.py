@@ -17,19 +17,21 @@ TINY = tiny("mnist-cnn")
 
 @pytest.fixture(scope="module")
 def tiny_run_and_model(tmp_path_factory):
-    """The tiny run, and the model it trained (caught on its way into `training.fit`)."""
-    trained = []
+    """The tiny run, the model it trained and the examples `training.fit` validated on (caught
+    on their way into `training.fit`)."""
+    trained, validated = [], []
     original = training.fit
 
     def keep_model(run, model, *args, **kwargs):
         trained.append(model)
+        validated.append(sum(int(labels.shape[0]) for _, labels in kwargs["validation_data"]))
         return original(run, model, *args, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(training, "fit", keep_model)
         result = run_tiny(tmp_path_factory, "mnist-cnn")
     (model,) = trained
-    return result, model
+    return result, model, validated[0]
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +52,49 @@ def test_run_folder_has_every_record(tiny_run):
     assert json.loads((workdir / "config.json").read_text())["train_examples"] == 256
 
 
+def test_curves_use_the_validation_part_and_the_test_split_is_scored_at_the_end(
+        tiny_run_and_model):
+    (workdir, metrics, _), _, validated = tiny_run_and_model
+    # 256 training examples: a seeded 10% (26) held out, and fit validated on those alone,
+    # never on the 1,000 test images scored afterwards.
+    assert metrics["validation_split"] == {"fraction": 0.1, "seed": 0, "train_examples": 230,
+                                           "validation_examples": 26}
+    assert validated == 26 and metrics["test_examples"] == 1000
+    header = (workdir / "history.csv").read_text().splitlines()[0].split(",")
+    last = dict(zip(header, (workdir / "history.csv").read_text().splitlines()[-1].split(","),
+                    strict=True))
+    assert metrics["validation_accuracy"] == pytest.approx(float(last["val_accuracy"]))
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0 and metrics["test_loss"] > 0
+
+
+def test_split_is_seeded_and_disjoint():
+    datasets, _ = data.load("mnist", ("train",), data="sample")
+    first = data.first(datasets["train"], 300)
+    indexed = first.enumerate().map(lambda index, example: (example[0], index))
+    train_part, validation_part, record = data.split_validation(indexed, 0.2, seed=3)
+    train_ids = {int(i) for _, i in train_part.as_numpy_iterator()}
+    validation_ids = {int(i) for _, i in validation_part.as_numpy_iterator()}
+    assert (len(train_ids), len(validation_ids)) == (240, 60) == (
+        record["train_examples"], record["validation_examples"])
+    assert not train_ids & validation_ids and train_ids | validation_ids == set(range(300))
+    again = data.split_validation(indexed, 0.2, seed=3)[1]
+    assert {int(i) for _, i in again.as_numpy_iterator()} == validation_ids
+
+
+def test_validation_batches_split_evenly_over_replicas():
+    datasets, _ = data.load("mnist", ("train",), data="sample")
+    _, validation_part, split = data.split_validation(data.first(datasets["train"], 250), 0.1)
+    batches = [int(labels.shape[0]) for _, labels in data.evaluation_pipeline(
+        validation_part, split, replicas=3, batch_size=10)]
+    # 25 held out: 24 scored in batches of 9, each split evenly over 3 replicas.
+    assert batches == [9, 9, 6] and split["validation_examples_scored"] == 24
+    _, validation_part, split = data.split_validation(data.first(datasets["train"], 250), 0.1)
+    assert sum(int(labels.shape[0]) for _, labels in data.evaluation_pipeline(
+        validation_part, split, batch_size=10)) == 25
+    assert "validation_examples_scored" not in split
+    assert data.evaluation_pipeline(None, split) is None
+
+
 def test_metrics_hold_accuracy_fraction_and_per_class(tiny_run):
     _, metrics, _ = tiny_run
     on_disk = json.loads((tiny_run[0] / "metrics.json").read_text())
@@ -61,7 +106,7 @@ def test_metrics_hold_accuracy_fraction_and_per_class(tiny_run):
 
 
 def test_saved_model_reproduces_the_trained_model(tiny_run_and_model):
-    (_, metrics, _), model = tiny_run_and_model
+    (_, metrics, _), model, _ = tiny_run_and_model
     reloaded = tf.saved_model.load(metrics["export"])
     datasets, _ = data.load("mnist", ("test",), data="sample")
     digits, _ = data.to_numpy(datasets["test"].take(32))

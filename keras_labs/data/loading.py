@@ -390,6 +390,32 @@ def split_validation(dataset: tf.data.Dataset, fraction: float, seed: int = 0
     return part(False), part(True), record
 
 
+def evaluation_pipeline(part: tf.data.Dataset | None, split: dict, *, replicas: int = 1,
+                        batch_size: int = 512, **pipeline) -> tf.data.Dataset | None:
+    """The evaluation input of a held-out part from `split_validation` (None stays None).
+
+    Keras 3.15's evaluation under a multi-replica strategy fails on a batch its replicas cannot
+    split evenly, so there the batches are a multiple of the replicas, and at most
+    `replicas - 1` examples are left out (recorded in `split` as "validation_examples_scored").
+
+    Args:
+        part: The validation part, or None.
+        split: Its record from `split_validation` (updated in place when examples are left out).
+        replicas: The strategy's `num_replicas_in_sync`.
+        batch_size: Evaluation batch size (rounded down to a multiple of `replicas`).
+        **pipeline: `image_pipeline` options (normalize, channels, size).
+    """
+    if part is None:
+        return None
+    if replicas > 1:
+        count = split["validation_examples"]
+        if count % replicas:
+            split["validation_examples_scored"] = count - count % replicas
+            part = part.take(count - count % replicas)
+        batch_size = max(batch_size - batch_size % replicas, replicas)
+    return image_pipeline(part, batch_size=batch_size, training=False, **pipeline)
+
+
 def probe_batch(dataset: tf.data.Dataset, count: int = 32, *, with_labels: bool = False,
                 **pipeline):
     """The first `count` examples of an (image, label) split as one preprocessed batch: the

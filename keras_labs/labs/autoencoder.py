@@ -8,9 +8,10 @@ transposed convolutions rebuilds the image from z2. The model outputs (y, x_hat)
     loss = reconstruction (mean squared error) + w * classification (cross-entropy)
 
 with `w` a config field (report 003 used 0.1). The run leaves the per-epoch reconstruction,
-classification and total losses (train and validation) in history.csv and metrics.json, test
-accuracy (report 004: 56.15%; report 003 set its autoencoder against a plain CNN's 82%), image
-quality as PSNR and SSIM (instead of report 003's "reconstruction accuracy"), and the grids:
+classification and total losses (train, and validation on a seeded `validation_fraction` of the
+training split) in history.csv and metrics.json, test accuracy, scored once after training
+(report 004: 56.15%; report 003 set its autoencoder against a plain CNN's 82%), image quality as
+PSNR and SSIM (instead of report 003's "reconstruction accuracy"), and the grids:
 originals over reconstructions, and report 004's task 3, the reconstructions of a training and a
 test image from a single channel of z1 (the other 5 zeroed) and from groups of 3 channels of z2
 (the others zeroed). With `w_sweep` (preset `w-sweep`) it also trains one model per `w` and plots
@@ -26,6 +27,7 @@ import numpy as np
 from keras_labs import ConfigError, data, models, runs
 from keras_labs.config import LabConfig, common, option
 from keras_labs.lazy import lazy_import
+from keras_labs.ledger import SeedItem
 
 # Loaded on first use (TensorFlow, matplotlib): NAME, Config and PRESETS read without them.
 keras, tf = lazy_import("keras", "tensorflow")
@@ -35,8 +37,6 @@ export, training, visualization = lazy_import(
 NAME = "autoencoder"
 DESCRIPTION = ("conv autoencoder + classifier, loss = recon + w * class (reports 003 q2, 004 "
                "tasks 2-3): PSNR/SSIM, z1/z2 channel grids, w sweep")
-
-REPORTED = {"report 004 autoencoder": 0.5615, "report 003 CNN": 0.82}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +54,7 @@ class Config(LabConfig):
     head_units: tuple[int, ...] = option((120, 84), positive=True, help="dense layers of the classifier")
     group_size: int = option(3, minimum=1, help="z2 channels kept together in the channel grid")
     train_examples: int = common.examples()
+    validation_fraction: float = common.validation_fraction()
     grid_images: int = option(8, minimum=1, maximum=32, help="test images in the reconstruction grid")
 
     def check(self) -> None:
@@ -72,12 +73,49 @@ PRESETS = {
 }
 DEFAULT_PRESET = "seed"
 
+SEED_ITEMS = [
+    SeedItem(report="004", item="004-t2-accuracy",
+             description="test accuracy of the autoencoder's classification head",
+             seed=0.5615, seed_text="56.15%", metric="test_accuracy", preset="seed",
+             note="report 004 did not state its weight w; the seed preset uses report 003's "
+                  "w=0.1"),
+    SeedItem(report="003", item="003-q2-losses",
+             description="reconstruction, classification and total loss per epoch (w=0.1, "
+                         "10 epochs)",
+             seed="qualitative", seed_text="a table of the three losses, epochs 1-10",
+             metric="epochs", preset="seed", direction="none",
+             note="metrics.json 'epochs': one row per epoch, train and validation"),
+    SeedItem(report="003", item="003-q2-cnn-vs-autoencoder",
+             description="the CNN is more accurate than the autoencoder",
+             seed="qualitative", seed_text="the CNN (82%) is more accurate than the "
+                                           "autoencoder (15.74%)",
+             metric="test_accuracy", preset="seed", direction="lower",
+             versus="cifar-cnn/minor-10ep:test_accuracy",
+             note="report 003's 15.74% is a 'reconstruction accuracy', which we replace by "
+                  "PSNR/SSIM; the claim is compared on classification accuracy"),
+    SeedItem(report="004", item="004-t3-z1",
+             description="a training and a test image decoded from single channels of z1 (the "
+                         "other 5 zeroed)",
+             seed="qualitative", seed_text="6 single-channel reconstructions per image",
+             metric="figures_written.z1_channels", preset="seed", direction="none"),
+    SeedItem(report="004", item="004-t3-z2",
+             description="the same images decoded from groups of 3 channels of z2 (the other "
+                         "13 zeroed)",
+             seed="qualitative", seed_text="reconstructions from 3 channels of z2",
+             metric="figures_written.z2_channels", preset="seed", direction="none"),
+]
+# Estimated minutes on the 2-core CPU with the partial CIFAR-10: 10 epochs per model of ~20 s
+# (measured at load 6), four models in the sweep.
+PRESET_MINUTES = {"seed": 4, "w-sweep": 12}
+
 
 def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     """Trains the autoencoder (and the w sweep), evaluates and draws the grids, exports it."""
     run, strategy = training.start(NAME, config, workdir, resume=resume)
     datasets, source = run.load_data(config.dataset)
-    train_split = data.first(datasets["train"], config.train_examples)
+    train_split, validation_split, split = data.split_validation(
+        data.first(datasets["train"], config.train_examples), config.validation_fraction,
+        seed=config.seed)
 
     def make_train():
         # A pipeline per model: every w sees the same shuffled epochs, and a resumed run gives
@@ -85,18 +123,21 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
         return _with_targets(data.image_pipeline(train_split, batch_size=config.batch_size,
                                                  training=True, seed=config.seed))
 
+    validation = data.evaluation_pipeline(validation_split, split, replicas=strategy.num_replicas_in_sync, batch_size=256)
+    validation = None if validation is None else _with_targets(validation)
     test = _with_targets(data.image_pipeline(datasets["test"], batch_size=256, training=False))
     input_shape = tuple(test.element_spec[0].shape[1:])
 
-    # The test split doubles as the per-epoch validation curve; nothing is selected on it.
-    probe = data.probe_batch(datasets["test"])
-    parts, history = _train(config, config.w, strategy, input_shape, make_train, test, run,
+    probe = data.probe_batch(train_split if validation_split is None else validation_split)
+    parts, history = _train(config, config.w, strategy, input_shape, make_train, validation, run,
                             probe=probe)
-    metrics = evaluate(parts.model, test)
+    # The test split, scored once now that training is done.
+    metrics = evaluate(parts.model, test, config.w)
     metrics["w"] = config.w
     metrics["epochs"] = loss_table(history.history)
     metrics["train_accuracy"] = float(history.history["class_accuracy"][-1])
-    metrics["reported_accuracy"] = REPORTED
+    metrics.update(validation_scores(history.history))
+    metrics["validation_split"] = split
     metrics["epoch_time_s"] = [round(t, 2) for t in history.history["epoch_time_s"]]
     metrics["parameters"] = int(parts.model.count_params())
 
@@ -109,13 +150,13 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
                               title=f"Autoencoder (w={config.w:g}): test images and reconstructions")
     examples = {"train": next(iter(train_split.take(1)))[0], "test": next(iter(datasets["test"]))[0]}
     examples = {name: tf.cast(image, tf.float32).numpy() / 255.0 for name, image in examples.items()}
-    _channel_grids(parts, examples, config.group_size, run)
+    metrics["figures_written"] = _channel_grids(parts, examples, config.group_size, run)
     visualization.plot_run_history(run, title=f"{NAME} (w={config.w:g}, "
                                   f"{source.kind} data)")
 
     if config.w_sweep:
-        metrics["w_sweep"] = _sweep(config, strategy, input_shape, make_train, test, run,
-                                    done={config.w: metrics}, probe=probe)
+        metrics["w_sweep"] = _sweep(config, strategy, input_shape, make_train, validation, test,
+                                    run, done={config.w: metrics}, probe=probe)
 
     metrics["export"] = str(export.export_model(parts.model, config.export_dir, NAME, run.run_id))
     print(f"{NAME}: w={config.w:g}: test accuracy {metrics['test_accuracy']:.4f}, PSNR "
@@ -129,12 +170,13 @@ def _with_targets(dataset: tf.data.Dataset) -> tf.data.Dataset:
                        num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def _train(config: Config, w: float, strategy, input_shape, make_train, test, run: runs.Run, *,
-           history_path=None, log_dir=None, probe=None
+def _train(config: Config, w: float, strategy, input_shape, make_train, validation,
+           run: runs.Run, *, history_path=None, log_dir=None, probe=None
            ) -> tuple[models.Autoencoder, keras.callbacks.History]:
-    """Trains one autoencoder with loss weight `w`; logs to the run's history.csv and tb/
-    unless `history_path` and `log_dir` say otherwise (the sweep's extra models); `probe`:
-    the fixed test images of the TensorBoard probes (`training.fit`)."""
+    """Trains one autoencoder with loss weight `w`, its curves on `validation` (or none); logs
+    to the run's history.csv and tb/ unless `history_path` and `log_dir` say otherwise (the
+    sweep's extra models); `probe`: the fixed images of the TensorBoard probes
+    (`training.fit`)."""
     # Every w starts from the same initial weights, so the sweep compares the loss alone.
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
@@ -149,16 +191,17 @@ def _train(config: Config, w: float, strategy, input_shape, make_train, test, ru
     print(f"training the autoencoder with w={w:g}", flush=True)
     # One fit name per w: a resumed sweep restores the finished models without training them.
     history = training.fit(run, parts.model, make_train(), epochs=config.epochs,
-                           validation_data=test, name=f"w{w:g}",
+                           validation_data=validation, name=f"w{w:g}",
                            histogram_freq=0 if log_dir else 1, history_path=history_path,
                            log_dir=log_dir, probe=probe)
     return parts, history
 
 
-def evaluate(model: keras.Model, test: tf.data.Dataset) -> dict:
-    """Test accuracy (and per-class, confusion), losses, and mean PSNR and SSIM of the
-    reconstructions clipped to [0, 1] (max value 1)."""
-    labels, predictions, psnr, ssim = [], [], [], []
+def evaluate(model: keras.Model, test: tf.data.Dataset, w: float) -> dict:
+    """Test accuracy (and per-class, confusion), the losses as training computes them (total:
+    reconstruction + `w` * classification), and mean PSNR and SSIM of the reconstructions
+    clipped to [0, 1] (max value 1), in one pass over `test`."""
+    labels, predictions, psnr, ssim, squared_errors, cross_entropies = [], [], [], [], [], []
     for images, targets in test:
         outputs = model(images, training=False)
         reconstructions = tf.clip_by_value(outputs["reconstruction"], 0.0, 1.0)
@@ -166,15 +209,28 @@ def evaluate(model: keras.Model, test: tf.data.Dataset) -> dict:
         predictions.append(np.argmax(outputs["class"], axis=-1))
         psnr.append(tf.image.psnr(images, reconstructions, max_val=1.0).numpy())
         ssim.append(tf.image.ssim(images, reconstructions, max_val=1.0).numpy())
+        squared_errors.append(keras.losses.mean_squared_error(
+            images, outputs["reconstruction"]).numpy().ravel())
+        cross_entropies.append(keras.losses.sparse_categorical_crossentropy(
+            targets["class"], outputs["class"]).numpy())
     metrics = training.classification_metrics(np.concatenate(labels), np.concatenate(predictions),
                                               num_classes=10)
-    losses = model.evaluate(test, return_dict=True, verbose=0)
+    reconstruction = float(np.mean(np.concatenate(squared_errors)))
+    classification = float(np.mean(np.concatenate(cross_entropies)))
     metrics.update(psnr=float(np.mean(np.concatenate(psnr))),
                    ssim=float(np.mean(np.concatenate(ssim))),
-                   test_reconstruction_loss=float(losses["reconstruction_loss"]),
-                   test_classification_loss=float(losses["class_loss"]),
-                   test_total_loss=float(losses["loss"]))
+                   test_reconstruction_loss=reconstruction,
+                   test_classification_loss=classification,
+                   test_total_loss=reconstruction + w * classification)
     return metrics
+
+
+def validation_scores(history: dict[str, list[float]]) -> dict:
+    """The last epoch's validation accuracy and losses (empty without a validation part)."""
+    keys = {"validation_accuracy": "val_class_accuracy",
+            "validation_reconstruction_loss": "val_reconstruction_loss",
+            "validation_classification_loss": "val_class_loss", "validation_total_loss": "val_loss"}
+    return {name: float(history[key][-1]) for name, key in keys.items() if key in history}
 
 
 def loss_table(history: dict[str, list[float]]) -> list[dict]:
@@ -222,7 +278,9 @@ def _stretch(images: np.ndarray) -> np.ndarray:
     return (images - low) / np.maximum(high - low, 1e-6)
 
 
-def _channel_grids(parts: models.Autoencoder, examples: dict[str, np.ndarray], group_size: int, run) -> None:
+def _channel_grids(parts: models.Autoencoder, examples: dict[str, np.ndarray], group_size: int,
+                   run) -> dict[str, bool]:
+    """Draws report 004's task 3 grids; returns {grid name: written}."""
     reconstructed = {name: channel_reconstructions(parts, image, group_size)
                      for name, image in examples.items()}
     z1_channels, z2_channels = (int(parts.encoder.get_layer(code).output.shape[-1])
@@ -238,22 +296,27 @@ def _channel_grids(parts: models.Autoencoder, examples: dict[str, np.ndarray], g
             rows, run.plot_path(f"{code}_channels"), row_titles=[f"{name} image" for name in examples],
             column_titles=["original", "whole code", *captions],
             title=f"Reconstructions from parts of {code}, the rest zeroed (contrast-stretched)")
+    return {f"{code}_channels": run.plot_path(f"{code}_channels").is_file()
+            for code in ("z1", "z2")}
 
 
-def _sweep(config: Config, strategy, input_shape, make_train, test, run, done: dict,
-           probe=None) -> list[dict]:
-    """Trains one model per w of `config.w_sweep` and plots test accuracy against PSNR."""
+def _sweep(config: Config, strategy, input_shape, make_train, validation, test, run,
+           done: dict, probe=None) -> list[dict]:
+    """Trains one model per w of `config.w_sweep` (curves on `validation`), scores each once
+    on `test`, and plots test accuracy against PSNR (nothing is chosen from the sweep)."""
     results = []
     for w in sorted(set(config.w_sweep)):
         if w in done:
             metrics = done[w]
         else:
-            parts, history = _train(config, w, strategy, input_shape, make_train, test, run,
-                                    history_path=run.workdir / f"history_w{w:g}.csv",
+            parts, history = _train(config, w, strategy, input_shape, make_train, validation,
+                                    run, history_path=run.workdir / f"history_w{w:g}.csv",
                                     log_dir=run.tb_dir / f"w{w:g}", probe=probe)
-            metrics = evaluate(parts.model, test)
+            metrics = evaluate(parts.model, test, w)
             metrics["epochs"] = loss_table(history.history)
-        results.append({"w": w, "test_accuracy": metrics["test_accuracy"], "psnr": metrics["psnr"],
+            metrics.update(validation_scores(history.history))
+        results.append({"w": w, "validation_accuracy": metrics.get("validation_accuracy"),
+                        "test_accuracy": metrics["test_accuracy"], "psnr": metrics["psnr"],
                         "ssim": metrics["ssim"],
                         "test_reconstruction_loss": metrics["test_reconstruction_loss"],
                         "test_classification_loss": metrics["test_classification_loss"]})
@@ -266,5 +329,6 @@ def _sweep(config: Config, strategy, input_shape, make_train, test, run, done: d
         title=f"Test accuracy vs PSNR, loss = MSE + w * cross-entropy ({config.epochs} epochs)"
               + ("\nw=0: the classifier gets no gradient (chance accuracy)" if 0.0 in config.w_sweep
                  else ""),
-        references={f"{name}: {100 * value:.2f}%": 100 * value for name, value in REPORTED.items()})
+        references={f"report {item.report}: {item.seed_text}": 100 * item.seed
+                    for item in SEED_ITEMS if not item.qualitative and item.unit == "%"})
     return results

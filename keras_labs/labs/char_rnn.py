@@ -12,8 +12,12 @@ of characters with the targets shifted by one; the validation split is held out 
 `log_every` steps (loss, perplexity, bits per character, in TensorBoard, history.csv and a PNG).
 At the end the whole validation text is scored once more with the state carried across it
 (every character sees everything before it, as in generation): that is `validation_loss` in
-metrics.json. The run writes its samples to samples.txt and exports a generator SavedModel whose
-serving signature takes a prime, a length and a temperature and returns text.
+metrics.json. The tfds test split is scored once, after training, both ways (`test_loss`,
+`test_loss_windowed`); nothing is chosen on it. `curve` holds the logged points (training and
+windowed validation loss and perplexity, the figure reports 000/001 plotted and printed), and
+`train_loss` the mean training loss of the last interval (the report's last printed loss). The
+run writes its samples to samples.txt and exports a generator SavedModel whose serving signature
+takes a prime, a length and a temperature and returns text.
 
 Presets: `seed` is the reports' schedule (spro/char-rnn.pytorch defaults: 2-layer GRU-100, Adam
 0.01, chunks of 200, batches of 100, 2000 steps); `best` is a 15-minute CPU recipe for the
@@ -29,6 +33,7 @@ import math
 from keras_labs import data
 from keras_labs.config import LanguageModelConfig, option
 from keras_labs.lazy import lazy_import
+from keras_labs.ledger import SeedItem
 
 # Loaded on first use (TensorFlow): NAME, Config and PRESETS read without them.
 text, training = lazy_import("keras_labs.text", "keras_labs.training")
@@ -64,6 +69,30 @@ PRESETS = {
                     validation_chars=20000, sample_length=120, steps_per_execution=20),
 }
 DEFAULT_PRESET = "seed"
+
+SEED_ITEMS = [
+    SeedItem(report="000", item="000-ex4-t1",
+             description="perplexity of the CharRNN during 2000 epochs of training (a curve)",
+             seed="qualitative", seed_text="a perplexity curve over 2000 epochs",
+             metric="curve", preset="seed", direction="none",
+             note="an 'epoch' of the reports is one batch of random chunks: a step here"),
+    SeedItem(report="000", item="000-ex4-t2-t3",
+             description="sequences generated from the primes (tasks 2 and 3)",
+             seed="qualitative", seed_text="generated output sequences",
+             metric="samples", preset="seed", direction="none"),
+    SeedItem(report="001", item="001-ex4-loss",
+             description="training loss printed every 100 epochs, the last at epoch 2000",
+             seed=1.3524, seed_text="loss at every 100 epochs, last 1.3524", metric="train_loss",
+             preset="seed", direction="lower", unit="", tolerance=0.03,
+             note="ours: the mean training loss (nats/char) of steps 1,901-2,000"),
+    SeedItem(report="001", item="001-ex4-samples",
+             description="samples for the 7 primes, out-of-vocabulary ones (digits, 'Z') included",
+             seed="qualitative", seed_text="7 samples, e.g. 'X087hNYB BHN BYFVuhsdbs'",
+             metric="every_seed_prime_sampled", preset="seed", direction="none"),
+]
+# Estimated minutes on the 2-core CPU with Tiny Shakespeare: training (README: 13.9 min for
+# `seed`; `best` stops at its 15-minute budget), then scoring, sampling and the export.
+PRESET_MINUTES = {"seed": 16, "best": 17}
 
 
 def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
@@ -104,10 +133,34 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     metrics.update(test_loss=test["loss"], test_loss_windowed=test["loss_windowed"],
                    test_bits_per_char=test["loss"] / math.log(2), test_characters=test["tokens"])
 
+    metrics["curve"] = curve(fitted["history"].history, config.log_every,
+                             fitted["metrics"]["steps"])
     metrics.update(text.write_outputs(run, config, fitted, vocabulary, level="char",
                                       primes=SEED_PRIMES, data_kind=source.kind))
+    metrics["every_seed_prime_sampled"] = every_prime_sampled(metrics["samples"], SEED_PRIMES)
     print(f"{NAME}: validation loss {validation_loss:.4f} nats/char "
           f"({metrics['bits_per_char']:.3f} bits/char, perplexity {metrics['perplexity']:.2f}) "
           f"after {metrics['steps']} steps in {metrics['train_time_s'] / 60:.1f} min")
     print(json.dumps(metrics["samples"][-1], ensure_ascii=False)[:400])
     return run.finish(metrics)
+
+
+def curve(history: dict[str, list[float]], log_every: int, last_step: int) -> list[dict]:
+    """One row per logged interval: the step it ended at, the mean training loss and perplexity
+    over it, and the windowed validation loss and perplexity after it (word-rnn's too)."""
+    columns = {"loss": "train_loss", "perplexity": "train_perplexity",
+               "val_loss": "validation_loss_windowed", "val_perplexity": "validation_perplexity"}
+    rows = []
+    for index in range(len(history["loss"])):
+        row = {"step": min((index + 1) * log_every, last_step)}
+        row.update({name: round(float(history[key][index]), 4)
+                    for key, name in columns.items() if key in history})
+        rows.append(row)
+    return rows
+
+
+def every_prime_sampled(samples: list[dict], primes) -> bool:
+    """Whether every prime, in order, got a sample that starts with it (its unknown tokens
+    read as out-of-vocabulary rather than failing)."""
+    return ([record["prime"] for record in samples] == list(primes)
+            and all(record["text"].startswith(record["prime"]) for record in samples))

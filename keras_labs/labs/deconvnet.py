@@ -11,8 +11,11 @@ views:
 3. for one feature map, the 9 examples that activate it most, each with the projection of its
    strongest activation (the paper's figure 2), here for both blocks.
 
-The run leaves those grids, the first-layer filters, training curves, test accuracy, the top-9
-examples of each chosen map in metrics.json, and the classifier as a SavedModel.
+The run leaves those grids (named in `figures_written`), the first-layer filters, training curves
+on a seeded `validation_fraction` of the training split, validation and test accuracy (the test
+split scored once, after training), the top-9 examples of each chosen map in metrics.json, and the
+classifier as a SavedModel. The grids show test images, as the report's did: they pick nothing
+that is scored.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import numpy as np
 from keras_labs import ConfigError, data, models
 from keras_labs.config import LabConfig, common, option
 from keras_labs.lazy import lazy_import
+from keras_labs.ledger import SeedItem
 
 # Loaded on first use (TensorFlow, matplotlib): NAME, Config and PRESETS read without them.
 keras, tf = lazy_import("keras", "tensorflow")
@@ -49,6 +53,7 @@ class Config(LabConfig):
     batch_norm: bool = option(False, help="batch norm after each conv (folded into the "
                                           "projection's filters)")
     train_examples: int = common.examples()
+    validation_fraction: float = common.validation_fraction()
     images: int = option(5, minimum=1, maximum=64, help="test images for the projection grids")
     feature: int = option(-1, minimum=-1, help="feature map of the top-k grids (-1: the one with "
                                                "the largest activation on the searched examples)")
@@ -68,13 +73,37 @@ PRESETS = {
 }
 DEFAULT_PRESET = "seed"
 
+SEED_ITEMS = [
+    SeedItem(report="002", item="002-t2-projections",
+             description="all activations of conv blocks 1 and 2 projected back to input space, "
+                         "5 test images",
+             seed="qualitative", seed_text="Dconv1 and Dconv2 of 5 test images",
+             metric="figures_written.projections", preset="seed", direction="none"),
+    SeedItem(report="002", item="002-t2-strongest",
+             description="only the highest activation map of each block projected back",
+             seed="qualitative", seed_text="the highest activation map only",
+             metric="figures_written.strongest", preset="seed", direction="none"),
+    SeedItem(report="002", item="002-t2-top9",
+             description="the top 9 activations of a feature map, each projected back",
+             seed="qualitative", seed_text="the top 9 activations",
+             metric="figures_written.top_k", preset="seed", direction="none"),
+]
+# Estimated minutes on the 2-core CPU with the partial CIFAR-10: 8 epochs of ~15 s (measured
+# at load 6), the grids and the top-9 search.
+PRESET_MINUTES = {"seed": 4}
+
 
 def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     """Trains the CNN, projects its feature maps to pixel space, and exports the classifier."""
     run, strategy = training.start(NAME, config, workdir, resume=resume)
     datasets, source = run.load_data(config.dataset)
-    train, test = data.train_and_test(datasets, batch_size=config.batch_size, seed=config.seed,
-                                      train_examples=config.train_examples, test_batch_size=256)
+    train_part, validation_part, split = data.split_validation(
+        data.first(datasets["train"], config.train_examples), config.validation_fraction,
+        seed=config.seed)
+    train, test = data.train_and_test({"train": train_part, "test": datasets["test"]},
+                                      batch_size=config.batch_size, seed=config.seed,
+                                      test_batch_size=256)
+    validation = data.evaluation_pipeline(validation_part, split, replicas=strategy.num_replicas_in_sync, batch_size=256)
 
     # The classic deconvnet network: per block a convolution, a ReLU and a max pool, then a
     # dense head the deconvnet never looks at.
@@ -87,14 +116,19 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.summary(print_fn=lambda line, **_: print(line))
 
-    # The test split doubles as the per-epoch validation curve; nothing is selected on it.
-    history = training.fit(run, model, train, epochs=config.epochs, validation_data=test,
-                           probe=data.probe_batch(datasets["test"]))
+    history = training.fit(run, model, train, epochs=config.epochs, validation_data=validation,
+                           probe=data.probe_batch(
+                               train_part if validation_part is None else validation_part))
     blocks = [f"pool{stage}" for stage in range(1, len(config.filters) + 1)][:2]
-    labels, predictions, _ = training.predict_labels(model, test)
+    # The test split, scored once now that training is done.
+    labels, predictions, probabilities = training.predict_labels(model, test)
     metrics = training.classification_metrics(labels, predictions, num_classes=10)
-    metrics["test_loss"] = float(history.history["val_loss"][-1])
+    metrics["test_loss"] = training.cross_entropy(labels, probabilities)
     metrics["train_accuracy"] = float(history.history["accuracy"][-1])
+    if validation is not None:
+        metrics["validation_accuracy"] = float(history.history["val_accuracy"][-1])
+        metrics["validation_loss"] = float(history.history["val_loss"][-1])
+    metrics["validation_split"] = split
     metrics["projected_layers"] = blocks
 
     projector = deconv.Deconvnet(model)
@@ -147,6 +181,13 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
 
     metrics["epoch_time_s"] = [round(t, 2) for t in history.history["epoch_time_s"]]
     metrics["parameters"] = int(model.count_params())
+    # The report's three views, each True once its grids are on disk.
+    figures = {"projections": ["projections_all"], "strongest": ["projections_strongest"],
+               "top_k": [f"top{config.top_k}_{block}" for block in blocks]}
+    metrics["figures"] = {view: [str(run.plot_path(name).relative_to(run.workdir))
+                                 for name in names] for view, names in figures.items()}
+    metrics["figures_written"] = {view: all(run.plot_path(name).is_file() for name in names)
+                                  for view, names in figures.items()}
     metrics["export"] = str(export.export_model(model, config.export_dir, NAME, run.run_id))
     print(f"{NAME}: test accuracy {metrics['test_accuracy']:.4f}; strongest maps {strongest}; "
           f"top-{config.top_k} maps " + ", ".join(
