@@ -16,9 +16,10 @@ def test_the_add_a_lab_example_runs(tmp_path):
     namespace = {}
     exec("import dataclasses\nimport keras\n"
          "from keras_labs import data, export, models, training, visualization\n"
-         "from keras_labs.config import LabConfig, common\n" + code, namespace)
+         "from keras_labs.config import LabConfig, common\n"
+         "from keras_labs.ledger import SeedItem\n" + code, namespace)
     config = namespace["PRESETS"]["quick"]
-    config = type(config)(epochs=1, data="sample", export_dir=str(tmp_path / "exports"))
+    config = type(config)(epochs=2, data="sample", export_dir=str(tmp_path / "exports"))
     metrics = namespace["run"](config, str(tmp_path / "run"))
     assert 0.5 < metrics["test_accuracy"] <= 1.0
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["test_accuracy"] == \
