@@ -159,9 +159,11 @@ def _choose(name: str, data: str, data_dir) -> tuple[str, Path]:
         return "sample", root
     if is_prepared(name, root):
         return "full", root
-    if data == "full":
-        raise DataError(f"dataset {name!r} is not prepared in {root}; run: keras-labs data "
-                        f"prepare {name} --from DIR (or without --from to download)")
+    if data == "full" or DATASETS[name].sample is None:
+        missing = (f"is not prepared in {root}" if data == "full" else
+                   f"is not prepared and has no embedded sample (data dir {root})")
+        raise DataError(f"dataset {name!r} {missing}; run: keras-labs data prepare {name} "
+                        "--from DIR (or without --from to download)")
     print(f"WARNING: dataset {name!r} is not prepared in {root}: using the small EMBEDDED "
           f"SAMPLE; figures are not comparable with full-data results. Prepare it with: "
           f"keras-labs data prepare {name} --from DIR", file=sys.stderr, flush=True)
