@@ -13,10 +13,11 @@ Then the report-004 comparison: the tutorial network with SGD (lr 0.001, momentu
 batch 4 and batch 128, as
   * keras-naive:  `model.fit` on NumPy arrays, one step per call (what a first port does);
   * keras-lab:    what the `tutorial` preset runs: a cached `tf.data` pipeline and
-                  `steps_per_execution` (64 at batch 4, 8 at batch 128);
+                  `steps_per_execution` (50 at batch 4, 8 at batch 128);
   * torch-report: the report's PyTorch loop (DataLoader over in-memory tensors, shuffled,
                   `running_loss += loss.item()`), eager mode;
   * torch-tight:  the same model stepping over pre-shuffled tensor slices, no DataLoader;
+  * keras-lab-xla (opt-in, --variants): keras-lab compiled with XLA (jit_compile=True);
 each with 1 and 2 threads (TensorFlow: TF_NUM_INTRAOP_THREADS/TF_NUM_INTEROP_THREADS=1, or its
 defaults; PyTorch: torch.set_num_threads), in interleaved rounds so that a burst of someone
 else's load hits every variant alike. The Keras side also computes the accuracy metric, the
@@ -46,7 +47,7 @@ from pathlib import Path
 
 FULL_TRAIN_IMAGES = 8152  # the partial CIFAR-10 in ../shared/data
 TORCH_BATCHES = (4, 128)
-LAB_STEPS_PER_EXECUTION = {4: 64, 128: 8}
+LAB_STEPS_PER_EXECUTION = {4: 50, 128: 8}  # the tutorial preset runs 50 (its running loss every 2,000)
 
 
 def _peak_memory_mib() -> float:
@@ -154,11 +155,12 @@ def _measure_keras(variant: str, batch_size: int, images: int, repeats: int,
     from keras_labs import training
     from keras_labs.labs import cifar_cnn
 
-    spe = LAB_STEPS_PER_EXECUTION.get(batch_size, 8) if variant == "keras-lab" else 1
+    lab_pipeline = variant.startswith("keras-lab")
+    spe = LAB_STEPS_PER_EXECUTION.get(batch_size, 8) if lab_pipeline else 1
     config = dataclasses.replace(cifar_cnn.PRESETS["tutorial"], batch_size=batch_size,
                                  train_examples=images, steps_per_execution=spe)
     training.setup(config)
-    model = _compiled_model(config, 1, spe)
+    model = _compiled_model(config, 1, spe, jit_compile=variant == "keras-lab-xla")
     clock = _EpochClock()
     if variant == "keras-naive":
         x, y = _tutorial_arrays(images)
@@ -421,6 +423,9 @@ def main(argv=None) -> int:
     parser.add_argument("--batches", default="4,128", help="batch sizes of the comparison")
     parser.add_argument("--timeout", type=float, default=300, help="seconds per measurement")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    parser.add_argument("--variants", default="torch-report,keras-lab,torch-tight,keras-naive",
+                        help="comparison variants, interleaved in this order (also: keras-lab-xla, "
+                             "the lab pipeline with jit_compile=True)")
     parser.add_argument("--runs", nargs="*", default=[], help="run folders for time-to-accuracy")
     parser.add_argument("--json", help="also write the JSON here")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -450,7 +455,7 @@ def main(argv=None) -> int:
             for round_index in range(args.rounds):
                 for threads in [int(t) for t in args.threads.split(",")]:
                     # interleaved, so a burst of someone else's load hits every variant alike
-                    for variant in ("torch-report", "keras-lab", "torch-tight", "keras-naive"):
+                    for variant in args.variants.split(","):
                         kind = "torch" if variant.startswith("torch") else "keras"
                         row = _spawn({"kind": kind, "variant": variant, "batch_size": batch_size,
                                       "threads": threads, "images": args.torch_images,
