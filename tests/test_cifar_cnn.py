@@ -13,7 +13,7 @@ import pytest
 from conftest import read_tags, tiny
 from tensorboard.backend.event_processing import event_accumulator
 
-from keras_labs import ConfigError, callbacks, models, sweeps
+from keras_labs import ConfigError, callbacks, instrumentation, models, sweeps
 from keras_labs.labs import cifar_cnn
 
 REQUIRED_PRESETS = (
@@ -89,7 +89,7 @@ def test_config_rejects_bad_values():
 def test_conv_activations_follow_batch_norm_to_the_activation():
     config = dataclasses.replace(cifar_cnn.PRESETS["quick"], batch_norm=True)
     model = models.cifar_cnn(config.net_spec())
-    tensors = callbacks.conv_activations(model)
+    tensors = instrumentation.conv_activations(model)
     assert list(tensors) == ["conv1_1", "conv2_1"]
     probe = keras.Model(model.input, list(tensors.values()))
     outputs = probe(np.random.default_rng(0).normal(size=(4, 32, 32, 3)).astype("float32"))
@@ -97,16 +97,16 @@ def test_conv_activations_follow_batch_norm_to_the_activation():
     assert all(float(np.min(output)) >= 0.0 for output in outputs)
     assert all(float(np.mean(np.asarray(output) == 0)) > 0.05 for output in outputs)
     with pytest.raises(ValueError, match="nope"):
-        callbacks.conv_activations(model, ["nope"])
+        instrumentation.conv_activations(model, ["nope"])
 
 
 def test_filter_grid_tiles_every_filter():
     kernel = np.random.default_rng(0).normal(size=(5, 5, 3, 6))
-    grid = callbacks.filter_grid(kernel, scale=2)
+    grid = instrumentation.filter_grid(kernel, scale=2)
     # 6 filters -> 3 columns x 2 rows of 10x10 tiles with 1-pixel borders
     assert grid.shape == (2 * 11 + 1, 3 * 11 + 1, 3) and grid.dtype == np.uint8
     assert grid.max() == 255 and grid.min() == 0
-    assert callbacks.filter_grid(np.ones((3, 3, 16, 4))).shape[-1] == 3
+    assert instrumentation.filter_grid(np.ones((3, 3, 16, 4))).shape[-1] == 3
 
 
 def test_tiny_run_writes_metrics_plots_instrumentation_and_export(tmp_path, empty_data_dir):
@@ -158,7 +158,7 @@ def test_activation_statistics_are_logged_at_the_step_interval(tmp_path):
     model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     images = np.random.default_rng(0).uniform(-1, 1, size=(40, 32, 32, 3)).astype("float32")
     labels = np.arange(40) % 10
-    statistics = callbacks.ActivationStatistics(images[:4], tmp_path / "tb", every_n_steps=3)
+    statistics = instrumentation.ActivationStatistics(images[:4], tmp_path / "tb", every_n_steps=3)
     model.fit(images, labels, batch_size=4, epochs=1, verbose=0, callbacks=[statistics])
     accumulator = event_accumulator.EventAccumulator(str(tmp_path / "tb"), size_guidance={
         event_accumulator.TENSORS: 0})

@@ -19,7 +19,7 @@ import pytest
 import tensorflow as tf
 from conftest import ROOT, read_tags, run_cli, tiny
 
-from keras_labs import callbacks, instrumentation, labs, models, runs, sweeps, training
+from keras_labs import instrumentation, labs, models, runs, sweeps, training
 
 # --------------------------------------------------------------------------------------------
 # The probes
@@ -30,7 +30,7 @@ def test_activation_probe_reaches_into_a_nested_base():
     base = keras.Model(base_network.input, base_network.get_layer("features").output,
                        name="source_features")
     model = models.transfer_model(base, [], pretrained=True, dropout=0.0, name="transfer")
-    names, probe = callbacks.activation_probe(model)
+    names, probe = instrumentation.activation_probe(model)
     assert names == ["source_features/conv1_1", "source_features/conv2_1"]
     images = np.random.default_rng(0).uniform(size=(3, 32, 32, 3)).astype("float32")
     outputs = probe(images)
@@ -38,14 +38,14 @@ def test_activation_probe_reaches_into_a_nested_base():
     for output, layer in zip(outputs, ("relu1_1", "relu2_1"), strict=True):
         expected = keras.Model(base_network.input, base_network.get_layer(layer).output)(images)
         np.testing.assert_allclose(output, expected, atol=1e-6)
-    assert [name for name, _ in callbacks.conv_layers(model)] == names
+    assert [name for name, _ in instrumentation.conv_layers(model)] == names
     with pytest.raises(ValueError, match="conv9"):
-        callbacks.activation_probe(model, ["conv9"])
+        instrumentation.activation_probe(model, ["conv9"])
 
 
 def test_activation_probe_reads_a_multi_output_model_with_shared_layers():
     parts = models.build_autoencoder((28, 28, 1), channels=(3, 4), head_units=(8,))
-    names, probe = callbacks.activation_probe(parts.model)
+    names, probe = instrumentation.activation_probe(parts.model)
     assert names == ["conv1", "conv2"]  # the transposed convolutions are not probed
     outputs = probe(np.ones((2, 28, 28, 1), "float32"))
     assert [tuple(output.shape) for output in outputs] == [(2, 28, 28, 3), (2, 14, 14, 4)]
@@ -61,7 +61,7 @@ def test_hidden_states_of_every_recurrent_layer(tmp_path, cell, implementation, 
                                               embedding_dim=4, implementation=implementation)
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     ids = np.random.default_rng(0).integers(0, 20, (16, 9)).astype("int32")
-    probe = callbacks.HiddenStates(ids[:4], tmp_path / "tb", every_n_steps=2)
+    probe = instrumentation.HiddenStates(ids[:4], tmp_path / "tb", every_n_steps=2)
     model.fit(ids[:, :-1], ids[:, 1:], batch_size=4, epochs=1, verbose=0, callbacks=[probe])
     assert expected <= read_tags(tmp_path / "tb")["histograms"]
     # The last hidden state of the probe is the state the layer itself returns.
@@ -216,7 +216,7 @@ def test_a_real_tensorboard_shows_every_lab_inside(tmp_path):
     folder = sweeps.sweep(labs.get("mnist-cnn"), tiny("mnist-cnn").validate(),
                           {"seed": ["0", "1"]}, root, label="tiny")
     sweep_runs = [f"mnist-cnn/{folder.name}/{name}/tb" for name in ("00-seed-0", "01-seed-1")]
-    convs = [name for name, _ in callbacks.conv_layers(models.mnist_cnn(filters=(8, 16)))]
+    convs = [name for name, _ in instrumentation.conv_layers(models.mnist_cnn(filters=(8, 16)))]
     assert convs == ["conv1_1", "conv2_1"]
 
     port = _free_port()

@@ -133,7 +133,7 @@ class HoistedGRU(layers.Layer):
 
     def state_sequences(self, inputs, initial_state=None) -> dict[str, tf.Tensor]:
         """Every step's state and gates, (batch, time, units) each, for TensorBoard's probes
-        (`callbacks.HiddenStates`): "hidden_states", "gates/update", "gates/reset" and
+        (`instrumentation.HiddenStates`): "hidden_states", "gates/update", "gates/reset" and
         "gates/candidate" (the candidate state the update gate mixes in). Forward only."""
         states, updates, resets, candidates, _ = _gru_scan(
             *self._recurrence_inputs(inputs, initial_state))
