@@ -89,7 +89,7 @@ def plan(chosen: list[ledger.SeedItem], results_dir: Path, *, force: bool = Fals
     return list(jobs.values())
 
 
-def _steal_seconds() -> float:
+def steal_seconds() -> float:
     """CPU time the hypervisor took from this machine since boot (0 where /proc/stat is absent)."""
     try:
         fields = Path("/proc/stat").read_text().splitlines()[0].split()
@@ -98,7 +98,7 @@ def _steal_seconds() -> float:
         return 0.0
 
 
-def _load() -> list[float]:
+def load_average() -> list[float]:
     try:
         return [round(value, 2) for value in os.getloadavg()]
     except OSError:
@@ -145,7 +145,7 @@ def run_job(job: Job, results_dir: Path, runs_root: Path, *, verbose: bool = Fal
     log_path = runs_root / job.lab / f"{job.preset}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     before = set((runs_root / job.lab).glob(f"*-{job.preset}-*"))
-    load_start, steal_start = _load(), _steal_seconds()
+    load_start, steal_start = load_average(), steal_seconds()
     started = datetime.datetime.now()
     with open(log_path, "a") as log:
         log.write(f"\n# {started.isoformat(timespec='seconds')}: {' '.join(arguments[1:])}\n")
@@ -172,8 +172,8 @@ def run_job(job: Job, results_dir: Path, runs_root: Path, *, verbose: bool = Fal
         "env": {"python": run_env.get("python"), "packages": run_env.get("packages"),
                 "platform": run_env.get("platform"), "cpu": platform.processor() or platform.machine(),
                 "cpus": os.cpu_count(), "gpu": run_env.get("gpus", []),
-                "load_start": load_start, "load_end": _load(),
-                "steal_s": round(_steal_seconds() - steal_start, 1),
+                "load_start": load_start, "load_end": load_average(),
+                "steal_s": round(steal_seconds() - steal_start, 1),
                 "resumed": bool(resume)},
         "wall_time_s": round((datetime.datetime.now() - started).total_seconds(), 1),
         "training_time_s": _training_seconds(metrics),

@@ -45,6 +45,8 @@ import sys
 import time
 from pathlib import Path
 
+from keras_labs.reproduce import steal_seconds
+
 FULL_TRAIN_IMAGES = 8152  # the partial CIFAR-10 in ../shared/data
 TORCH_BATCHES = (4, 128)
 LAB_STEPS_PER_EXECUTION = {4: 50, 128: 8}  # the tutorial preset runs 50 (its running loss every 2,000)
@@ -311,12 +313,6 @@ def per_round(comparison: list[dict]) -> list[dict]:
     return sorted(rounds.values(), key=lambda r: (r["batch_size"], r["round"]))
 
 
-def _steal_seconds() -> float:
-    try:
-        fields = Path("/proc/stat").read_text().splitlines()[0].split()
-        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
 
 
 def _provenance() -> dict:
@@ -434,7 +430,7 @@ def main(argv=None) -> int:
         print(json.dumps(_worker(json.loads(args.worker))), flush=True)
         return 0
 
-    steal_start = _steal_seconds()
+    steal_start = steal_seconds()
     results = {"machine": {"cpus": os.cpu_count(), "load_average_before": os.getloadavg()},
                "presets": [], "comparison": [], "summary": [], "time_to_accuracy": []}
     for preset in [p for p in args.presets.split(",") if p]:
@@ -470,7 +466,7 @@ def main(argv=None) -> int:
         results["per_round"] = per_round(results["comparison"])
     results["time_to_accuracy"] = [time_to_accuracy(Path(run)) for run in args.runs]
     results["machine"]["load_average_after"] = os.getloadavg()
-    results["machine"]["steal_s"] = round(_steal_seconds() - steal_start, 1)
+    results["machine"]["steal_s"] = round(steal_seconds() - steal_start, 1)
     results.update(_provenance())
 
     document = json.dumps(results, indent=2)

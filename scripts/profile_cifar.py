@@ -28,6 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from keras_labs.reproduce import steal_seconds  # noqa: E402
+
 # Kinds of work, by op name (TensorFlow's oneDNN kernels and PyTorch's aten ops alike).
 KINDS = (
     ("conv backward (filter)", ("Conv2DBackpropFilter", "convolution_backward")),
@@ -168,13 +170,13 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    steal = _steal_seconds()
+    steal = steal_seconds()
     result = {"batch_size": args.batch_size, "threads": args.threads,
               "machine": {"cpus": os.cpu_count(), "load_average_before": os.getloadavg()}}
     result["keras"] = profile_keras(args.batch_size, Path(args.trace_dir))
     result["torch"] = profile_torch(args.batch_size)
     result["machine"]["load_average_after"] = os.getloadavg()
-    result["machine"]["steal_s"] = round(_steal_seconds() - steal, 1)
+    result["machine"]["steal_s"] = round(steal_seconds() - steal, 1)
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
     result.update(commit=commit, data_kind="partial" if "partial" in result["keras"]["data"]
@@ -187,12 +189,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _steal_seconds() -> float:
-    try:
-        fields = Path("/proc/stat").read_text().splitlines()[0].split()
-        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
 
 
 if __name__ == "__main__":
