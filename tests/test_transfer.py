@@ -4,6 +4,7 @@ sample), the SVHN path (tfds mock data), and the fast, clear failure offline."""
 
 import csv
 import dataclasses
+import hashlib
 import json
 import socket
 import time
@@ -147,9 +148,20 @@ def test_source_model_is_kept_and_reused(digits_run, lab_root):
     assert kept.is_file() and kept.parent.parent.name == "_models"
     assert metrics["source"]["reused"] is False and 0.0 <= metrics["source"]["test_accuracy"] <= 1.0
     assert not list(kept.parent.parent.glob(".*partial*")), "a staging folder was left behind"
-    model, info = transfer.mnist_source(config, _Recorder(config))
+    model, info = transfer.suite_source(config, _Recorder(config))
     assert info["reused"] is True and info["test_accuracy"] == metrics["source"]["test_accuracy"]
     assert model.get_layer("features").output.shape[-1] == 128
+
+
+def test_source_cache_key_is_the_recipe(digits_run):
+    # The key of a kept source: a new or renamed field would silently retrain every kept one.
+    _, metrics, config = digits_run
+    recipe = {"architecture": "models.mnist_cnn", "input_shape": [32, 32, 3], "data": "sample",
+              "splits": metrics["source"]["recipe"]["splits"], "seed": config.seed,
+              "train_examples": 512, "epochs": 1, "learning_rate": 2e-3, "batch_size": 128}
+    assert metrics["source"]["recipe"] == recipe
+    digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
+    assert Path(metrics["source"]["path"]).parent.name == f"mnist_source-{digest}"
 
 
 class _Recorder:
@@ -169,7 +181,7 @@ def test_fine_tuning_keeps_batch_norm_in_inference_mode():
     keras.utils.set_random_seed(0)
     source = models.mnist_cnn(input_shape=(32, 32, 3), filters=(4, 8), dense_units=8)
     base = keras.Model(source.input, source.get_layer("features").output)
-    transfer.unfreeze_except_batch_norm(base)
+    models.transfer.unfreeze_except_batch_norm(base)
     model = models.transfer_model(base, [], pretrained=True, dropout=0.0, name="check")
     model.compile(optimizer=keras.optimizers.SGD(0.5), loss="sparse_categorical_crossentropy")
     batch_norm = base.get_layer("bn1_1")
@@ -182,6 +194,36 @@ def test_fine_tuning_keeps_batch_norm_in_inference_mode():
     np.testing.assert_array_equal(np.array(batch_norm.moving_mean), mean_before)
     np.testing.assert_array_equal(np.array(batch_norm.gamma), gamma_before)
     assert not np.allclose(np.array(conv.kernel), kernel_before), "the base did not train"
+
+
+def test_base_copy_is_frozen_pretrained_or_fresh_and_trainable():
+    keras.utils.set_random_seed(0)
+    source = models.mnist_cnn(input_shape=(32, 32, 3), filters=(4, 8), dense_units=8)
+    base = keras.Model(source.input, source.get_layer("features").output)
+    pretrained = models.transfer.base_copy(base, pretrained=True)
+    fresh = models.transfer.base_copy(base, pretrained=False)
+    assert pretrained is not base and not pretrained.trainable and fresh.trainable
+    kernel = base.get_layer("conv1_1").kernel
+    np.testing.assert_array_equal(np.array(pretrained.get_layer("conv1_1").kernel), kernel)
+    assert not np.allclose(np.array(fresh.get_layer("conv1_1").kernel), kernel)
+    assert models.transfer.trainable_parameters(pretrained) == 0
+
+
+def test_held_out_inputs_keep_validation_apart_from_training():
+    labels = np.arange(40, dtype=np.int64)
+    images = np.repeat(np.arange(40, dtype=np.uint8), 4).reshape(40, 2, 2, 1)
+    sets = data.held_out_inputs(tf_dataset(images, labels), tf_dataset(images[:7], labels[:7]),
+                                fraction=0.25, seed=3, batch_size=8, channels=3)
+    assert sets.examples == {"train": 30, "validation": 10, "test": 7}
+    trained = np.concatenate([batch.numpy() for _, batch in sets.make_train()])
+    held_out = np.concatenate([batch.numpy() for _, batch in sets.validation])
+    assert sorted([*trained, *held_out]) == list(range(40)) and len(set(held_out)) == 10
+    # Every call gives the same shuffled epoch (a resumed fit reads the same batches).
+    again = np.concatenate([batch.numpy() for _, batch in sets.make_train()])
+    np.testing.assert_array_equal(trained, again)
+    assert sets.probe.shape == (10, 2, 2, 3)
+    assert data.held_out_inputs(tf_dataset(images, labels), tf_dataset(images, labels),
+                                fraction=0.0, seed=0, batch_size=8).validation is None
 
 
 def _write_svhn_metadata(data_dir: Path) -> None:
@@ -242,7 +284,7 @@ def test_imagenet_download_that_hangs_times_out(monkeypatch):
     start = time.perf_counter()
     try:
         with pytest.raises(DataError, match="ImageNet weights"):
-            transfer.imagenet_base("mobilenet_v2", 96, timeout=1.0)
+            models.transfer.imagenet_base("mobilenet_v2", 96, timeout=1.0)
     finally:
         server.close()
     assert time.perf_counter() - start < 20
@@ -312,12 +354,12 @@ def tf_dataset(images, labels):
 def test_class_subset_keeps_the_first_of_each_class_relabelled():
     labels = np.array([9, 5, 0, 5, 7, 9, 5, 3, 7, 8, 6, 6, 6], dtype=np.int64)
     images = np.arange(len(labels), dtype=np.uint8).reshape(-1, 1, 1, 1)
-    subset = transfer.class_subset(tf_dataset(images, labels), transfer.TARGET_CLASSES, 2)
+    subset = data.class_subset(tf_dataset(images, labels), transfer.TARGET_CLASSES, 2)
     kept_images, kept_labels = data.to_numpy(subset)
     # In the split's order; 5 -> 0 ... 9 -> 4; a third 5 and a third 6 are left out.
     assert kept_images.ravel().tolist() == [0, 1, 3, 4, 5, 8, 9, 10, 11]
     assert kept_labels.tolist() == [4, 0, 0, 2, 4, 2, 3, 1, 1]
-    _, everything = data.to_numpy(transfer.class_subset(tf_dataset(images, labels), (0, 3)))
+    _, everything = data.to_numpy(data.class_subset(tf_dataset(images, labels), (0, 3)))
     assert everything.tolist() == [0, 1]
 
 

@@ -33,16 +33,16 @@ _PREPARATION = ("prepare", "read_idx", "read_mnist_dir", "read_cifar_batch", "re
 __all__ = [
     "CIFAR10_CLASSES", "CIFAR_RECORD_BYTES", "CIFAR_TEST_FILES", "CIFAR_TRAIN_FILES", "DATASETS",
     "MNIST_FILES", "NEWLINE", "PUNCTUATION", "SAMPLES_DIR", "SIDECAR", "DataSource",
-    "DatasetSpec", "Vocabulary", "check_name", "class_names", "dataset_status",
-    "detokenize_words", "evaluation_pipeline", "first", "image_pipeline", "train_and_test", "is_prepared", "list_datasets", "load",
+    "DatasetSpec", "HeldOutInputs", "Vocabulary", "check_name", "class_names", "class_subset", "dataset_status",
+    "detokenize_words", "evaluation_pipeline", "first", "held_out_inputs", "image_pipeline", "train_and_test", "is_prepared", "list_datasets", "load",
     "load_text", "load_uci_digits", "probe_batch", "require", "resolve_data_dir", "sample_text",
     "split_shakespeare", "split_tokens", "split_validation", "text_windows", "to_numpy", "tokenize_words",
     "training_windows", *_PREPARATION,
 ]
 
 __getattr__, __dir__ = lazy_attributes(__name__, {
-    "loading": ("DataSource", "class_names", "dataset_status", "evaluation_pipeline", "first",
-                "image_pipeline", "is_prepared", "list_datasets", "load", "load_text",
+    "loading": ("DataSource", "HeldOutInputs", "class_names", "class_subset", "dataset_status", "evaluation_pipeline", "first",
+                "held_out_inputs", "image_pipeline", "is_prepared", "list_datasets", "load", "load_text",
                 "load_uci_digits", "probe_batch", "require", "resolve_data_dir", "sample_text",
                 "split_shakespeare", "split_validation", "to_numpy", "train_and_test"),
     "text": ("NEWLINE", "PUNCTUATION", "Vocabulary", "detokenize_words", "split_tokens",

@@ -15,7 +15,7 @@ import gzip
 import json
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -456,3 +456,85 @@ def to_numpy(dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
         images.append(image_batch)
         labels.append(label_batch)
     return np.concatenate(images), np.concatenate(labels)
+
+
+def class_subset(dataset: tf.data.Dataset, classes: tuple[int, ...], per_class: int = 0
+                 ) -> tf.data.Dataset:
+    """The (image, label) examples of `classes` only, relabelled 0, 1, ... in that order.
+
+    Args:
+        dataset: (image, label) pairs in a fixed order, small enough to hold in memory.
+        classes: The labels kept; `classes[i]` becomes label i.
+        per_class: Keep the first `per_class` examples of each class (0: all of them); a class
+            with fewer keeps all it has.
+
+    Returns:
+        A `tf.data.Dataset` of (uint8 image, int64 label), in the order of `dataset`.
+    """
+    images, labels = to_numpy(dataset)
+    relabel = {label: index for index, label in enumerate(classes)}
+    chosen = [np.flatnonzero(labels == label) for label in classes]
+    if per_class:
+        chosen = [indices[:per_class] for indices in chosen]
+    indices = np.sort(np.concatenate(chosen))
+    new_labels = np.array([relabel[label] for label in labels[indices]], dtype=np.int64)
+    return tf.data.Dataset.from_tensor_slices((images[indices], new_labels))
+
+
+@dataclasses.dataclass(frozen=True)
+class HeldOutInputs:
+    """A classification dataset's image pipelines, with a seeded validation part held out of
+    its labelled training data (`held_out_inputs`).
+
+    Attributes:
+        make_train: Returns a fresh training pipeline: each fit sees the same shuffled epochs,
+            and a resumed run gives a fit exactly the batches it would have had uninterrupted.
+        validation: The held-out part (per-epoch curves, every choice); None if none is held out.
+        test: The test split, scored once at the end.
+        probe: Fixed validation images for TensorBoard's probes (`probe_batch`); None with
+            `validation`.
+        split: `split_validation`'s record.
+        examples: {"train", "validation", "test"} counts.
+    """
+
+    make_train: Callable[[], tf.data.Dataset]
+    validation: tf.data.Dataset | None
+    test: tf.data.Dataset
+    probe: np.ndarray | None
+    split: dict
+    examples: dict
+
+
+def held_out_inputs(labelled: tf.data.Dataset, test: tf.data.Dataset, *, fraction: float,
+                    seed: int, batch_size: int, eval_batch_size: int = 512, cache: bool = True,
+                    **pipeline) -> HeldOutInputs:
+    """Holds out a seeded validation part of `labelled` (`split_validation`) and builds the
+    training, validation and test pipelines (`image_pipeline`).
+
+    Args:
+        labelled: The labelled training data, in a fixed order.
+        test: The test split.
+        fraction: Share of `labelled` held out for validation.
+        seed: Seed of the held-out choice and of the training shuffle.
+        batch_size: Training batch size.
+        eval_batch_size: Validation and test batch size.
+        cache: Keep the preprocessed examples in memory (False for data too big to hold).
+        **pipeline: More `image_pipeline` options (normalize, channels, size).
+    """
+    train_part, validation_part, split = split_validation(labelled, fraction, seed)
+
+    def make_train() -> tf.data.Dataset:
+        return image_pipeline(train_part, batch_size=batch_size, training=True, seed=seed,
+                              cache=cache, **pipeline)
+
+    def evaluation(part):
+        return image_pipeline(part, batch_size=eval_batch_size, training=False, cache=cache,
+                              **pipeline)
+
+    held_out = validation_part is not None
+    return HeldOutInputs(
+        make_train=make_train, validation=evaluation(validation_part) if held_out else None,
+        test=evaluation(test), probe=probe_batch(validation_part, **pipeline) if held_out else None,
+        split=split, examples={"train": split["train_examples"],
+                               "validation": split["validation_examples"],
+                               "test": int(test.cardinality())})

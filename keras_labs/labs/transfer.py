@@ -55,23 +55,18 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import socket
+import functools
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
-from keras_labs import ConfigError, DataError, data, models, runs
+from keras_labs import ConfigError, data, models, runs
 from keras_labs.config import LabConfig, common, option
 from keras_labs.lazy import lazy_import
 from keras_labs.ledger import SeedItem
 
 # Loaded on first use (TensorFlow, matplotlib): NAME, Config and PRESETS read without them.
-tf, keras, layers, export, training, visualization = lazy_import(
-    "tensorflow", "keras", "keras.layers", "keras_labs.export", "keras_labs.training",
-    "keras_labs.visualization")
+keras, layers, export, training, visualization = lazy_import(
+    "keras", "keras.layers", "keras_labs.export", "keras_labs.training", "keras_labs.visualization")
 
 NAME = "transfer"
 DESCRIPTION = ("scratch vs fine-tuning vs feature extraction, chosen on validation; CIFAR-10 "
@@ -99,26 +94,11 @@ FEATURE_LAYERS = {"mnist": "features", "cifar10_0_4": "fc1_relu"}
 
 
 @dataclasses.dataclass(frozen=True)
-class Backbone:
-    """A keras.applications model and how to map [0, 1] pixels to the input its weights expect."""
-
-    constructor: str
-    scale: float
-    offset: float
-
-
-BACKBONES = {
-    "mobilenet_v2": Backbone("MobileNetV2", 2.0, -1.0),  # expects [-1, 1]
-    "efficientnet_b0": Backbone("EfficientNetB0", 255.0, 0.0),  # rescales [0, 255] itself
-}
-
-
-@dataclasses.dataclass(frozen=True)
 class Config(LabConfig):
     source: str = option("mnist", choices=SOURCES,
                          help="pretrained network: the suite's MNIST CNN, its CIFAR-10 classes "
                               "0-4 CNN, or an ImageNet backbone")
-    backbone: str = option("mobilenet_v2", choices=tuple(BACKBONES),
+    backbone: str = option("mobilenet_v2", choices=tuple(models.transfer.BACKBONES),
                            help="keras.applications model for source=imagenet")
     imagenet_size: int = option(96, minimum=32, maximum=512,
                                 help="side the ImageNet backbone sees (targets are resized)")
@@ -225,30 +205,6 @@ SEED_ITEMS = [
 PRESET_MINUTES = {"seed": 8, "cifar-natural": 10, "imagenet": 12, "svhn": 25}
 
 
-@dataclasses.dataclass(frozen=True)
-class TargetData:
-    """One target's inputs, 32x32 RGB images in [0, 1].
-
-    Attributes:
-        make_train: Returns a fresh training pipeline: each fit sees the same shuffled epochs,
-            and a resumed run gives a fit exactly the batches it would have had uninterrupted.
-        validation: The held-out part of the labelled training data (curves, the choice).
-        test: The test split, scored once at the end.
-        probe: Fixed validation images for TensorBoard's probes.
-        num_classes: Classes of the target.
-        split: `data.split_validation`'s record.
-        examples: {"train", "validation", "test"} counts.
-    """
-
-    make_train: Callable[[], Any]
-    validation: Any
-    test: Any
-    probe: np.ndarray
-    num_classes: int
-    split: dict
-    examples: dict
-
-
 def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     """Adapts a pretrained network to each target three ways, chooses the best strategy on
     validation, then scores every model once on the test split; returns the metrics."""
@@ -260,7 +216,8 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     # Without ImageNet weights the run stops here, within seconds too.
     with strategy.scope():
         source_model, base, source_info = _source(config, run)
-    preprocess = _preprocess_layers(config)
+    preprocess = ([] if config.source != "imagenet" else
+                  models.transfer.imagenet_preprocessing(config.backbone, config.imagenet_size))
 
     metrics = {"source": source_info, "zero_shot": {}, **{name: {} for name in STRATEGIES}}
     trained, curves, rows = {}, {}, []
@@ -347,139 +304,51 @@ def accuracy(model: keras.Model, dataset) -> float:
 # Source networks
 
 
+# Offline, an ImageNet backbone's weights cannot be had: the error says what works instead.
+_OFFLINE_ADVICE = ("offline, use source=cifar10_0_4 (--preset cifar-natural) or source=mnist, "
+                   "the suite's own source networks, or place the weights file in the Keras "
+                   "cache (~/.keras/models)")
+
+
 def _source(config: Config, run: runs.Run):
     """(the source model, or None for an ImageNet backbone, the base network the strategies
     start from, facts about the source for metrics.json)."""
     if config.source == "imagenet":
-        base = imagenet_base(config.backbone, config.imagenet_size)
+        base = models.transfer.imagenet_base(config.backbone, config.imagenet_size,
+                                             advice=_OFFLINE_ADVICE)
         return None, base, {"kind": "imagenet", "backbone": config.backbone,
                             "input_size": config.imagenet_size}
-    model, info = (mnist_source if config.source == "mnist" else cifar_source)(config, run)
+    model, info = suite_source(config, run)
     features = model.get_layer(FEATURE_LAYERS[config.source]).output
     return model, keras.Model(model.input, features, name=f"{config.source}_features"), info
 
 
-
-def imagenet_base(backbone: str, size: int, timeout: float = 10.0) -> keras.Model:
-    """A `keras.applications` backbone without its top, with ImageNet weights.
-
-    Keras downloads the weights once into its cache (`~/.keras/models`, or `$KERAS_HOME`); a
-    cached file is used without the network.
-
-    Args:
-        backbone: A key of `BACKBONES`.
-        size: Input side in pixels.
-        timeout: Seconds any one network operation of the download may block.
-
-    Raises:
-        DataError: The weights are not cached and cannot be downloaded (offline), within about
-            `timeout` seconds rather than hanging.
-    """
-    if backbone not in BACKBONES:
-        raise ConfigError(f"backbone={backbone!r} is not valid; valid values: {', '.join(BACKBONES)}")
-    constructor = getattr(keras.applications, BACKBONES[backbone].constructor)
-    previous = socket.getdefaulttimeout()
-    # urllib has no timeout of its own: a firewall that drops packets would hang the download.
-    socket.setdefaulttimeout(timeout)
-    try:
-        base = constructor(include_top=False, weights="imagenet", input_shape=(size, size, 3))
-    except Exception as error:  # Keras wraps every download failure in a bare Exception
-        if not (isinstance(error, OSError) or "URL fetch failure" in str(error)):
-            raise
-        raise DataError(f"cannot get the ImageNet weights of {backbone} ({error}); offline, use "
-                        "source=cifar10_0_4 (--preset cifar-natural) or source=mnist, the "
-                        "suite's own source networks, or place the weights file in the Keras "
-                        "cache (~/.keras/models)") from None
-    finally:
-        socket.setdefaulttimeout(previous)
-    base._name = f"{backbone}_imagenet"
-    return base
-
-
-def mnist_source(config: Config, run: runs.Run) -> tuple[keras.Model, dict]:
-    """The suite's MNIST CNN (32x32 RGB input), trained once per recipe and kept for later runs
-    (`training.cached_model`, keyed by data, examples, epochs, learning rate and seed).
+def suite_source(config: Config, run: runs.Run) -> tuple[keras.Model, dict]:
+    """The suite's own source network, the MNIST CNN or the CIFAR-10 0-4 CNN (`CIFAR_SOURCE`),
+    trained once per recipe (`models.transfer.SourceRecipe`) and kept for later runs.
 
     Returns:
-        (the model, facts about it: test accuracy on MNIST, where it is, reused or not).
+        (the model, facts about it: test accuracy on its own test split, where it is, reused
+        or not).
     """
-    datasets, source = run.load_data("mnist")
-    recipe = {"architecture": "models.mnist_cnn", "input_shape": [IMAGE_SIZE, IMAGE_SIZE, 3],
-              "data": source.kind, "splits": source.splits, "seed": config.seed,
-              "train_examples": config.source_train_examples, "epochs": config.source_epochs,
-              "learning_rate": config.source_learning_rate, "batch_size": 128}
-
-    def train():
-        # No cache: 60,000 images as 32x32x3 float32 would hold 740 MB; resizing is cheap.
-        train = data.image_pipeline(data.first(datasets["train"], config.source_train_examples),
-                                    batch_size=128, training=True, seed=config.seed, channels=3,
-                                    size=IMAGE_SIZE, cache=False)
-        test = data.image_pipeline(datasets["test"], batch_size=512, training=False, channels=3,
-                                   size=IMAGE_SIZE, cache=False)
-        model = models.mnist_cnn(input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3), name="mnist_source")
-        return _train_source(config, run, model, train, test, "sparse_categorical_crossentropy",
-                             data.probe_batch(datasets["test"], channels=3, size=IMAGE_SIZE))
-
-    return training.cached_model(config.export_dir, "mnist_source", recipe, train)
-
-
-def cifar_source(config: Config, run: runs.Run) -> tuple[keras.Model, dict]:
-    """The suite's CNN of CIFAR-10 classes 0-4 (`CIFAR_SOURCE`, logits), trained on all their
-    training images (flipped and shifted at random) once per recipe and kept for later runs.
-
-    Returns:
-        (the model, facts about it: test accuracy on classes 0-4, where it is, reused or not).
-    """
+    recipe = models.transfer.SourceRecipe(
+        epochs=config.source_epochs, learning_rate=config.source_learning_rate,
+        train_examples=config.source_train_examples, seed=config.seed)
+    kept = dict(fit=functools.partial(_fit_source, run, f"source-{config.source}"),
+                facts={"kind": config.source, "trained_in_run": run.run_id})
+    if config.source == "mnist":
+        datasets, source = run.load_data("mnist")
+        return models.transfer.mnist_source(datasets, source, recipe, config.export_dir,
+                                            image_size=IMAGE_SIZE, **kept)
     datasets, source = run.load_data("cifar10")
-    recipe = {"architecture": "models.cifar_cnn", "spec": dataclasses.asdict(CIFAR_SOURCE),
-              "classes": list(SOURCE_CLASSES), "data": source.kind, "splits": source.splits,
-              "seed": config.seed, "train_examples": config.source_train_examples,
-              "epochs": config.source_epochs, "learning_rate": config.source_learning_rate,
-              "batch_size": 64, "augment": True}
-
-    def train():
-        train_split = data.first(class_subset(datasets["train"], SOURCE_CLASSES),
-                                 config.source_train_examples)
-        test_split = class_subset(datasets["test"], SOURCE_CLASSES)
-        # 4,000 images need augmentation not to be memorized within a few epochs.
-        train = data.image_pipeline(train_split, batch_size=64, training=True, seed=config.seed,
-                                    augment=True)
-        test = data.image_pipeline(test_split, batch_size=512, training=False)
-        model = models.cifar_cnn(CIFAR_SOURCE)
-        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        model, info = _train_source(config, run, model, train, test, loss,
-                                    data.probe_batch(test_split))
-        return model, {**info, "classes": [data.CIFAR10_CLASSES[label] for label in SOURCE_CLASSES]}
-
-    return training.cached_model(config.export_dir, "cifar10_0_4_source", recipe, train)
+    return models.transfer.cifar_source(datasets, source, recipe, config.export_dir,
+                                        spec=CIFAR_SOURCE, classes=SOURCE_CLASSES,
+                                        name="cifar10_0_4_source", **kept)
 
 
-def _train_source(config: Config, run: runs.Run, model: keras.Model, train, test, loss,
-                  probe) -> tuple[keras.Model, dict]:
-    """Trains a source network with Adam on a cosine schedule; scores it on its own test split
-    (the source's, which no target shares)."""
-    steps = max(int(train.cardinality()), 1) * config.source_epochs
-    schedule = keras.optimizers.schedules.CosineDecay(config.source_learning_rate,
-                                                      decay_steps=steps)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=["accuracy"])
-    start = time.perf_counter()
-    training.fit(run, model, train, epochs=config.source_epochs, probe=probe,
-                 **_logs(run, f"source-{config.source}"))
-    seconds = time.perf_counter() - start
-    _, test_accuracy = model.evaluate(test, verbose=0)
-    print(f"{NAME}: {_source_label(config)} source model: test accuracy {test_accuracy:.4f} "
-          f"({seconds:.0f} s)", flush=True)
-    return model, {"kind": config.source, "test_accuracy": float(test_accuracy),
-                   "train_time_s": round(seconds, 2), "trained_in_run": run.run_id}
-
-
-def _preprocess_layers(config: Config) -> list[layers.Layer]:
-    """Layers from the 32x32 [0, 1] target images to what the pretrained network expects."""
-    if config.source != "imagenet":
-        return []
-    backbone = BACKBONES[config.backbone]
-    return [layers.Resizing(config.imagenet_size, config.imagenet_size, name="resize"),
-            layers.Rescaling(backbone.scale, backbone.offset, name="rescale")]
+def _fit_source(run: runs.Run, phase: str, model: keras.Model, train, *, epochs: int, probe):
+    """Trains a source network with `training.fit`, logged as a phase of its own."""
+    return training.fit(run, model, train, epochs=epochs, probe=probe, **_logs(run, phase))
 
 
 def _source_label(config: Config) -> str:
@@ -491,66 +360,32 @@ def _source_label(config: Config) -> str:
 # Targets
 
 
-def target_data(config: Config, target: str, run: runs.Run) -> TargetData:
+def target_data(config: Config, target: str, run: runs.Run) -> data.HeldOutInputs:
     """Opens one target (noted in env.json): its labelled training data less a seeded
-    validation part, the validation part, and the test split."""
+    validation part (curves, the choice), the validation part, and the test split (scored once
+    at the end), as 32x32 RGB images in [0, 1]."""
     if target == "digits":
         datasets, source = data.load_uci_digits(test_fraction=config.digits_test_fraction)
         run.record_data(source)
     elif target == "cifar10_5_9":
         datasets, _ = run.load_data("cifar10")
-        datasets = {"train": class_subset(datasets["train"], TARGET_CLASSES,
-                                          config.target_per_class),
-                    "test": class_subset(datasets["test"], TARGET_CLASSES)}
+        datasets = {"train": data.class_subset(datasets["train"], TARGET_CLASSES,
+                                               config.target_per_class),
+                    "test": data.class_subset(datasets["test"], TARGET_CLASSES)}
     else:
         datasets, _ = run.load_data(target)
     labelled = data.first(datasets["train"], config.target_train_examples)
-    test_split = data.first(datasets["test"], config.target_test_examples)
-    train_split, validation_split, split = data.split_validation(
-        labelled, config.validation_fraction, config.seed)
-    if validation_split is None:
-        raise ConfigError(f"validation_fraction={config.validation_fraction!r} holds out no "
-                          f"example of the {split['train_examples']} labelled {target} images")
     # SVHN (73,257 training images, already 32x32 RGB) would need 900 MB as float32 and costs
     # only a cast to prepare again; the other targets are small enough to keep.
-    cache = target != "svhn_cropped"
-    pipeline = dict(channels=3, size=IMAGE_SIZE, cache=cache)
-
-    def make_train():
-        return data.image_pipeline(train_split, batch_size=config.batch_size, training=True,
-                                   seed=config.seed, **pipeline)
-
-    return TargetData(
-        make_train=make_train,
-        validation=data.image_pipeline(validation_split, batch_size=512, training=False,
-                                       **pipeline),
-        test=data.image_pipeline(test_split, batch_size=512, training=False, **pipeline),
-        probe=data.probe_batch(validation_split, channels=3, size=IMAGE_SIZE),
-        num_classes=TARGETS[target], split=split,
-        examples={"train": split["train_examples"], "validation": split["validation_examples"],
-                  "test": int(test_split.cardinality())})
-
-
-def class_subset(dataset, classes: tuple[int, ...], per_class: int = 0):
-    """The (image, label) examples of `classes` only, relabelled 0, 1, ... in that order.
-
-    Args:
-        dataset: (image, label) pairs in a fixed order, small enough to hold in memory.
-        classes: The labels kept; `classes[i]` becomes label i.
-        per_class: Keep the first `per_class` examples of each class (0: all of them); a class
-            with fewer keeps all it has.
-
-    Returns:
-        A `tf.data.Dataset` of (uint8 image, int64 label), in the order of `dataset`.
-    """
-    images, labels = data.to_numpy(dataset)
-    relabel = {label: index for index, label in enumerate(classes)}
-    chosen = [np.flatnonzero(labels == label) for label in classes]
-    if per_class:
-        chosen = [indices[:per_class] for indices in chosen]
-    indices = np.sort(np.concatenate(chosen))
-    new_labels = np.array([relabel[label] for label in labels[indices]], dtype=np.int64)
-    return tf.data.Dataset.from_tensor_slices((images[indices], new_labels))
+    sets = data.held_out_inputs(labelled, data.first(datasets["test"], config.target_test_examples),
+                                fraction=config.validation_fraction, seed=config.seed,
+                                batch_size=config.batch_size, cache=target != "svhn_cropped",
+                                channels=3, size=IMAGE_SIZE)
+    if sets.validation is None:
+        raise ConfigError(f"validation_fraction={config.validation_fraction!r} holds out no "
+                          f"example of the {sets.split['train_examples']} labelled {target} "
+                          "images")
+    return sets
 
 
 # --------------------------------------------------------------------------------------------
@@ -558,7 +393,7 @@ def class_subset(dataset, classes: tuple[int, ...], per_class: int = 0):
 
 
 def train_strategy(name: str, base: keras.Model, preprocess: list[layers.Layer],
-                   sets: TargetData, config: Config, run: runs.Run, target: str, strategy):
+                   sets: data.HeldOutInputs, config: Config, run: runs.Run, target: str, strategy):
     """Builds and trains one strategy on one target, inside the `tf.distribute` `strategy`.
 
     The per-epoch curves are on `sets.validation`; the test split is not read here.
@@ -571,14 +406,11 @@ def train_strategy(name: str, base: keras.Model, preprocess: list[layers.Layer],
         raise ConfigError(f"strategy {name!r} is not valid; valid values: {', '.join(STRATEGIES)}")
     pretrained = name != "scratch"
     with strategy.scope():
-        own_base = keras.models.clone_model(base)  # fresh layers, freshly initialized weights
-        if pretrained:
-            own_base.set_weights(base.get_weights())
-        own_base.trainable = not pretrained
+        own_base = models.transfer.base_copy(base, pretrained=pretrained)
         model = models.transfer_model(own_base, preprocess, pretrained=pretrained,
                                       dropout=config.dropout, name=f"{target}_{name}",
                                       input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3),
-                                      num_classes=sets.num_classes)
+                                      num_classes=TARGETS[target])
     phases = [("train", config.learning_rate, config.epochs)]
     if name == "fine_tune":
         phases = [("warmup", config.learning_rate, config.warmup_epochs),
@@ -587,7 +419,8 @@ def train_strategy(name: str, base: keras.Model, preprocess: list[layers.Layer],
     start = time.perf_counter()
     for phase, learning_rate, until_epoch in phases:
         if phase == "fine_tune":
-            unfreeze_except_batch_norm(own_base)  # recompiled below to take effect
+            # Batch norm stays in inference mode (the module docstring); recompiled below.
+            models.transfer.unfreeze_except_batch_norm(own_base)
         done = len(history.get("loss", []))
         if until_epoch <= done:
             continue
@@ -603,36 +436,11 @@ def train_strategy(name: str, base: keras.Model, preprocess: list[layers.Layer],
         history.setdefault("phase", []).extend([phase] * len(fit.history["loss"]))
     seconds = time.perf_counter() - start
     result = {"validation_accuracy": accuracy(model, sets.validation),
-              "trainable_parameters": trainable_parameters(model),
+              "trainable_parameters": models.transfer.trainable_parameters(model),
               "time_s": round(seconds, 2), "epochs": len(history["loss"])}
     if name == "fine_tune":
         result["fine_tune_from_epoch"] = config.warmup_epochs + 1
     return model, result, history
-
-
-def unfreeze_except_batch_norm(base: keras.Model) -> None:
-    """Makes every layer of `base` trainable except its batch norm layers.
-
-    In Keras 3 the `training=False` recorded when the base is called in a functional model is
-    overridden by `fit()`'s `training=True` (keras-team/keras#20285); a batch norm layer with
-    `trainable=False` is what really runs in inference mode: moving statistics of the source
-    data, and frozen scale and offset.
-    """
-    base.trainable = True
-    for layer in _all_layers(base):
-        if isinstance(layer, layers.BatchNormalization):
-            layer.trainable = False
-
-
-def _all_layers(model: keras.Model):
-    for layer in model.layers:
-        yield layer
-        if isinstance(layer, keras.Model):
-            yield from _all_layers(layer)
-
-
-def trainable_parameters(model: keras.Model) -> int:
-    return int(sum(np.prod(weight.shape) for weight in model.trainable_weights))
 
 
 def _logs(run: runs.Run, phase: str) -> dict:
