@@ -72,23 +72,34 @@ def seed_rows(lab: str, lab_runs: list[Path], committed: dict) -> list[tuple]:
         if preset and metrics:
             newest_run[preset] = run
             latest[(lab, preset)] = {"metrics": metrics}
-    found = []
-    for entry in ledger.items(lab=lab):
-        run = newest_run.get(entry.preset)
+    def read(entry, preset) -> tuple | None:
+        """(reading, data kind, where) of `entry` from a run of `preset`, or None."""
+        run = newest_run.get(preset)
         if run is not None:
             metrics = _read_json(run / "metrics.json")
-            reading = ledger.judge(entry, metrics, latest)
-            kind = ledger.data_kind(metrics, _read_json(run / "env.json"))
-            found.append((entry, reading, kind, f"run {run.name}"))
-            continue
-        result = committed.get((lab, entry.preset))
+            return (ledger.judge(entry, metrics, latest),
+                    ledger.data_kind(metrics, _read_json(run / "env.json")), f"run {run.name}")
+        result = committed.get((lab, preset))
         if result is not None:
-            reading = ledger.judge(entry, result["metrics"], latest)
-            found.append((entry, reading, result.get("data_kind", "?"),
-                          f"committed ledger (results/, commit {str(result.get('commit'))[:10]})"))
-            continue
-        found.append((entry, ledger.Reading("not run", "-", f"no {entry.preset!r} run here"),
-                      "-", ledger.command(lab, entry.preset)))
+            return (ledger.judge(entry, result["metrics"], latest), result.get("data_kind", "?"),
+                    f"committed ledger (results/, commit {str(result.get('commit'))[:10]})")
+        return None
+
+    found = []
+    for entry in ledger.items(lab=lab):
+        main = read(entry, entry.preset) or (
+            ledger.Reading("not run", "-", f"no {entry.preset!r} run here"), "-",
+            ledger.command(lab, entry.preset))
+        reading, kind, where = main
+        if entry.equal_updates:  # the second reading of a data-limited item, beside the first
+            second = read(entry, entry.equal_updates)
+            if second is not None:
+                extra = second[0]
+                reading = ledger.Reading(
+                    reading.verdict, f"{reading.ours}; equal updates: {extra.ours}",
+                    "; ".join(filter(None, (reading.why, f"equal updates: {extra.verdict}"))))
+                where += f"; {second[2]}"
+        found.append((entry, reading, kind, where))
     return found
 
 

@@ -68,3 +68,14 @@ def test_report_renders_in_headless_chromium(tmp_path):
     subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1280,2000", page.as_uri()],
                    capture_output=True, timeout=120)
     assert shot.stat().st_size > 10_000
+
+
+def test_report_shows_the_equal_updates_reading_beside_the_reports_recipe(tmp_path):
+    runs = tmp_path / "runs"
+    fake_run(runs, "cifar-cnn", "20261130-120000-tutorial-ab12", {"test_accuracy": 0.37})
+    fake_run(runs, "cifar-cnn", "20261130-120100-tutorial-equal-updates-cd34",
+             {"test_accuracy": 0.51})
+    page = report.build(runs, tmp_path / "out", tmp_path / "no-results").read_text()
+    row = page.split("<td>004-t1-accuracy</td>", 1)[1].split("</tr>", 1)[0]
+    assert "37.00%; equal updates: 51.00%" in row
+    assert "class='below'>below (equal updates: below)" in row
