@@ -404,6 +404,15 @@ def predict_labels(model: keras.Model, dataset: tf.data.Dataset) -> tuple[np.nda
     return np.concatenate(labels), probabilities.argmax(axis=-1), probabilities
 
 
+def equal_update_epochs(epochs: int, report_examples: int, training_examples: int) -> int:
+    """`epochs`, scaled up so that a run over `training_examples` takes the gradient steps of
+    `epochs` epochs over `report_examples` (a seed report's training set); unscaled when
+    `report_examples` is 0 or the training set is not smaller."""
+    if not report_examples or training_examples >= report_examples:
+        return epochs
+    return max(epochs, round(epochs * report_examples / training_examples))
+
+
 def cross_entropy(labels: np.ndarray, probabilities: np.ndarray) -> float:
     """Mean sparse categorical cross-entropy of predicted probabilities, clipped as Keras clips it."""
     chosen = probabilities[np.arange(len(labels)), labels.astype(int)]

@@ -143,3 +143,17 @@ def test_real_cifar10_tiny_run(tmp_path, real_data_dir):
     metrics = lab.run(config, str(tmp_path / "run"))
     assert metrics["data"]["cifar10"]["kind"] == "full"
     assert metrics["psnr"] > 0 and len(list((tmp_path / "run" / "plots").glob("*.png"))) >= 3
+
+
+def test_equal_updates_scales_the_epochs_to_the_reports_gradient_steps(tmp_path):
+    config = tiny("autoencoder", equal_updates_examples=345, w_sweep=(),
+                  export_dir=str(tmp_path / "exports"))
+    metrics = lab.run(config, str(tmp_path / "run"))
+    # 128 images, 13 held out: 115 train; 345 / 115 = 3 times the 1 epoch asked for.
+    assert metrics["validation_split"]["train_examples"] == 115
+    assert metrics["epochs_run"] == 3 and len(metrics["epochs"]) == 3
+    from keras_labs import training
+
+    assert training.equal_update_epochs(10, 50000, 7337) == 68
+    assert training.equal_update_epochs(10, 0, 7337) == 10
+    assert training.equal_update_epochs(10, 5000, 7337) == 10
