@@ -149,6 +149,31 @@ def unconstrained_attack(model: keras.Model, images, target: int, *, steps: int 
     """
     originals = check_images(images, model)
     target = check_target(target, model)
+
+    def step(adversarial, gradient, confidence):
+        active = (confidence < stop_confidence).reshape(-1, *[1] * (adversarial.ndim - 1))
+        if not active.any():
+            return None
+        lengths = np.maximum(l2_norms(gradient), 1e-12).reshape(active.shape)
+        return np.where(active, np.clip(adversarial - step_length * gradient / lengths, 0.0, 1.0),
+                        adversarial)
+
+    images, curves = _ascend(model, originals, target, steps, batch_size, step)
+    # A batch that stopped early keeps its last confidence for the steps it did not take.
+    curves = [curve + [curve[-1]] * (steps + 1 - len(curve)) for curve in curves]
+    return images, np.concatenate([np.stack(curve) for curve in curves], axis=1).mean(axis=1)
+
+
+def _ascend(model: keras.Model, originals: np.ndarray, target: int, steps: int, batch_size: int,
+            step) -> tuple[np.ndarray, list[list[np.ndarray]]]:
+    """The gradient-ascent loop of the input attacks, batch by batch: up to `steps` calls of
+    `step(images, d loss / d images, p(target))` -> the next images (None: stop the batch),
+    where the loss is -log p(target | x).
+
+    Returns:
+        (the final images, per batch the list of p(target) before every step taken and after
+        the last one).
+    """
     gradients = _Gradients.of(model)
     results, curves = [], []
     for start in range(0, len(originals), batch_size):
@@ -158,19 +183,14 @@ def unconstrained_attack(model: keras.Model, images, target: int, *, steps: int 
             gradient, probabilities = gradients.loss_gradient(tf.constant(adversarial), target)
             confidence = probabilities.numpy()[:, target]
             curve.append(confidence)
-            active = (confidence < stop_confidence).reshape(-1, *[1] * (adversarial.ndim - 1))
-            if not active.any():
+            moved = step(adversarial, gradient.numpy(), confidence)
+            if moved is None:
                 break
-            gradient = gradient.numpy()
-            lengths = np.maximum(l2_norms(gradient), 1e-12).reshape(active.shape)
-            adversarial = np.where(active, np.clip(adversarial - step_length * gradient / lengths,
-                                                   0.0, 1.0), adversarial)
-        final = model(adversarial, training=False).numpy()[:, target]
-        curve = curve + [final] * (steps + 1 - len(curve))
+            adversarial = moved
+        curve.append(np.asarray(model(adversarial, training=False))[:, target])
         results.append(adversarial)
-        curves.append(np.stack(curve))
-    curve = np.concatenate(curves, axis=1).mean(axis=1)
-    return np.concatenate(results).astype(np.float32), curve
+        curves.append(curve)
+    return np.concatenate(results).astype(np.float32), curves
 
 
 def gradient_map(model: keras.Model, images, target: int) -> np.ndarray:
@@ -230,24 +250,16 @@ def budget_attack(model: keras.Model, images, target: int, *, steps: int, step_s
         raise ValueError(f"steps={steps!r} must be an integer >= 1")
     if not step_size > 0:
         raise ValueError(f"step_size={step_size!r} must be > 0")
-    gradients = _Gradients.of(model)
-    results, curves = [], []
-    for start in range(0, len(originals), batch_size):
-        adversarial = originals[start:start + batch_size].copy()
-        curve = []
-        for _ in range(steps):
-            gradient, probabilities = gradients.loss_gradient(tf.constant(adversarial), target)
-            confidence = probabilities.numpy()[:, target]
-            ascent = -gradient.numpy()  # the loss is -log p(target)
-            if objective == "probability":  # d p / d x = p * d log p / d x
-                ascent *= confidence.reshape(-1, *[1] * (ascent.ndim - 1))
-            curve.append(confidence)
-            adversarial = np.clip(adversarial + step_size * ascent, 0.0, 1.0)
-        curve.append(np.asarray(model(adversarial, training=False))[:, target])
-        results.append(adversarial)
-        curves.append(np.stack(curve))
-    return (np.concatenate(results).astype(np.float32),
-            np.concatenate(curves, axis=1).astype(np.float64))
+
+    def step(adversarial, gradient, confidence):
+        ascent = -gradient  # the loss is -log p(target)
+        if objective == "probability":  # d p / d x = p * d log p / d x
+            ascent = ascent * confidence.reshape(-1, *[1] * (ascent.ndim - 1))
+        return np.clip(adversarial + step_size * ascent, 0.0, 1.0)
+
+    images, curves = _ascend(model, originals, target, steps, batch_size, step)
+    return images, np.concatenate([np.stack(curve) for curve in curves],
+                                  axis=1).astype(np.float64)
 
 
 def first_step_reaching(confidences, level: float) -> int | None:

@@ -15,6 +15,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,53 @@ class SeedItem:
     @property
     def qualitative(self) -> bool:
         return self.seed == "qualitative"
+
+
+_OPTIONS = ("direction", "unit", "tolerance", "equal_updates", "versus")
+
+
+def table(text: str, notes: dict[str, str] | None = None) -> list[SeedItem]:
+    """Seed items from a Markdown table, the form the labs declare them in.
+
+    Columns: item (its id starts with the report number), preset, metric, seed (a number, or
+    `qualitative`), report's figure (as the report states it), what, options. Options are
+    `key=value` pairs separated by commas (direction, unit, tolerance, equal_updates, versus);
+    by default a number is better higher with the tolerance 0.01, a qualitative item compares
+    nothing, and the unit is "%" when the report's figure is a percentage.
+
+    Args:
+        text: The table (a header row, a separator row, one row per item; `\\|` for a "|").
+        notes: {item id: what the reader of its row must know}.
+
+    Raises:
+        ValueError: A row with the wrong number of cells, an unknown option, or a note for an
+            item the table does not have.
+    """
+    notes = dict(notes or {})
+    found = []
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    for line in lines[2:]:
+        cells = [cell.strip().replace("\\|", "|")
+                 for cell in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
+        if len(cells) != 7:
+            raise ValueError(f"a seed table row needs 7 cells, got {len(cells)}: {line!r}")
+        item, preset, metric, seed_cell, seed_text, description, option_cell = cells
+        seed = "qualitative" if seed_cell == "qualitative" else float(seed_cell)
+        options: dict[str, Any] = {
+            "direction": "none" if seed == "qualitative" else "higher",
+            "unit": "%" if "%" in seed_text and seed != "qualitative" else ""}
+        for pair in filter(None, (part.strip() for part in option_cell.split(","))):
+            key, _, value = pair.partition("=")
+            if key not in _OPTIONS:
+                raise ValueError(f"unknown seed table option {key!r} in {line!r}; valid: "
+                                 f"{', '.join(_OPTIONS)}")
+            options[key] = float(value) if key == "tolerance" else value
+        found.append(SeedItem(report=item[:3], item=item, description=description, seed=seed,
+                              seed_text=seed_text, metric=metric, preset=preset,
+                              note=notes.pop(item, ""), **options))
+    if notes:
+        raise ValueError(f"notes for items the table does not have: {', '.join(sorted(notes))}")
+    return found
 
 
 # --------------------------------------------------------------------------------------------
@@ -317,7 +365,7 @@ def _verdict_text(reading: Reading) -> str:
     return f"{reading.verdict} ({reading.why})" if reading.why else reading.verdict
 
 
-def table(found: list[Row], *, with_report: bool = True) -> str:
+def markdown(found: list[Row], *, with_report: bool = True) -> str:
     """A markdown table of `found` rows."""
     head = ["report"] * with_report + ["item", "what", "seed report", "ours", "data", "verdict",
                                        "reproduce"]
@@ -426,7 +474,7 @@ def render(results_dir: str | os.PathLike) -> str:
         "holds out a seeded validation split of its training data for curves and selection; the "
         "test split is scored once, at the end.",
         "",
-        table(found),
+        markdown(found),
         "",
         "## Runs",
         "",
@@ -453,7 +501,7 @@ README_END = "<!-- /ledger:{lab} -->"
 
 def readme_block(results_dir: str | os.PathLike, lab: str) -> str:
     """The generated results table of one lab, for the README."""
-    return table(rows(results_dir, items(lab=lab)))
+    return markdown(rows(results_dir, items(lab=lab)))
 
 
 def update_readme(readme: str | os.PathLike, results_dir: str | os.PathLike) -> bool:

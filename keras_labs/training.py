@@ -404,6 +404,22 @@ def predict_labels(model: keras.Model, dataset: tf.data.Dataset) -> tuple[np.nda
     return np.concatenate(labels), probabilities.argmax(axis=-1), probabilities
 
 
+def classifier_scores(model: keras.Model, test, history, split: dict,
+                      num_classes: int = 10) -> dict:
+    """The end of a classifier lab's run: the test split scored once (accuracy, per-class,
+    confusion matrix, loss), the last epoch's training and validation figures, and the record
+    of the validation split."""
+    labels, predictions, probabilities = predict_labels(model, test)
+    metrics = classification_metrics(labels, predictions, num_classes=num_classes)
+    metrics["test_loss"] = cross_entropy(labels, probabilities)
+    metrics["train_accuracy"] = float(history.history["accuracy"][-1])
+    if "val_accuracy" in history.history:
+        metrics["validation_accuracy"] = float(history.history["val_accuracy"][-1])
+        metrics["validation_loss"] = float(history.history["val_loss"][-1])
+    metrics["validation_split"] = split
+    return metrics
+
+
 def equal_update_epochs(epochs: int, report_examples: int, training_examples: int) -> int:
     """`epochs`, scaled up so that a run over `training_examples` takes the gradient steps of
     `epochs` epochs over `report_examples` (a seed report's training set); unscaled when

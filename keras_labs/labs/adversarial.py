@@ -50,7 +50,7 @@ import numpy as np
 from keras_labs import ConfigError, data
 from keras_labs.config import LabConfig, common, option
 from keras_labs.lazy import lazy_import
-from keras_labs.ledger import SeedItem
+from keras_labs.ledger import table
 
 # Loaded on first use (TensorFlow, matplotlib): NAME, Config and PRESETS read without them.
 attacks, training, visualization = lazy_import(
@@ -138,36 +138,27 @@ _BUDGET = (f"{_SEED.budget_steps} steps of plain gradient ascent on the "
            f"{_SEED.budget_objective.replace('_', ' ')} of 9, learning rate "
            f"{_SEED.budget_step_size:g}, no early stop, the same for every start image "
            "(report 001 gives neither its steps nor its rate)")
-SEED_ITEMS = [
-    SeedItem(report="000", item="000-ex5-4to9",
-             description="adversarial images make test 4s classify as 9s",
-             seed="qualitative", seed_text="4s classified as 9s", metric="fours_fooled",
-             preset="seed", direction="none", unit="",
-             note=f"true when >= 90% of the test 4s are called 9 after the budget ({_BUDGET})"),
-    SeedItem(report="001", item="001-ex5-noise",
-             description="uniform noise -> 9: the model's confidence in 9",
-             seed=0.99, seed_text="99% certainty", metric="budget.noise.confidence",
-             preset="seed", tolerance=0.005,
-             note=f"mean over {_SEED.noise_examples} noise images after {_BUDGET}; "
-                  "budget.noise.confidence_min and steps_to_99 beside it"),
-    SeedItem(report="001", item="001-ex5-zeros",
-             description="the all-zero image -> 9: the model's confidence in 9",
-             seed=0.59, seed_text="only 59%", metric="budget.zeros.confidence",
-             preset="seed", tolerance=0.005, note=f"after {_BUDGET}"),
-    SeedItem(report="001", item="001-ex5-universal",
-             description="one noise pattern added to any image makes the network see the class",
-             seed="qualitative", seed_text="noise ... added to any image",
-             metric="universal_fools_heldout", preset="seed", direction="none", unit="",
-             note="one L-inf bounded perturbation fitted on training 4s, its epsilon chosen on "
-                  "validation 4s; true when it turns >= 50% of the held-out test 4s into 9s "
-                  "(universal.success_rate_heldout)"),
-    SeedItem(report="001", item="001-ex5-hotspots",
-             description="the gradient maps of noise and of 4s have hotspots in the same areas",
-             seed="qualitative", seed_text='"hotspots" in somewhat the same areas',
-             metric="gradient_hotspots_shared", preset="seed", direction="none", unit="",
-             note="true when the mean d log p(9) / d x maps of the test 4s and of the noise "
-                  "starts correlate > 0.3 (gradient_map_correlation)"),
-]
+SEED_ITEMS = table("""
+| item | preset | metric | seed | report's figure | what | options |
+|---|---|---|---|---|---|---|
+| 000-ex5-4to9 | seed | fours_fooled | qualitative | 4s classified as 9s | adversarial images make test 4s classify as 9s |  |
+| 001-ex5-noise | seed | budget.noise.confidence | 0.99 | 99% certainty | uniform noise -> 9: the model's confidence in 9 | tolerance=0.005 |
+| 001-ex5-zeros | seed | budget.zeros.confidence | 0.59 | only 59% | the all-zero image -> 9: the model's confidence in 9 | tolerance=0.005 |
+| 001-ex5-universal | seed | universal_fools_heldout | qualitative | noise ... added to any image | one noise pattern added to any image makes the network see the class |  |
+| 001-ex5-hotspots | seed | gradient_hotspots_shared | qualitative | "hotspots" in somewhat the same areas | the gradient maps of noise and of 4s have hotspots in the same areas |  |
+""", notes={
+    "000-ex5-4to9": f"true when >= 90% of the test 4s are called 9 after the budget ({_BUDGET})",
+    "001-ex5-noise": f"mean over {_SEED.noise_examples} noise images after {_BUDGET}; "
+                     "budget.noise.confidence_min and steps_to_99 beside it",
+    "001-ex5-zeros": f"after {_BUDGET}",
+    '001-ex5-universal':
+        'one L-inf bounded perturbation fitted on training 4s, its epsilon chosen on '
+        'validation 4s; true when it turns >= 50% of the held-out test 4s into 9s '
+        '(universal.success_rate_heldout)',
+    '001-ex5-hotspots':
+        'true when the mean d log p(9) / d x maps of the test 4s and of the noise starts '
+        'correlate > 0.3 (gradient_map_correlation)',
+})
 PRESET_MINUTES = {"seed": 20}
 
 

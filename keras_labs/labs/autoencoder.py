@@ -27,7 +27,7 @@ import numpy as np
 from keras_labs import ConfigError, data, models, runs
 from keras_labs.config import LabConfig, common, option
 from keras_labs.lazy import lazy_import
-from keras_labs.ledger import SeedItem
+from keras_labs.ledger import table
 
 # Loaded on first use (TensorFlow, matplotlib): NAME, Config and PRESETS read without them.
 keras, tf = lazy_import("keras", "tensorflow")
@@ -78,38 +78,23 @@ PRESETS = {
 }
 DEFAULT_PRESET = "seed"
 
-SEED_ITEMS = [
-    SeedItem(report="004", item="004-t2-accuracy",
-             description="test accuracy of the autoencoder's classification head",
-             seed=0.5615, seed_text="56.15%", metric="test_accuracy", preset="seed",
-             equal_updates="seed-equal-updates",
-             note="report 004 did not state its weight w; the seed preset uses report 003's "
-                  "w=0.1"),
-    SeedItem(report="003", item="003-q2-losses",
-             description="reconstruction, classification and total loss per epoch (w=0.1, "
-                         "10 epochs)",
-             seed="qualitative", seed_text="a table of the three losses, epochs 1-10",
-             metric="epochs", preset="seed", direction="none",
-             note="metrics.json 'epochs': one row per epoch, train and validation"),
-    SeedItem(report="003", item="003-q2-cnn-vs-autoencoder",
-             description="the CNN is more accurate than the autoencoder",
-             seed="qualitative", seed_text="the CNN (82%) is more accurate than the "
-                                           "autoencoder (15.74%)",
-             metric="test_accuracy", preset="seed", direction="lower",
-             versus="cifar-cnn/minor-10ep:test_accuracy",
-             note="report 003's 15.74% is a 'reconstruction accuracy', which we replace by "
-                  "PSNR/SSIM; the claim is compared on classification accuracy"),
-    SeedItem(report="004", item="004-t3-z1",
-             description="a training and a test image decoded from single channels of z1 (the "
-                         "other 5 zeroed)",
-             seed="qualitative", seed_text="6 single-channel reconstructions per image",
-             metric="figures_written.z1_channels", preset="seed", direction="none"),
-    SeedItem(report="004", item="004-t3-z2",
-             description="the same images decoded from groups of 3 channels of z2 (the other "
-                         "13 zeroed)",
-             seed="qualitative", seed_text="reconstructions from 3 channels of z2",
-             metric="figures_written.z2_channels", preset="seed", direction="none"),
-]
+SEED_ITEMS = table("""
+| item | preset | metric | seed | report's figure | what | options |
+|---|---|---|---|---|---|---|
+| 004-t2-accuracy | seed | test_accuracy | 0.5615 | 56.15% | test accuracy of the autoencoder's classification head | equal_updates=seed-equal-updates |
+| 003-q2-losses | seed | epochs | qualitative | a table of the three losses, epochs 1-10 | reconstruction, classification and total loss per epoch (w=0.1, 10 epochs) | unit=% |
+| 003-q2-cnn-vs-autoencoder | seed | test_accuracy | qualitative | the CNN (82%) is more accurate than the autoencoder (15.74%) | the CNN is more accurate than the autoencoder | direction=lower, unit=%, versus=cifar-cnn/minor-10ep:test_accuracy |
+| 004-t3-z1 | seed | figures_written.z1_channels | qualitative | 6 single-channel reconstructions per image | a training and a test image decoded from single channels of z1 (the other 5 zeroed) | unit=% |
+| 004-t3-z2 | seed | figures_written.z2_channels | qualitative | reconstructions from 3 channels of z2 | the same images decoded from groups of 3 channels of z2 (the other 13 zeroed) | unit=% |
+""", notes={
+    '004-t2-accuracy':
+        "report 004 did not state its weight w; the seed preset uses report 003's w=0.1",
+    '003-q2-losses':
+        "metrics.json 'epochs': one row per epoch, train and validation",
+    '003-q2-cnn-vs-autoencoder':
+        "report 003's 15.74% is a 'reconstruction accuracy', which we replace by "
+        'PSNR/SSIM; the claim is compared on classification accuracy',
+})
 # Estimated minutes on the 2-core CPU with the partial CIFAR-10: 10 epochs per model of ~20 s
 # (measured at load 6), four models in the sweep.
 PRESET_MINUTES = {"seed": 4, "w-sweep": 12, "seed-equal-updates": 8}

@@ -33,7 +33,7 @@ import math
 from keras_labs import data
 from keras_labs.config import LanguageModelConfig, option
 from keras_labs.lazy import lazy_import
-from keras_labs.ledger import SeedItem
+from keras_labs.ledger import table
 
 # Loaded on first use (TensorFlow): NAME, Config and PRESETS read without them.
 text, training = lazy_import("keras_labs.text", "keras_labs.training")
@@ -70,26 +70,19 @@ PRESETS = {
 }
 DEFAULT_PRESET = "seed"
 
-SEED_ITEMS = [
-    SeedItem(report="000", item="000-ex4-t1",
-             description="perplexity of the CharRNN during 2000 epochs of training (a curve)",
-             seed="qualitative", seed_text="a perplexity curve over 2000 epochs",
-             metric="curve", preset="seed", direction="none",
-             note="an 'epoch' of the reports is one batch of random chunks: a step here"),
-    SeedItem(report="000", item="000-ex4-t2-t3",
-             description="sequences generated from the primes (tasks 2 and 3)",
-             seed="qualitative", seed_text="generated output sequences",
-             metric="samples", preset="seed", direction="none"),
-    SeedItem(report="001", item="001-ex4-loss",
-             description="training loss printed every 100 epochs, the last at epoch 2000",
-             seed=1.3524, seed_text="loss at every 100 epochs, last 1.3524", metric="train_loss",
-             preset="seed", direction="lower", unit="", tolerance=0.03,
-             note="ours: the mean training loss (nats/char) of steps 1,901-2,000"),
-    SeedItem(report="001", item="001-ex4-samples",
-             description="samples for the 7 primes, out-of-vocabulary ones (digits, 'Z') included",
-             seed="qualitative", seed_text="7 samples, e.g. 'X087hNYB BHN BYFVuhsdbs'",
-             metric="every_seed_prime_sampled", preset="seed", direction="none"),
-]
+SEED_ITEMS = table("""
+| item | preset | metric | seed | report's figure | what | options |
+|---|---|---|---|---|---|---|
+| 000-ex4-t1 | seed | curve | qualitative | a perplexity curve over 2000 epochs | perplexity of the CharRNN during 2000 epochs of training (a curve) | unit=% |
+| 000-ex4-t2-t3 | seed | samples | qualitative | generated output sequences | sequences generated from the primes (tasks 2 and 3) | unit=% |
+| 001-ex4-loss | seed | train_loss | 1.3524 | loss at every 100 epochs, last 1.3524 | training loss printed every 100 epochs, the last at epoch 2000 | direction=lower, tolerance=0.03 |
+| 001-ex4-samples | seed | every_seed_prime_sampled | qualitative | 7 samples, e.g. 'X087hNYB BHN BYFVuhsdbs' | samples for the 7 primes, out-of-vocabulary ones (digits, 'Z') included | unit=% |
+""", notes={
+    '000-ex4-t1':
+        "an 'epoch' of the reports is one batch of random chunks: a step here",
+    '001-ex4-loss':
+        'ours: the mean training loss (nats/char) of steps 1,901-2,000',
+})
 # Estimated minutes on the 2-core CPU with Tiny Shakespeare: training (README: 13.9 min for
 # `seed`; `best` stops at its 15-minute budget), then scoring, sampling and the export.
 PRESET_MINUTES = {"seed": 16, "best": 17}

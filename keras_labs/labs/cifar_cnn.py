@@ -49,7 +49,7 @@ import numpy as np
 from keras_labs import ConfigError, data, models, optimization
 from keras_labs.config import LabConfig, common, option
 from keras_labs.lazy import lazy_import
-from keras_labs.ledger import SeedItem
+from keras_labs.ledger import table
 
 # Loaded on first use (TensorFlow, matplotlib): NAME, Config and PRESETS read without them.
 keras, layers, tf = lazy_import("keras", "keras.layers", "tensorflow")
@@ -231,92 +231,59 @@ PRESETS.update({
 DEFAULT_PRESET = "tutorial"
 
 _FULL_TEST = "the report scored the full 10,000-image test set and trained on 50,000 images"
-_REPORT002_SETTINGS = {  # setting: (test accuracy, train accuracy in %), report 002 task 1
-    "relu-adam-normal": (0.525, 96), "tanh-adam-normal": (0.543, 96),
-    "sigmoid-adam-normal": (0.49, 66), "leaky_relu-adam-normal": (0.528, 92),
-    "relu-adam-glorot": (0.533, 96), "relu-momentum-normal": (0.454, 92),
-    "relu-adam-normal-reg": (0.585, 92), "relu-adam-normal-reg-long": (0.56, 92),
-    "relu-momentum0.8-reg": (0.53, 72), "relu-momentum0.7-reg": (0.52, 52),
-    "relu-momentum0.9-reg": (0.48, 50),
-}
-
-SEED_ITEMS = [
-    SeedItem(report="004", item="004-t1-accuracy",
-             description="PyTorch tutorial CNN, 2 epochs at batch 4: test accuracy",
-             seed=0.54, seed_text="54%", metric="test_accuracy", preset="tutorial",
-             equal_updates="tutorial-equal-updates", note=_FULL_TEST),
-    SeedItem(report="004", item="004-t1-running-loss",
-             description="tutorial CNN: mean training loss of the last 2,000 mini-batches, "
-                         "at the end of training",
-             seed=1.292, seed_text="[2, 12000] loss: 1.292", metric="running_loss.-1.loss",
-             preset="tutorial", direction="lower", unit="", tolerance=0.05,
-             equal_updates="tutorial-equal-updates",
-             note="the report printed 12 points over 2 epochs of 12,500 mini-batches; our "
-                  "partial data has ~1,850 a epoch, so the 2-epoch run prints 1 point and the "
-                  "equal-updates run about 12. A training loss below the report's after 14 "
-                  "passes over a sixth of its images says the network memorized them, not that "
-                  "it is better: read the test accuracy of 004-t1-accuracy"),
-    SeedItem(report="004", item="004-t1-per-class",
-             description="tutorial CNN: accuracy of each of the 10 classes (table)",
-             seed="qualitative", seed_text="per-class accuracy table", metric="per_class_table",
-             preset="tutorial", direction="none", unit=""),
-    SeedItem(report="004", item="004-t1-examples",
-             description="tutorial CNN: 4 test images with their true and predicted labels",
-             seed="qualitative", seed_text="4 test images, true and predicted labels",
-             metric="examples", preset="tutorial", direction="none", unit=""),
-    SeedItem(report="000", item="000-ex1-curves",
-             description="CIFAR-10 CNN: accuracy and loss curves over training",
-             seed="qualitative", seed_text="accuracy and loss curves", metric="losses.validation",
-             preset="tutorial", direction="none", unit="",
-             note="curves on the held-out validation part, plots/curves.png"),
-    SeedItem(report="001", item="001-ex1-sgd",
-             description="DeepDIVA CNN_basic, SGD, seed 42, 5 epochs: test accuracy",
-             seed=0.2311, seed_text="23.11%", metric="test_accuracy", preset="deepdiva-sgd",
-             equal_updates="deepdiva-sgd-equal-updates", note=_FULL_TEST),
-    SeedItem(report="001", item="001-ex1-adam",
-             description="DeepDIVA CNN_basic, Adam, seed 42, 5 epochs: test accuracy",
-             seed=0.6045, seed_text="60.45%", metric="test_accuracy", preset="deepdiva-adam",
-             equal_updates="deepdiva-adam-equal-updates", note=_FULL_TEST),
-    SeedItem(report="001", item="001-ex1-basic-copy",
-             description="DeepDIVA CNN_basic_copy (modified copy), Adam: test accuracy",
-             seed=0.5294, seed_text="52.94%", metric="test_accuracy",
-             preset="deepdiva-basic-copy", equal_updates="deepdiva-basic-copy-equal-updates",
-             note="the report does not say what it modified; ours adds a 128-unit hidden "
-                  "layer. " + _FULL_TEST),
-    SeedItem(report="003", item="003-q1-accuracy",
-             description="CNN trained 10 epochs: test accuracy", seed=0.82, seed_text="82%",
-             metric="test_accuracy", preset="minor-10ep",
-             equal_updates="minor-10ep-equal-updates",
-             note="the report does not give its network; ours is a VGG-style stand-in. "
-                  + _FULL_TEST),
-    SeedItem(report="003", item="003-q1-loss-epoch10",
-             description="CNN: mean training loss of epoch 10",
-             seed=0.282, seed_text="Training Loss at the end of epoch 10 is 0.282",
-             metric="losses.train.-1", preset="minor-10ep", direction="lower", unit="",
-             tolerance=0.03, note="the last epoch's mean training loss (on a sixth of the "
-                                  "report's images: a training loss, not a test figure)"),
-    *(SeedItem(report="002", item=f"002-t1-{setting}",
-               description=f"TensorFlow template CNN, {setting}: test accuracy",
-               seed=test, seed_text=f"~{train}% train vs {100 * test:g}% test",
-               metric="test_accuracy", preset=f"report002-{setting}",
-               equal_updates=f"report002-{setting}-equal-updates", note=_FULL_TEST)
-      for setting, (test, train) in _REPORT002_SETTINGS.items()),
-    SeedItem(report="002", item="002-t1-overfit",
-             description="the template overfits (train accuracy well above test)",
-             seed="qualitative", seed_text="train ~96% vs test ~52.5%: the template overfits",
-             metric="overfits", preset="report002-relu-adam-normal", direction="none", unit="",
-             note="shown when train accuracy exceeds test accuracy by more than 15 points"),
-    SeedItem(report="002", item="002-t1-relu-min-zero",
-             description="the ReLU conv activations have minimum 0",
-             seed="qualitative", seed_text="ReLU activations have minimum 0",
-             metric="relu_activations_min_zero", preset="report002-relu-adam-normal",
-             direction="none", unit="",
-             note="every conv layer's activations on the probe batch, at the end"),
-    SeedItem(report="002", item="002-t1-ceiling",
-             description="best test accuracy of the template over the whole grid",
-             seed=0.585, seed_text="did not go beyond ~55-58%", metric="test_accuracy",
-             preset="best", note="our own recipe (best) against the report's best setting"),
-]
+SEED_ITEMS = table("""
+| item | preset | metric | seed | report's figure | what | options |
+|---|---|---|---|---|---|---|
+| 004-t1-accuracy | tutorial | test_accuracy | 0.54 | 54% | PyTorch tutorial CNN, 2 epochs at batch 4: test accuracy | equal_updates=tutorial-equal-updates |
+| 004-t1-running-loss | tutorial | running_loss.-1.loss | 1.292 | [2, 12000] loss: 1.292 | tutorial CNN: mean training loss of the last 2,000 mini-batches, at the end of training | direction=lower, tolerance=0.05, equal_updates=tutorial-equal-updates |
+| 004-t1-per-class | tutorial | per_class_table | qualitative | per-class accuracy table | tutorial CNN: accuracy of each of the 10 classes (table) |  |
+| 004-t1-examples | tutorial | examples | qualitative | 4 test images, true and predicted labels | tutorial CNN: 4 test images with their true and predicted labels |  |
+| 000-ex1-curves | tutorial | losses.validation | qualitative | accuracy and loss curves | CIFAR-10 CNN: accuracy and loss curves over training |  |
+| 001-ex1-sgd | deepdiva-sgd | test_accuracy | 0.2311 | 23.11% | DeepDIVA CNN_basic, SGD, seed 42, 5 epochs: test accuracy | equal_updates=deepdiva-sgd-equal-updates |
+| 001-ex1-adam | deepdiva-adam | test_accuracy | 0.6045 | 60.45% | DeepDIVA CNN_basic, Adam, seed 42, 5 epochs: test accuracy | equal_updates=deepdiva-adam-equal-updates |
+| 001-ex1-basic-copy | deepdiva-basic-copy | test_accuracy | 0.5294 | 52.94% | DeepDIVA CNN_basic_copy (modified copy), Adam: test accuracy | equal_updates=deepdiva-basic-copy-equal-updates |
+| 003-q1-accuracy | minor-10ep | test_accuracy | 0.82 | 82% | CNN trained 10 epochs: test accuracy | equal_updates=minor-10ep-equal-updates |
+| 003-q1-loss-epoch10 | minor-10ep | losses.train.-1 | 0.282 | Training Loss at the end of epoch 10 is 0.282 | CNN: mean training loss of epoch 10 | direction=lower, tolerance=0.03 |
+| 002-t1-relu-adam-normal | report002-relu-adam-normal | test_accuracy | 0.525 | ~96% train vs 52.5% test | TensorFlow template CNN, relu-adam-normal: test accuracy | equal_updates=report002-relu-adam-normal-equal-updates |
+| 002-t1-tanh-adam-normal | report002-tanh-adam-normal | test_accuracy | 0.543 | ~96% train vs 54.3% test | TensorFlow template CNN, tanh-adam-normal: test accuracy | equal_updates=report002-tanh-adam-normal-equal-updates |
+| 002-t1-sigmoid-adam-normal | report002-sigmoid-adam-normal | test_accuracy | 0.49 | ~66% train vs 49% test | TensorFlow template CNN, sigmoid-adam-normal: test accuracy | equal_updates=report002-sigmoid-adam-normal-equal-updates |
+| 002-t1-leaky_relu-adam-normal | report002-leaky_relu-adam-normal | test_accuracy | 0.528 | ~92% train vs 52.8% test | TensorFlow template CNN, leaky_relu-adam-normal: test accuracy | equal_updates=report002-leaky_relu-adam-normal-equal-updates |
+| 002-t1-relu-adam-glorot | report002-relu-adam-glorot | test_accuracy | 0.533 | ~96% train vs 53.3% test | TensorFlow template CNN, relu-adam-glorot: test accuracy | equal_updates=report002-relu-adam-glorot-equal-updates |
+| 002-t1-relu-momentum-normal | report002-relu-momentum-normal | test_accuracy | 0.454 | ~92% train vs 45.4% test | TensorFlow template CNN, relu-momentum-normal: test accuracy | equal_updates=report002-relu-momentum-normal-equal-updates |
+| 002-t1-relu-adam-normal-reg | report002-relu-adam-normal-reg | test_accuracy | 0.585 | ~92% train vs 58.5% test | TensorFlow template CNN, relu-adam-normal-reg: test accuracy | equal_updates=report002-relu-adam-normal-reg-equal-updates |
+| 002-t1-relu-adam-normal-reg-long | report002-relu-adam-normal-reg-long | test_accuracy | 0.56 | ~92% train vs 56% test | TensorFlow template CNN, relu-adam-normal-reg-long: test accuracy | equal_updates=report002-relu-adam-normal-reg-long-equal-updates |
+| 002-t1-relu-momentum0.8-reg | report002-relu-momentum0.8-reg | test_accuracy | 0.53 | ~72% train vs 53% test | TensorFlow template CNN, relu-momentum0.8-reg: test accuracy | equal_updates=report002-relu-momentum0.8-reg-equal-updates |
+| 002-t1-relu-momentum0.7-reg | report002-relu-momentum0.7-reg | test_accuracy | 0.52 | ~52% train vs 52% test | TensorFlow template CNN, relu-momentum0.7-reg: test accuracy | equal_updates=report002-relu-momentum0.7-reg-equal-updates |
+| 002-t1-relu-momentum0.9-reg | report002-relu-momentum0.9-reg | test_accuracy | 0.48 | ~50% train vs 48% test | TensorFlow template CNN, relu-momentum0.9-reg: test accuracy | equal_updates=report002-relu-momentum0.9-reg-equal-updates |
+| 002-t1-overfit | report002-relu-adam-normal | overfits | qualitative | train ~96% vs test ~52.5%: the template overfits | the template overfits (train accuracy well above test) |  |
+| 002-t1-relu-min-zero | report002-relu-adam-normal | relu_activations_min_zero | qualitative | ReLU activations have minimum 0 | the ReLU conv activations have minimum 0 |  |
+| 002-t1-ceiling | best | test_accuracy | 0.585 | did not go beyond ~55-58% | best test accuracy of the template over the whole grid |  |
+""", notes={
+    **dict.fromkeys(('004-t1-accuracy', '001-ex1-sgd', '001-ex1-adam', '002-t1-relu-adam-normal', '002-t1-tanh-adam-normal', '002-t1-sigmoid-adam-normal', '002-t1-leaky_relu-adam-normal', '002-t1-relu-adam-glorot', '002-t1-relu-momentum-normal', '002-t1-relu-adam-normal-reg', '002-t1-relu-adam-normal-reg-long', '002-t1-relu-momentum0.8-reg', '002-t1-relu-momentum0.7-reg', '002-t1-relu-momentum0.9-reg'), _FULL_TEST),
+    '004-t1-running-loss':
+        'the report printed 12 points over 2 epochs of 12,500 mini-batches; our partial '
+        'data has ~1,850 a epoch, so the 2-epoch run prints 1 point and the equal-updates '
+        "run about 12. A training loss below the report's after 14 passes over a sixth of "
+        'its images says the network memorized them, not that it is better: read the test '
+        'accuracy of 004-t1-accuracy',
+    '000-ex1-curves':
+        'curves on the held-out validation part, plots/curves.png',
+    '001-ex1-basic-copy':
+        'the report does not say what it modified; ours adds a 128-unit hidden layer. the '
+        'report scored the full 10,000-image test set and trained on 50,000 images',
+    '003-q1-accuracy':
+        'the report does not give its network; ours is a VGG-style stand-in. the report '
+        'scored the full 10,000-image test set and trained on 50,000 images',
+    '003-q1-loss-epoch10':
+        "the last epoch's mean training loss (on a sixth of the report's images: a "
+        'training loss, not a test figure)',
+    '002-t1-overfit':
+        'shown when train accuracy exceeds test accuracy by more than 15 points',
+    '002-t1-relu-min-zero':
+        "every conv layer's activations on the probe batch, at the end",
+    '002-t1-ceiling':
+        "our own recipe (best) against the report's best setting",
+})
 
 # Estimated minutes of each preset on the 2-core CPU with the partial CIFAR-10, start-up and
 # evaluation included, rounded up from timed epochs (under load): tutorial 7-10 s an epoch,

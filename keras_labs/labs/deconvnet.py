@@ -28,7 +28,7 @@ import numpy as np
 from keras_labs import ConfigError, data, models
 from keras_labs.config import LabConfig, common, option
 from keras_labs.lazy import lazy_import
-from keras_labs.ledger import SeedItem
+from keras_labs.ledger import table
 
 # Loaded on first use (TensorFlow, matplotlib): NAME, Config and PRESETS read without them.
 keras, tf = lazy_import("keras", "tensorflow")
@@ -73,21 +73,13 @@ PRESETS = {
 }
 DEFAULT_PRESET = "seed"
 
-SEED_ITEMS = [
-    SeedItem(report="002", item="002-t2-projections",
-             description="all activations of conv blocks 1 and 2 projected back to input space, "
-                         "5 test images",
-             seed="qualitative", seed_text="Dconv1 and Dconv2 of 5 test images",
-             metric="figures_written.projections", preset="seed", direction="none"),
-    SeedItem(report="002", item="002-t2-strongest",
-             description="only the highest activation map of each block projected back",
-             seed="qualitative", seed_text="the highest activation map only",
-             metric="figures_written.strongest", preset="seed", direction="none"),
-    SeedItem(report="002", item="002-t2-top9",
-             description="the top 9 activations of a feature map, each projected back",
-             seed="qualitative", seed_text="the top 9 activations",
-             metric="figures_written.top_k", preset="seed", direction="none"),
-]
+SEED_ITEMS = table("""
+| item | preset | metric | seed | report's figure | what | options |
+|---|---|---|---|---|---|---|
+| 002-t2-projections | seed | figures_written.projections | qualitative | Dconv1 and Dconv2 of 5 test images | all activations of conv blocks 1 and 2 projected back to input space, 5 test images | unit=% |
+| 002-t2-strongest | seed | figures_written.strongest | qualitative | the highest activation map only | only the highest activation map of each block projected back | unit=% |
+| 002-t2-top9 | seed | figures_written.top_k | qualitative | the top 9 activations | the top 9 activations of a feature map, each projected back | unit=% |
+""")
 # Estimated minutes on the 2-core CPU with the partial CIFAR-10: 8 epochs of ~15 s (measured
 # at load 6), the grids and the top-9 search.
 PRESET_MINUTES = {"seed": 4}
@@ -121,14 +113,7 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
                                train_part if validation_part is None else validation_part))
     blocks = [f"pool{stage}" for stage in range(1, len(config.filters) + 1)][:2]
     # The test split, scored once now that training is done.
-    labels, predictions, probabilities = training.predict_labels(model, test)
-    metrics = training.classification_metrics(labels, predictions, num_classes=10)
-    metrics["test_loss"] = training.cross_entropy(labels, probabilities)
-    metrics["train_accuracy"] = float(history.history["accuracy"][-1])
-    if validation is not None:
-        metrics["validation_accuracy"] = float(history.history["val_accuracy"][-1])
-        metrics["validation_loss"] = float(history.history["val_loss"][-1])
-    metrics["validation_split"] = split
+    metrics = training.classifier_scores(model, test, history, split)
     metrics["projected_layers"] = blocks
 
     projector = deconv.Deconvnet(model)

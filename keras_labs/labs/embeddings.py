@@ -28,7 +28,7 @@ import time
 from keras_labs import ConfigError, data, models, projection
 from keras_labs.config import LabConfig, common, option
 from keras_labs.lazy import lazy_import
-from keras_labs.ledger import SeedItem
+from keras_labs.ledger import table
 
 # Loaded on first use (TensorFlow, matplotlib, sklearn): NAME, Config and PRESETS read without them.
 keras, sk_decomposition, training, visualization = lazy_import(
@@ -79,28 +79,20 @@ PRESETS = {
 }
 DEFAULT_PRESET = "seed"
 
-SEED_ITEMS = [
-    SeedItem(report="000", item="000-ex3-tsne",
-             description="t-SNE of the untrained and the trained network's features: the "
-                         "trained ones cluster by class",
-             seed="qualitative", seed_text="t-SNE pictures, untrained vs trained",
-             metric="trained_beats_untrained_tsne", preset="seed", direction="none",
-             note="the pictures scored: training must raise the t-SNE map's silhouette and "
-                  "10-NN accuracy"),
-    SeedItem(report="000", item="000-ex3-pca",
-             description="PCA of the untrained and the trained network's features: the "
-                         "trained ones cluster by class",
-             seed="qualitative", seed_text="PCA pictures, untrained vs trained",
-             metric="trained_beats_untrained_pca", preset="seed", direction="none",
-             note="the pictures scored: training must raise the PCA map's silhouette and "
-                  "10-NN accuracy"),
-    SeedItem(report="001", item="001-ex3-tsne-pca",
-             description="a basic CNN trained 10 epochs on MNIST, then PCA and t-SNE of its "
-                         "features",
-             seed="qualitative", seed_text="PCA and t-SNE after 10 epochs",
-             metric="trained_beats_untrained_tsne_and_pca", preset="report001",
-             direction="none"),
-]
+SEED_ITEMS = table("""
+| item | preset | metric | seed | report's figure | what | options |
+|---|---|---|---|---|---|---|
+| 000-ex3-tsne | seed | trained_beats_untrained_tsne | qualitative | t-SNE pictures, untrained vs trained | t-SNE of the untrained and the trained network's features: the trained ones cluster by class | unit=% |
+| 000-ex3-pca | seed | trained_beats_untrained_pca | qualitative | PCA pictures, untrained vs trained | PCA of the untrained and the trained network's features: the trained ones cluster by class | unit=% |
+| 001-ex3-tsne-pca | report001 | trained_beats_untrained_tsne_and_pca | qualitative | PCA and t-SNE after 10 epochs | a basic CNN trained 10 epochs on MNIST, then PCA and t-SNE of its features | unit=% |
+""", notes={
+    '000-ex3-tsne':
+        "the pictures scored: training must raise the t-SNE map's silhouette and 10-NN "
+        'accuracy',
+    '000-ex3-pca':
+        "the pictures scored: training must raise the PCA map's silhouette and 10-NN "
+        'accuracy',
+})
 # Estimated minutes on the 2-core CPU with full MNIST: training (~1 min per epoch) and two
 # t-SNE maps of 10,000 points.
 PRESET_MINUTES = {"seed": 7, "report001": 14}

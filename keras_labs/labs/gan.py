@@ -88,7 +88,7 @@ import numpy as np
 from keras_labs import ConfigError, data, models, runs
 from keras_labs.config import LabConfig, option
 from keras_labs.lazy import lazy_import
-from keras_labs.ledger import SeedItem
+from keras_labs.ledger import table
 
 # Loaded on first use (TensorFlow, matplotlib): NAME, Config and PRESETS read without them.
 keras, layers, tf = lazy_import("keras", "keras.layers", "tensorflow")
@@ -194,46 +194,28 @@ DEFAULT_PRESET = "non_saturating-20k"
 
 _LOSS_RANGE_NOTE = ("generator_loss_range: max - min of the G loss curve (window means) after "
                     "the first 10% of steps; the report showed the curves as plots")
-SEED_ITEMS = [
-    SeedItem(report="000", item="000-ex5-minimax-20k",
-             description="original (Goodfellow) loss curves for 20k iterations",
-             seed="qualitative", seed_text="loss plot", metric="generator_loss_range",
-             preset="minimax-20k", direction="none", unit="", note=_LOSS_RANGE_NOTE),
-    SeedItem(report="000", item="000-ex5-logistic-20k",
-             description="logistic (non-saturating) loss curves for 20k iterations",
-             seed="qualitative", seed_text="loss plot", metric="generator_loss_range",
-             preset="non_saturating-20k", direction="none", unit="", note=_LOSS_RANGE_NOTE),
-    SeedItem(report="000", item="000-ex5-minimax-100k",
-             description="original (Goodfellow) loss curves for 100k iterations",
-             seed="qualitative", seed_text="loss plot", metric="generator_loss_range",
-             preset="minimax-100k", direction="none", unit="", note=_LOSS_RANGE_NOTE),
-    SeedItem(report="000", item="000-ex5-logistic-100k",
-             description="logistic (non-saturating) loss curves for 100k iterations",
-             seed="qualitative", seed_text="loss plot", metric="generator_loss_range",
-             preset="non_saturating-100k", direction="none", unit="", note=_LOSS_RANGE_NOTE),
-    SeedItem(report="000", item="000-ex5-swings",
-             description="the original loss has higher highs and lower lows than the logistic loss",
-             seed="qualitative", seed_text="higher highs and lower lows",
-             metric="generator_loss_range", preset="minimax-20k", direction="higher", unit="",
-             versus="gan/non_saturating-20k:generator_loss_range", note=_LOSS_RANGE_NOTE),
-    SeedItem(report="000", item="000-ex5-labels",
-             description="\"add labels\" improves the results (a conditional GAN)",
-             seed="qualitative", seed_text="add labels", metric="no_mode_collapse",
-             preset="conditional", direction="none", unit="",
-             note="no_mode_collapse: the final largest class share is <= 0.2"),
-    SeedItem(report="001", item="001-ex5-collapse",
-             description="after a while the Goodfellow loss only produces 1s (mode collapse)",
-             seed="qualitative", seed_text="only produces 1s", metric="mode_collapse",
-             preset="report-setup", direction="none", unit="",
-             note="mode_collapse: the final largest class share is >= 0.5; the digit it "
-                  "collapsed onto is largest_class"),
-    SeedItem(report="001", item="001-ex5-affinity",
-             description="the Goodfellow loss has an affinity for certain digits (1s and 9s)",
-             seed="qualitative", seed_text="particularly 1s and 9s", metric="favours_1s_and_9s",
-             preset="report-setup", direction="none", unit="",
-             note="favours_1s_and_9s: generated 1s and 9s are >= 1.5x their share among real "
-                  "test digits (1 is MNIST's most frequent digit); largest_class names the top digit"),
-]
+SEED_ITEMS = table("""
+| item | preset | metric | seed | report's figure | what | options |
+|---|---|---|---|---|---|---|
+| 000-ex5-minimax-20k | minimax-20k | generator_loss_range | qualitative | loss plot | original (Goodfellow) loss curves for 20k iterations |  |
+| 000-ex5-logistic-20k | non_saturating-20k | generator_loss_range | qualitative | loss plot | logistic (non-saturating) loss curves for 20k iterations |  |
+| 000-ex5-minimax-100k | minimax-100k | generator_loss_range | qualitative | loss plot | original (Goodfellow) loss curves for 100k iterations |  |
+| 000-ex5-logistic-100k | non_saturating-100k | generator_loss_range | qualitative | loss plot | logistic (non-saturating) loss curves for 100k iterations |  |
+| 000-ex5-swings | minimax-20k | generator_loss_range | qualitative | higher highs and lower lows | the original loss has higher highs and lower lows than the logistic loss | direction=higher, versus=gan/non_saturating-20k:generator_loss_range |
+| 000-ex5-labels | conditional | no_mode_collapse | qualitative | add labels | "add labels" improves the results (a conditional GAN) |  |
+| 001-ex5-collapse | report-setup | mode_collapse | qualitative | only produces 1s | after a while the Goodfellow loss only produces 1s (mode collapse) |  |
+| 001-ex5-affinity | report-setup | favours_1s_and_9s | qualitative | particularly 1s and 9s | the Goodfellow loss has an affinity for certain digits (1s and 9s) |  |
+""", notes={
+    **dict.fromkeys(('000-ex5-minimax-20k', '000-ex5-logistic-20k', '000-ex5-minimax-100k', '000-ex5-logistic-100k', '000-ex5-swings'), _LOSS_RANGE_NOTE),
+    '000-ex5-labels':
+        'no_mode_collapse: the final largest class share is <= 0.2',
+    '001-ex5-collapse':
+        'mode_collapse: the final largest class share is >= 0.5; the digit it collapsed '
+        'onto is largest_class',
+    '001-ex5-affinity':
+        'favours_1s_and_9s: generated 1s and 9s are >= 1.5x their share among real test '
+        "digits (1 is MNIST's most frequent digit); largest_class names the top digit",
+})
 # Estimated minutes on the 2-core CPU with full MNIST and the scoring classifier cached
 # (training it first adds about 3). From 600-step runs at load ~7 (other jobs running): the
 # (256, 512) MLP, plain or conditional, 62 steps/s; report-setup's 128-unit nets 105 steps/s;

@@ -15,7 +15,7 @@ import dataclasses
 from keras_labs import data, models
 from keras_labs.config import LabConfig, common, option
 from keras_labs.lazy import lazy_import
-from keras_labs.ledger import SeedItem
+from keras_labs.ledger import table
 
 # Loaded on first use (TensorFlow, matplotlib): NAME, Config and PRESETS read without them.
 keras, export, training, visualization = lazy_import(
@@ -47,11 +47,11 @@ PRESETS = {
 }
 DEFAULT_PRESET = "seed"
 
-SEED_ITEMS = [
-    SeedItem(report="000", item="000-ex2-mnist-cnn",
-             description="Train a CNN on the mnist dataset: 95% accuracy", seed=0.95,
-             seed_text="95%", metric="test_accuracy", preset="seed"),
-]
+SEED_ITEMS = table("""
+| item | preset | metric | seed | report's figure | what | options |
+|---|---|---|---|---|---|---|
+| 000-ex2-mnist-cnn | seed | test_accuracy | 0.95 | 95% | Train a CNN on the mnist dataset: 95% accuracy |  |
+""")
 # Estimated minutes on the 2-core CPU with full MNIST (the README's 755 s for 8 epochs, contended).
 PRESET_MINUTES = {"seed": 13}
 
@@ -85,14 +85,7 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
                            probe=probe)
 
     # The test split, scored once now that training is done.
-    labels, predictions, probabilities = training.predict_labels(model, test)
-    metrics = training.classification_metrics(labels, predictions, num_classes=10)
-    metrics["test_loss"] = training.cross_entropy(labels, probabilities)
-    metrics["train_accuracy"] = float(history.history["accuracy"][-1])
-    if validation is not None:
-        metrics["validation_accuracy"] = float(history.history["val_accuracy"][-1])
-        metrics["validation_loss"] = float(history.history["val_loss"][-1])
-    metrics["validation_split"] = split
+    metrics = training.classifier_scores(model, test, history, split)
     metrics["epoch_time_s"] = [round(t, 2) for t in history.history["epoch_time_s"]]
     metrics["parameters"] = int(model.count_params())
 

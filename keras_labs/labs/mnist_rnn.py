@@ -21,7 +21,7 @@ import statistics
 from keras_labs import ConfigError, data, models, runs
 from keras_labs.config import LabConfig, common, option
 from keras_labs.lazy import lazy_import
-from keras_labs.ledger import SeedItem
+from keras_labs.ledger import SeedItem, table
 
 # Loaded on first use (TensorFlow): NAME, Config and PRESETS read without them.
 keras, training = lazy_import("keras", "keras_labs.training")
@@ -64,27 +64,21 @@ PRESETS = {
 DEFAULT_PRESET = "seed"
 
 # Report 002 read its figures off curves ("~95%"): hence the 2-point tolerance.
-SEED_ITEMS = [
-    *(SeedItem(report="002", item=f"002-t3-{cell}-{units}",
-               description=f"{CELL_TITLES[cell]} with {units} hidden units, test accuracy",
-               seed=figure, seed_text=f"~{figure:.0%}",
-               metric=f"results.{cell}.{units}.test_accuracy", preset="seed", tolerance=0.02)
-      for cell, figures in (("lstm", {20: 0.95, 15: 0.95, 10: 0.90, 5: 0.75}),
-                            ("gru", {20: 0.95, 15: 0.95, 10: 0.85, 5: 0.65}))
-      for units, figure in figures.items()),
-    SeedItem(report="002", item="002-t3-simplernn-trend",
-             description="SimpleRNN test accuracy falls as its hidden units decrease (20-5)",
-             seed="qualitative", seed_text="accuracy falls as SimpleRNN units decrease",
-             metric="simplernn_falls_with_units", preset="seed", direction="none"),
-    SeedItem(report="002", item="002-t3-lstm-vs-gru",
-             description="LSTM is more accurate than GRU at 10 and at 5 hidden units",
-             seed="qualitative", seed_text="LSTM beats GRU at 10 and 5 units (~90/75% vs ~85/65%)",
-             metric="lstm_beats_gru_small", preset="seed", direction="none"),
-    SeedItem(report="002", item="002-t3-partc",
-             description="part C: the CNN is more accurate than every row RNN",
-             seed="qualitative", seed_text="the CNN is more accurate than every RNN",
-             metric="cnn_beats_every_rnn", preset="seed", direction="none"),
-]
+SEED_ITEMS = table("""
+| item | preset | metric | seed | report's figure | what | options |
+|---|---|---|---|---|---|---|
+| 002-t3-lstm-20 | seed | results.lstm.20.test_accuracy | 0.95 | ~95% | LSTM with 20 hidden units, test accuracy | tolerance=0.02 |
+| 002-t3-lstm-15 | seed | results.lstm.15.test_accuracy | 0.95 | ~95% | LSTM with 15 hidden units, test accuracy | tolerance=0.02 |
+| 002-t3-lstm-10 | seed | results.lstm.10.test_accuracy | 0.9 | ~90% | LSTM with 10 hidden units, test accuracy | tolerance=0.02 |
+| 002-t3-lstm-5 | seed | results.lstm.5.test_accuracy | 0.75 | ~75% | LSTM with 5 hidden units, test accuracy | tolerance=0.02 |
+| 002-t3-gru-20 | seed | results.gru.20.test_accuracy | 0.95 | ~95% | GRU with 20 hidden units, test accuracy | tolerance=0.02 |
+| 002-t3-gru-15 | seed | results.gru.15.test_accuracy | 0.95 | ~95% | GRU with 15 hidden units, test accuracy | tolerance=0.02 |
+| 002-t3-gru-10 | seed | results.gru.10.test_accuracy | 0.85 | ~85% | GRU with 10 hidden units, test accuracy | tolerance=0.02 |
+| 002-t3-gru-5 | seed | results.gru.5.test_accuracy | 0.65 | ~65% | GRU with 5 hidden units, test accuracy | tolerance=0.02 |
+| 002-t3-simplernn-trend | seed | simplernn_falls_with_units | qualitative | accuracy falls as SimpleRNN units decrease | SimpleRNN test accuracy falls as its hidden units decrease (20-5) | unit=% |
+| 002-t3-lstm-vs-gru | seed | lstm_beats_gru_small | qualitative | LSTM beats GRU at 10 and 5 units (~90/75% vs ~85/65%) | LSTM is more accurate than GRU at 10 and at 5 hidden units | unit=% |
+| 002-t3-partc | seed | cnn_beats_every_rnn | qualitative | the CNN is more accurate than every RNN | part C: the CNN is more accurate than every row RNN | unit=% |
+""")
 # Estimated minutes on the 2-core CPU with full MNIST (README: 17 min 14 s for the thirteen
 # models, contended).
 PRESET_MINUTES = {"seed": 18}

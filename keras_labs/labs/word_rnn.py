@@ -27,7 +27,7 @@ from keras_labs import data
 from keras_labs.config import LanguageModelConfig, option
 from keras_labs.labs.char_rnn import SEED_PRIMES, curve
 from keras_labs.lazy import lazy_import
-from keras_labs.ledger import SeedItem
+from keras_labs.ledger import table
 
 # Loaded on first use (TensorFlow): NAME, Config and PRESETS read without them.
 text, training = lazy_import("keras_labs.text", "keras_labs.training")
@@ -61,14 +61,14 @@ PRESETS = {
 }
 DEFAULT_PRESET = "seed"
 
-SEED_ITEMS = [
-    SeedItem(report="000", item="000-ex4-t4",
-             description="word-level perplexity of the WordRNN during 2000 epochs of training "
-                         "(a curve)",
-             seed="qualitative", seed_text="a word perplexity curve over 2000 epochs",
-             metric="curve", preset="seed", direction="none",
-             note="an 'epoch' of the report is one batch: a step here"),
-]
+SEED_ITEMS = table("""
+| item | preset | metric | seed | report's figure | what | options |
+|---|---|---|---|---|---|---|
+| 000-ex4-t4 | seed | curve | qualitative | a word perplexity curve over 2000 epochs | word-level perplexity of the WordRNN during 2000 epochs of training (a curve) | unit=% |
+""", notes={
+    '000-ex4-t4':
+        "an 'epoch' of the report is one batch: a step here",
+})
 # Estimated minutes on the 2-core CPU with Tiny Shakespeare: training (README: 12.4 min for
 # `seed`; `best`: ~2.2 s per step in a 30-step run at load 6, so 800 steps is no more than 20
 # minutes on a quiet machine), then scoring, sampling and the export.
