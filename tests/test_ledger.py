@@ -179,3 +179,26 @@ def test_reproduce_runs_a_preset_and_writes_its_result(tmp_path, real_data_dir, 
     assert reproduce.same_experiment(written["config"], reproduce._resolved("mnist-cnn", "quick"),
                                      "mnist-cnn")
     assert os.path.isdir(tmp_path / written["run_dir"])
+
+
+def test_seed_tables_parse_defaults_options_escapes_and_refuse_mistakes():
+    found = ledger.table("""
+| item | preset | metric | seed | report's figure | what | options |
+|---|---|---|---|---|---|---|
+| 004-a | tutorial | test_accuracy | 0.54 | 54% | accuracy, a \\| b | equal_updates=tutorial-x |
+| 003-b | seed | loss.-1 | 0.282 | loss 0.282 | a loss | direction=lower, tolerance=0.03 |
+| 002-c | seed | shown | qualitative | 96% train | a claim | |
+""", notes={"003-b": "a note"})
+    first, second, third = found
+    assert (first.report, first.unit, first.direction, first.tolerance) == ("004", "%", "higher", 0.01)
+    assert first.description == "accuracy, a | b" and first.equal_updates == "tutorial-x"
+    assert (second.unit, second.direction, second.tolerance, second.note) == ("", "lower", 0.03,
+                                                                              "a note")
+    assert (third.seed, third.direction, third.unit) == ("qualitative", "none", "")
+    header = "| item | preset | metric | seed | report's figure | what | options |\n|---|\n"
+    with pytest.raises(ValueError, match="7 cells"):
+        ledger.table(header + "| 004-a | tutorial | test_accuracy | 0.54 | 54% |")
+    with pytest.raises(ValueError, match="'speed'"):
+        ledger.table(header + "| 004-a | t | m | 0.5 | 50% | w | speed=1 |")
+    with pytest.raises(ValueError, match="004-z"):
+        ledger.table(header + "| 004-a | t | m | 0.5 | 50% | w | |", notes={"004-z": "x"})

@@ -17,7 +17,8 @@ def test_the_add_a_lab_example_runs(tmp_path):
     exec("import dataclasses\nimport keras\n"
          "from keras_labs import data, export, models, training, visualization\n"
          "from keras_labs.config import LabConfig, common\n"
-         "from keras_labs.ledger import SeedItem\n" + code, namespace)
+         "from keras_labs.ledger import table\n" + code, namespace)
+    assert [item.item for item in namespace["SEED_ITEMS"]] == ["000-my-lab"]
     config = namespace["PRESETS"]["quick"]
     config = type(config)(epochs=2, data="sample", export_dir=str(tmp_path / "exports"))
     metrics = namespace["run"](config, str(tmp_path / "run"))
