@@ -268,6 +268,42 @@ def first_step_reaching(confidences, level: float) -> int | None:
     return int(reached[0]) if len(reached) else None
 
 
+def budget_summary(model: keras.Model, images, target: int, *, steps: int, step_size: float,
+                   objective: str = "log_probability") -> tuple[dict, np.ndarray, np.ndarray]:
+    """One start set through the fixed budget of `budget_attack`, summarized.
+
+    Args:
+        model: A classifier returning probabilities.
+        images: The start images, (N,) + input shape, in [0, 1].
+        target: The class to reach.
+        steps, step_size, objective: The budget, as in `budget_attack`.
+
+    Returns:
+        (the figures: confidence reached (mean and lowest), success rate, steps to 90% / 99%,
+        mean L2 change and the mean confidence after every step; the images after the budget;
+        the mean p(target) after k steps for k = 0..steps).
+    """
+    found, confidences = budget_attack(model, images, target, steps=steps, step_size=step_size,
+                                       objective=objective)
+    mean = confidences.mean(axis=1)
+    predictions = np.asarray(model.predict(found, batch_size=1000, verbose=0)).argmax(axis=1)
+    summary = {
+        "examples": len(images),
+        "start_confidence": float(mean[0]),
+        "confidence": float(confidences[-1].mean()),
+        "confidence_min": float(confidences[-1].min()),
+        "success_rate": float((predictions == target).mean()),
+        # Steps taken (0: the start) until the mean confidence, or every image's, reached 99%.
+        "steps_to_99": first_step_reaching(mean, 0.99),
+        "steps_to_99_every_image": first_step_reaching(confidences.min(axis=1), 0.99),
+        "steps_to_90": first_step_reaching(mean, 0.9),
+        "mean_l2_change": float(l2_norms(found - images).mean()),
+        # The mean confidence after steps 1..steps.
+        "curve": [round(float(value), 6) for value in mean[1:]],
+    }
+    return summary, found, mean
+
+
 def universal_perturbation(model: keras.Model, images, target: int, *, epsilon: float,
                            steps: int = 200, step_size: float | None = None,
                            batch_size: int = 128, seed: int = 0) -> np.ndarray:
@@ -316,6 +352,69 @@ def apply_perturbation(images, perturbation) -> np.ndarray:
     return np.clip(np.asarray(images, np.float32) + perturbation, 0.0, 1.0).astype(np.float32)
 
 
+def fit_universal(model: keras.Model, fit_images, validation_images, heldout_images,
+                  target: int, *, epsilons, goal: float, steps: int, step_scale: float = 2.5,
+                  seed: int = 0) -> tuple[dict, np.ndarray]:
+    """Fits one `universal_perturbation` per L-inf epsilon on `fit_images`, keeps the smallest
+    epsilon whose perturbation turns a share `goal` of `validation_images` into `target` (else
+    the largest), and scores only that one on `heldout_images`: they choose nothing.
+
+    Args:
+        model: A classifier returning probabilities.
+        fit_images: The images the perturbations are fitted on, in [0, 1].
+        validation_images: The images the epsilon is chosen on (None or empty: the largest).
+        heldout_images: The images the kept perturbation is scored on.
+        target: The class to reach.
+        epsilons: The L-inf bounds tried.
+        goal: The success rate on validation the kept epsilon must reach.
+        steps: Minibatch steps of each fit.
+        step_scale: Step = step_scale * epsilon / steps.
+        seed: Seed of the minibatch draws and of the random-sign control.
+
+    Returns:
+        (the figures: the epsilon kept, success rates on validation per epsilon, on the fitting
+        and held-out images, and on the held-out images unperturbed and with a random-sign
+        pattern of the same L-inf size; the kept perturbation).
+    """
+    def scores(images, perturbation):
+        probabilities = np.asarray(model.predict(apply_perturbation(images, perturbation),
+                                                 batch_size=1000, verbose=0))
+        return (float((probabilities.argmax(axis=1) == target).mean()),
+                float(probabilities[:, target].mean()))
+
+    fitted, validation = {}, {}
+    for epsilon in sorted(epsilons):
+        fitted[epsilon] = universal_perturbation(
+            model, fit_images, target, epsilon=epsilon, steps=steps,
+            step_size=step_scale * epsilon / steps, seed=seed)
+        if validation_images is not None and len(validation_images):
+            validation[epsilon] = scores(validation_images, fitted[epsilon])[0]
+    reaching = [epsilon for epsilon, rate in validation.items() if rate >= goal]
+    epsilon = min(reaching) if reaching else max(fitted)
+    perturbation = fitted[epsilon]
+    # The same L-inf size with random signs: what a pattern not fitted to the class does.
+    random_signs = np.random.default_rng(seed).choice(
+        [-epsilon, epsilon], size=perturbation.shape).astype(np.float32)
+    heldout_rate, heldout_confidence = scores(heldout_images, perturbation)
+    return {
+        "epsilon": epsilon,
+        "epsilons_tried": sorted(epsilons),
+        "goal_on_validation": goal,
+        "success_rate_validation_by_epsilon": {f"{key:g}": rate for key, rate in validation.items()},
+        "success_rate_validation": validation.get(epsilon),
+        "train_images": len(fit_images),
+        "validation_images": 0 if validation_images is None else len(validation_images),
+        "heldout_images": len(heldout_images),
+        "success_rate_train": scores(fit_images, perturbation)[0],
+        "success_rate_heldout": heldout_rate,
+        "mean_confidence_heldout": heldout_confidence,
+        "clean_target_rate_heldout": scores(heldout_images, 0.0)[0],
+        "random_sign_success_rate_heldout": scores(heldout_images, random_signs)[0],
+        "l2": float(np.sqrt((perturbation ** 2).sum())),
+        "steps": steps,
+    }, perturbation
+
+
 def mean_gradient_map(model: keras.Model, images, target: int, batch_size: int = 1000
                       ) -> np.ndarray:
     """The mean direction of d log p(target | x) / d x over `images`: each image's map scaled
@@ -347,3 +446,37 @@ def map_correlation(first, second) -> float:
     if scale == 0:
         raise ValueError("a constant map has no correlation with anything")
     return float((first * second).sum() / scale)
+
+
+def gradient_map_correlations(model: keras.Model, starts: dict, target: int, *, reference: str,
+                              control: tuple[str, int] | None = None
+                              ) -> tuple[dict, dict, dict | None]:
+    """The `mean_gradient_map` towards `target` of every named start set, and how each one
+    correlates with that of the `reference` set (hotspots in the same areas or not).
+
+    Args:
+        model: A classifier returning probabilities.
+        starts: Name -> images, in [0, 1]; one of them is `reference`.
+        target: The class the maps point to.
+        reference: The name of the set the others are compared with.
+        control: (name of a start set, another class): the map of that set towards that class
+            against the reference map, the correlation of unrelated directions.
+
+    Returns:
+        (name -> mean map, name -> correlation with the reference map for every other set,
+        {"class", "correlation"} of the control or None).
+
+    Raises:
+        ValueError: `reference` or the control's set is not in `starts`.
+    """
+    for name in (reference, *(control[:1] if control else ())):
+        if name not in starts:
+            raise ValueError(f"{name!r} is not a start set; valid names: {', '.join(starts)}")
+    maps = {name: mean_gradient_map(model, images, target) for name, images in starts.items()}
+    correlations = {name: map_correlation(maps[reference], value)
+                    for name, value in maps.items() if name != reference}
+    if control is None:
+        return maps, correlations, None
+    name, label = control
+    return maps, correlations, {"class": label, "correlation": map_correlation(
+        maps[reference], mean_gradient_map(model, starts[name], label))}

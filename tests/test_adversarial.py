@@ -278,6 +278,43 @@ def test_universal_perturbation_on_a_linear_model():
     assert attacks.map_correlation(mean_map, w9.reshape(28, 28, 1)) == pytest.approx(1.0)
 
 
+def test_gradient_map_correlations_on_a_linear_model():
+    # Only class 9 has weights: every start's map towards 9 points along w9 (correlation 1),
+    # and d log p(8) / d x = -p(9) w9 points the other way (correlation -1).
+    w9 = np.where(np.arange(784) < 392, 1.0, -1.0).astype(np.float32)
+    weights = np.zeros((784, 10), np.float32)
+    weights[:, 9] = 0.01 * w9
+    model = _linear_model(weights)
+    rng = np.random.default_rng(0)
+    starts = {"source": rng.uniform(0.3, 0.7, (6, 28, 28, 1)).astype(np.float32),
+              "noise": rng.random((3, 28, 28, 1), dtype=np.float32),
+              "zeros": np.zeros((1, 28, 28, 1), np.float32)}
+    maps, correlations, control = attacks.gradient_map_correlations(
+        model, starts, 9, reference="source", control=("noise", 8))
+    assert set(maps) == set(starts) and set(correlations) == {"noise", "zeros"}
+    assert correlations["noise"] == pytest.approx(1.0)
+    assert correlations["zeros"] == pytest.approx(1.0)
+    assert control["class"] == 8 and control["correlation"] == pytest.approx(-1.0)
+    _, _, none = attacks.gradient_map_correlations(model, starts, 9, reference="noise")
+    assert none is None
+    with pytest.raises(ValueError, match="'fours' is not a start set"):
+        attacks.gradient_map_correlations(model, starts, 9, reference="fours")
+
+
+def test_budget_summary_matches_the_budget_attack(classifier_and_fours):
+    model, fours = classifier_and_fours
+    summary, found, mean = attacks.budget_summary(model, fours[:5], 9, steps=6, step_size=0.2)
+    again, confidences = attacks.budget_attack(model, fours[:5], 9, steps=6, step_size=0.2)
+    np.testing.assert_array_equal(found, again)
+    np.testing.assert_allclose(mean, confidences.mean(axis=1))
+    assert summary["examples"] == 5 and len(summary["curve"]) == 6
+    assert summary["confidence_min"] == pytest.approx(confidences[-1].min())
+    assert summary["start_confidence"] == pytest.approx(confidences[0].mean())
+    predicted = model.predict(found, verbose=0).argmax(axis=1)
+    assert summary["success_rate"] == pytest.approx((predicted == 9).mean())
+    assert summary["mean_l2_change"] > 0
+
+
 def test_map_correlation_on_synthetic_maps():
     rng = np.random.default_rng(0)
     base = rng.normal(size=(28, 28, 1))
@@ -306,8 +343,14 @@ def test_universal_epsilon_is_chosen_on_validation_and_test_images_only_score_it
     assert not as_bytes & {image.tobytes() for image in validation}
     # Whatever the held-out images are, the same epsilon is chosen and fitted alike.
     noise = np.random.default_rng(1).random(fours.shape, dtype=np.float32)
-    first, first_delta = adversarial._universal(model, train, validation, fours, config)
-    second, second_delta = adversarial._universal(model, train, validation, noise, config)
+
+    def fit(heldout):
+        return attacks.fit_universal(
+            model, train, validation, heldout, config.target_class,
+            epsilons=config.universal_epsilons, goal=config.universal_goal,
+            steps=config.universal_steps, step_scale=config.step_scale, seed=config.seed)
+
+    (first, first_delta), (second, second_delta) = fit(fours), fit(noise)
     assert first["epsilon"] == second["epsilon"]
     assert first["success_rate_validation_by_epsilon"] == second["success_rate_validation_by_epsilon"]
     np.testing.assert_array_equal(first_delta, second_delta)

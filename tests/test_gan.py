@@ -257,13 +257,49 @@ def test_loss_ranges_leave_out_the_first_tenth(tmp_path):
     rows = ["step,d_loss,g_loss,d_real,d_fake", "50,9.0,-9.0,0.5,0.5", "100,1.0,-2.0,0.5,0.5",
             "150,1.5,-0.5,0.5,0.5", "1000,0.5,-1.0,0.5,0.5"]
     path.write_text("\n".join(rows) + "\n")
+    def ranges(iterations, skip=gan.LOSS_RANGE_SKIP):
+        return scoring.curve_ranges(path, gan.LOSS_RANGES, after_step=skip * iterations)
+
     # 1,000 steps: rows at steps <= 100 are the first tenth (the 9.0 spike is left out).
-    assert gan.loss_ranges(path, 1000) == {"generator_loss_range": 0.5,
-                                           "discriminator_loss_range": 1.0}
-    assert gan.loss_ranges(path, 100, skip=0.0) == {"generator_loss_range": 8.5,
-                                                     "discriminator_loss_range": 8.5}
-    assert gan.loss_ranges(path, 100000) == {"generator_loss_range": None,
-                                             "discriminator_loss_range": None}
+    assert ranges(1000) == {"generator_loss_range": 0.5, "discriminator_loss_range": 1.0}
+    assert ranges(100, skip=0.0) == {"generator_loss_range": 8.5,
+                                     "discriminator_loss_range": 8.5}
+    assert ranges(100000) == {"generator_loss_range": None, "discriminator_loss_range": None}
+    steps, values = scoring.read_curves(path, ["g_loss"])["g_loss"]
+    assert steps == [50, 100, 150, 1000] and values == [-9.0, -2.0, -0.5, -1.0]
+
+
+def test_mode_collapse_thresholds_and_label_agreement():
+    verdict = scoring.mode_collapse({"largest_class_share": 0.5, "largest_class": 1},
+                                    collapse_share=0.5, spread_share=0.2)
+    assert verdict == {"largest_class_share": 0.5, "largest_class": 1, "mode_collapse": True,
+                       "no_mode_collapse": False}
+    verdict = scoring.mode_collapse({"largest_class_share": 0.2, "largest_class": 3},
+                                    collapse_share=0.5, spread_share=0.2)
+    assert not verdict["mode_collapse"] and verdict["no_mode_collapse"]
+    # Bright images are class 7 to the stand-in classifier, dark ones class 0.
+    scorer = scoring.SampleScorer(_brightness_classifier(), np.random.default_rng(0).random(
+        (20, 28, 28, 1)).astype(np.float32))
+    images = np.zeros((4, 28, 28, 1), np.float32)
+    images[:2] = 1.0
+    score = scorer.score(images, labels=np.array([7, 0, 0, 0]))
+    assert score["label_agreement"] == 0.75 and score["largest_class_share"] == 0.5
+    assert "label_agreement" not in scorer.score(images)
+
+
+def test_spec_from_frames_and_scores_on_resume(tmp_path):
+    spec = gan_models.spec_from(TINY.to_dict(), image_shape=(28, 28, 1), num_classes=10)
+    assert spec == TINY.model_spec() and spec.mlp_units == (32,) and spec.latent_dim == 8
+    with pytest.raises(ValueError, match="'num_classes'"):
+        gan_models.spec_from(TINY.to_dict(), image_shape=(28, 28, 1))
+    frames = {step: np.full((2, 28, 28, 1), step, np.uint8) for step in (10, 20, 30)}
+    gan_models.save_frames(tmp_path / "samples.npz", frames)
+    loaded = gan_models.load_frames(tmp_path / "samples.npz", until_step=20)
+    assert sorted(loaded) == [10, 20] and (loaded[20] == 20).all()
+    assert gan_models.load_frames(tmp_path / "missing.npz", until_step=20) == {}
+    (tmp_path / "scores.json").write_text(json.dumps([{"step": 10}, {"step": 20}]))
+    assert scoring.load_scores(tmp_path / "scores.json", until_step=15) == [{"step": 10}]
+    assert scoring.load_scores(tmp_path / "missing.json", until_step=15) == []
 
 
 def _brightness_classifier():

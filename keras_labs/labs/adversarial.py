@@ -212,24 +212,31 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
               "objective": config.budget_objective, "early_stop": False}
     curves, case_images = {}, {}
     for name, start in (("noise", noise), ("zeros", zeros), ("source", source_images)):
-        budget[name], case_images[name], curves[name] = _budget_case(model, start, target, config)
+        budget[name], found, curves[name] = attacks.budget_summary(
+            model, start, target, steps=config.budget_steps, step_size=config.budget_step_size,
+            objective=config.budget_objective)
+        case_images[name] = (start, found)
         print(f"budget, {name} -> {target}: confidence {budget[name]['confidence']:.4f} (min "
               f"{budget[name]['confidence_min']:.4f}) after {config.budget_steps} steps, 99% at "
               f"step {budget[name]['steps_to_99']}", flush=True)
 
     train_images, validation_images, validation_split = _training_source_images(datasets, config)
-    universal, perturbation = _universal(model, train_images, validation_images, source_images,
-                                         config)
+    # The epsilon is chosen on the validation part of the training source images; the test
+    # images only score the perturbation kept.
+    universal, perturbation = attacks.fit_universal(
+        model, train_images, validation_images, source_images, target,
+        epsilons=config.universal_epsilons, goal=config.universal_goal,
+        steps=config.universal_steps, step_scale=config.step_scale, seed=config.seed)
     print(f"universal perturbation, L-inf {universal['epsilon']:g} fitted on "
           f"{universal['train_images']} training {source_name}s: held-out success "
           f"{universal['success_rate_heldout']:.4f}", flush=True)
 
-    gradient_maps = {name: attacks.mean_gradient_map(model, start, target)
-                     for name, start in (("source", source_images), ("noise", noise),
-                                         ("zeros", zeros))}
     control_class = next(label for label in range(model.output_shape[-1])
                          if label not in (config.source_class, target))
-    correlation = attacks.map_correlation(gradient_maps["source"], gradient_maps["noise"])
+    gradient_maps, correlations, control = attacks.gradient_map_correlations(
+        model, {"source": source_images, "noise": noise, "zeros": zeros}, target,
+        reference="source", control=("noise", control_class))
+    correlation = correlations["noise"]
 
     _plots(run, config, model, source_images, adversarials, summaries, smallest, curves,
            case_images, perturbation, universal, gradient_maps)
@@ -248,13 +255,9 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
         "universal_fools_heldout": universal["success_rate_heldout"] >= 0.5,
         "validation_split": validation_split,
         "gradient_map_correlation": correlation,
-        "gradient_map_correlation_zeros": attacks.map_correlation(gradient_maps["source"],
-                                                                  gradient_maps["zeros"]),
+        "gradient_map_correlation_zeros": correlations["zeros"],
         # Chance level: the noise maps towards another class, against the source -> target map.
-        "gradient_map_correlation_control": {
-            "class": control_class,
-            "correlation": attacks.map_correlation(
-                gradient_maps["source"], attacks.mean_gradient_map(model, noise, control_class))},
+        "gradient_map_correlation_control": control,
         # Maps of independent pixels would correlate within +-0.07 (2 / sqrt(784)); gradient maps
         # are smooth, with fewer independent areas, so the bar is set well above that: 0.3, about
         # a tenth of the variance shared.
@@ -275,30 +278,6 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     return run.finish(metrics)
 
 
-def _budget_case(model, start, target, config: Config) -> tuple[dict, tuple, np.ndarray]:
-    """One start set through the fixed budget: (its metrics, (start, result), mean curve)."""
-    found, confidences = attacks.budget_attack(
-        model, start, target, steps=config.budget_steps, step_size=config.budget_step_size,
-        objective=config.budget_objective)
-    mean = confidences.mean(axis=1)
-    predictions = np.asarray(model.predict(found, batch_size=1000, verbose=0)).argmax(axis=1)
-    case = {
-        "examples": len(start),
-        "start_confidence": float(mean[0]),
-        "confidence": float(confidences[-1].mean()),
-        "confidence_min": float(confidences[-1].min()),
-        "success_rate": float((predictions == target).mean()),
-        # Steps taken (0: the start) until the mean confidence, or every image's, reached 99%.
-        "steps_to_99": attacks.first_step_reaching(mean, 0.99),
-        "steps_to_99_every_image": attacks.first_step_reaching(confidences.min(axis=1), 0.99),
-        "steps_to_90": attacks.first_step_reaching(mean, 0.9),
-        "mean_l2_change": float(attacks.l2_norms(found - start).mean()),
-        # The mean confidence after steps 1..budget_steps.
-        "curve": [round(float(value), 6) for value in mean[1:]],
-    }
-    return case, (start, found), mean
-
-
 def _training_source_images(datasets, config: Config):
     """The training images of the source class, split into the part the universal
     perturbation is fitted on (its first `universal_train_images`) and a seeded validation part.
@@ -315,52 +294,6 @@ def _training_source_images(datasets, config: Config):
     validation_images = None if validation is None else \
         data.to_numpy(validation)[0].astype(np.float32) / 255.0
     return fit_images.astype(np.float32) / 255.0, validation_images, record
-
-
-def _universal(model, train_images, validation_images, heldout_images, config: Config
-               ) -> tuple[dict, np.ndarray]:
-    """Fits one perturbation per epsilon on the training images, keeps the smallest epsilon
-    whose perturbation reaches `universal_goal` on validation (else the largest), and scores
-    only that one on the held-out images."""
-    target = config.target_class
-
-    def scores(images, perturbation):
-        probabilities = np.asarray(model.predict(attacks.apply_perturbation(
-            images, perturbation), batch_size=1000, verbose=0))
-        return (float((probabilities.argmax(axis=1) == target).mean()),
-                float(probabilities[:, target].mean()))
-
-    fitted, validation = {}, {}
-    for epsilon in sorted(config.universal_epsilons):
-        fitted[epsilon] = attacks.universal_perturbation(
-            model, train_images, target, epsilon=epsilon, steps=config.universal_steps,
-            step_size=config.step_scale * epsilon / config.universal_steps, seed=config.seed)
-        if validation_images is not None and len(validation_images):
-            validation[epsilon] = scores(validation_images, fitted[epsilon])[0]
-    reaching = [epsilon for epsilon, rate in validation.items() if rate >= config.universal_goal]
-    epsilon = min(reaching) if reaching else max(fitted)
-    perturbation = fitted[epsilon]
-    # The same L-inf size with random signs: what a pattern not fitted to the class does.
-    random_signs = np.random.default_rng(config.seed).choice(
-        [-epsilon, epsilon], size=perturbation.shape).astype(np.float32)
-    heldout_rate, heldout_confidence = scores(heldout_images, perturbation)
-    return {
-        "epsilon": epsilon,
-        "epsilons_tried": sorted(config.universal_epsilons),
-        "goal_on_validation": config.universal_goal,
-        "success_rate_validation_by_epsilon": {f"{key:g}": rate for key, rate in validation.items()},
-        "success_rate_validation": validation.get(epsilon),
-        "train_images": len(train_images),
-        "validation_images": 0 if validation_images is None else len(validation_images),
-        "heldout_images": len(heldout_images),
-        "success_rate_train": scores(train_images, perturbation)[0],
-        "success_rate_heldout": heldout_rate,
-        "mean_confidence_heldout": heldout_confidence,
-        "clean_target_rate_heldout": scores(heldout_images, 0.0)[0],
-        "random_sign_success_rate_heldout": scores(heldout_images, random_signs)[0],
-        "l2": float(np.sqrt((perturbation ** 2).sum())),
-        "steps": config.universal_steps,
-    }, perturbation
 
 
 def _smallest_linf_epsilon(model, images, target, config: Config, grid: dict) -> dict:

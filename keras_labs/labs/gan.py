@@ -78,9 +78,7 @@ logs and the generator as a SavedModel that maps z (and a label) to images in [0
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import json
 import math
 
 import numpy as np
@@ -91,7 +89,7 @@ from keras_labs.lazy import lazy_import
 from keras_labs.ledger import table
 
 # Loaded on first use (TensorFlow, matplotlib): NAME, Config and PRESETS read without them.
-keras, layers, tf = lazy_import("keras", "keras.layers", "tensorflow")
+keras, tf = lazy_import("keras", "tensorflow")
 shared_callbacks, export, scoring, training, visualization = lazy_import(
     "keras_labs.callbacks", "keras_labs.export", "keras_labs.scoring", "keras_labs.training",
     "keras_labs.visualization")
@@ -110,6 +108,8 @@ MODE_COLLAPSE_SHARE = 0.5
 SPREAD_SHARE = 0.2
 # The loss ranges leave out the first tenth of the steps (the fast start of either loss).
 LOSS_RANGE_SKIP = 0.1
+# The range, not the standard deviation: report 000 compared the curves' highs and lows.
+LOSS_RANGES = {"g_loss": "generator_loss_range", "d_loss": "discriminator_loss_range"}
 # `favours_1s_and_9s`: the generated share of 1s and 9s is at least this many times that of
 # real test digits (about 0.21 in MNIST, where 1 is the most frequent digit).
 AFFINITY_RATIO = 1.5
@@ -163,14 +163,10 @@ class Config(LabConfig):
                               "DCGAN has exactly two stride-2 stages, give two widths")
 
     def model_spec(self) -> models.GanSpec:
-        """The `models.gan.GanSpec` of this config's GAN (MNIST digits, ten labels)."""
-        return models.GanSpec(
-            loss=self.loss, architecture=self.architecture, inputs=self.inputs,
-            latent=self.latent, latent_dim=self.latent_dim, label_smoothing=self.label_smoothing,
-            conditional=self.conditional, mlp_units=self.mlp_units,
-            mlp_activation=self.mlp_activation, dcgan_filters=self.dcgan_filters, discriminator_dropout=self.discriminator_dropout,
-            learning_rate=self.learning_rate, beta_1=self.beta_1, seed=self.seed,
-            image_shape=IMAGE_SHAPE, num_classes=NUM_CLASSES)
+        """The `models.gan.GanSpec` of this config's GAN (MNIST digits, ten labels): every
+        other spec field is the config field of the same name."""
+        return models.gan.spec_from(self.to_dict(), image_shape=IMAGE_SHAPE,
+                                    num_classes=NUM_CLASSES)
 
 
 PRESETS = {
@@ -251,13 +247,8 @@ class GanMonitor:
         self.scores: list[dict] = []
         self.frames: dict[int, np.ndarray] = {}
         if start_step:  # resuming: keep what was recorded up to the backup, drop the rest
-            if self.scores_path.exists():
-                self.scores = [entry for entry in json.loads(self.scores_path.read_text())
-                               if entry["step"] <= start_step]
-            if self.frames_path.exists():
-                with np.load(self.frames_path) as saved:
-                    self.frames = {int(key.split("_")[1]): saved[key] for key in saved.files
-                                   if int(key.split("_")[1]) <= start_step}
+            self.scores = scoring.load_scores(self.scores_path, until_step=start_step)
+            self.frames = models.gan.load_frames(self.frames_path, until_step=start_step)
 
     def callback(self):
         """The Keras callback that runs `on_epoch_end` (before the loggers, which then record
@@ -266,30 +257,27 @@ class GanMonitor:
 
     def on_epoch_end(self, epoch, logs=None):
         step = (epoch + 1) * self.config.sample_every
-        generator = self.generator
-        grid = models.gan.generate(generator, self.grid_inputs, self.spec)
+        grid = models.gan.generate(self.generator, self.grid_inputs, self.spec)
         tiled = visualization.tile_images(grid, columns=GRID_COLUMNS)
         visualization.save_image(tiled, self.run.plot_path(f"samples_step{step:06d}"))
         with self.writer.as_default():
             tf.summary.image("fixed_noise_samples", tiled[None, :, :, None], step=step)
         self.frames[step] = (grid * 255).round().astype(np.uint8)
-        np.savez_compressed(self.frames_path, **{f"step_{key:06d}": value
-                                                  for key, value in sorted(self.frames.items())})
+        models.gan.save_frames(self.frames_path, self.frames)
 
-        score = self.scorer.score(models.gan.generate(generator, self.score_inputs, self.spec))
-        predicted = score.pop("predicted")
-        if self.config.conditional:
-            score["label_agreement"] = float((predicted == self.score_inputs[1]).mean())
+        score = self.scorer.score(
+            models.gan.generate(self.generator, self.score_inputs, self.spec),
+            labels=self.score_inputs[1] if self.config.conditional else None)
+        del score["predicted"]  # per image: not kept in scores.json
         score["step"] = step
         self.scores.append(score)
         self.run.write_json("scores.json", self.scores)
         with self.writer.as_default():
-            for key in ("largest_class_share", "class_entropy", "classifier_fid"):
+            for key in scoring.SUMMARY_KEYS:
                 tf.summary.scalar(key, score[key], step=step)
         self.writer.flush()
         if logs is not None:
-            logs.update({key: score[key] for key in
-                         ("largest_class_share", "class_entropy", "classifier_fid")})
+            logs.update({key: score[key] for key in scoring.SUMMARY_KEYS})
         print(f"step {step}: largest class share {score['largest_class_share']:.3f}, class "
               f"entropy {score['class_entropy']:.2f} bits, classifier FID "
               f"{score['classifier_fid']:.2f}", flush=True)
@@ -320,13 +308,13 @@ def run(config: Config, workdir: str, callbacks=(), *, resume: bool = False) -> 
     # An endless stream of shuffled batches: fit's "epochs" are monitoring intervals.
     train = data.image_pipeline(
         data.first(datasets["train"], config.train_examples), batch_size=config.batch_size,
-        training=True, seed=config.seed,
-        normalize="symmetric" if config.inputs == "symmetric" else "unit",
+        training=True, seed=config.seed, normalize=config.inputs,  # "symmetric" or "unit"
         drop_remainder=True).repeat()
     scorer, floor, classifier_info = _scorer(config, datasets, source)
 
     with strategy.scope():
-        gan = models.build_gan(config.model_spec(), steps_per_execution=config.steps_per_execution)
+        gan_spec = config.model_spec()
+        gan = models.build_gan(gan_spec, steps_per_execution=config.steps_per_execution)
     gan.generator.summary(print_fn=lambda line, **_: print(line))
     gan.discriminator.summary(print_fn=lambda line, **_: print(line))
     if resume:
@@ -339,8 +327,7 @@ def run(config: Config, workdir: str, callbacks=(), *, resume: bool = False) -> 
     losses = shared_callbacks.LossRecorder(run.workdir / "losses.csv", models.GAN.METRIC_NAMES,
                                            window, start_step)
     # The discriminator's conv activations (dcgan) on real digits, in TensorBoard.
-    probe = data.probe_batch(datasets["train"], with_labels=True,
-                             normalize="symmetric" if config.inputs == "symmetric" else "unit")
+    probe = data.probe_batch(datasets["train"], with_labels=True, normalize=config.inputs)
     history = training.fit(run, gan, train, epochs=config.iterations // config.sample_every,
                            steps_per_epoch=config.sample_every,
                            callbacks=[monitor.callback(), losses, *callbacks],
@@ -353,10 +340,8 @@ def run(config: Config, workdir: str, callbacks=(), *, resume: bool = False) -> 
     # Training time alone: `epoch_time_s` leaves out the monitoring and the backups.
     train_seconds = sum(history.history["epoch_time_s"][start_step // config.sample_every:])
     metrics = {
-        "largest_class_share": final["largest_class_share"],
-        "largest_class": final["largest_class"],
-        "mode_collapse": final["largest_class_share"] >= MODE_COLLAPSE_SHARE,
-        "no_mode_collapse": final["largest_class_share"] <= SPREAD_SHARE,
+        **scoring.mode_collapse(final, collapse_share=MODE_COLLAPSE_SHARE,
+                                spread_share=SPREAD_SHARE),
         "share_of_1s_and_9s": round(affinity, 4),
         "favours_1s_and_9s": affinity >= AFFINITY_RATIO * real_affinity,
         "class_entropy": final["class_entropy"],
@@ -364,9 +349,9 @@ def run(config: Config, workdir: str, callbacks=(), *, resume: bool = False) -> 
         "class_histogram": final["class_histogram"],
         "floor": floor,
         "over_training": {key: [entry[key] for entry in monitor.scores] for key in
-                          ("step", "largest_class_share", "largest_class", "class_entropy",
-                           "classifier_fid")},
-        **loss_ranges(run.workdir / "losses.csv", config.iterations),
+                          ("step", "largest_class", *scoring.SUMMARY_KEYS)},
+        **scoring.curve_ranges(run.workdir / "losses.csv", LOSS_RANGES,
+                               after_step=LOSS_RANGE_SKIP * config.iterations),
         **{key: float(history.history[key][-1]) for key in models.GAN.METRIC_NAMES},
         "loss": config.loss,
         "iterations": gan.steps,
@@ -382,7 +367,7 @@ def run(config: Config, workdir: str, callbacks=(), *, resume: bool = False) -> 
         metrics["label_agreement"] = final["label_agreement"]
 
     _plots(run, config, monitor, source, floor)
-    metrics["export"] = str(export.export_model(_sampler(gan.generator, config),
+    metrics["export"] = str(export.export_model(models.gan.unit_sampler(gan.generator, gan_spec),
                                                 config.export_dir, NAME, run.run_id))
     print(f"{NAME} ({config.loss}): largest class share {metrics['largest_class_share']:.3f}, "
           f"class entropy {metrics['class_entropy']:.2f} bits, classifier FID "
@@ -402,21 +387,6 @@ def resume(workdir: str, callbacks=()) -> dict:
     return run(config, workdir, callbacks, resume=True)
 
 
-def loss_ranges(path, iterations: int, skip: float = LOSS_RANGE_SKIP) -> dict:
-    """`generator_loss_range` and `discriminator_loss_range`: max - min of the window means in
-    losses.csv at steps after the first `skip` of `iterations` (None without such a row).
-
-    The range, not the standard deviation: report 000 compared the curves' highs and lows.
-    """
-    with open(path, newline="") as handle:
-        rows = [row for row in csv.DictReader(handle) if int(row["step"]) > skip * iterations]
-    ranges = {}
-    for key, name in (("g_loss", "generator_loss_range"), ("d_loss", "discriminator_loss_range")):
-        values = [float(row[key]) for row in rows]
-        ranges[name] = round(max(values) - min(values), 5) if values else None
-    return ranges
-
-
 def _scorer(config: Config, datasets: dict, source) -> tuple[scoring.SampleScorer, dict, dict]:
     """The scorer of generated digits, the floor and the classifier's info.
 
@@ -428,35 +398,17 @@ def _scorer(config: Config, datasets: dict, source) -> tuple[scoring.SampleScore
         datasets, source, config.export_dir, epochs=config.classifier_epochs,
         train_examples=config.classifier_examples, seed=config.seed)
     real_test, _ = data.to_numpy(datasets["test"].take(10000))
-    real_test = real_test.astype(np.float32) / 255.0
-    count = min(config.score_samples, len(real_test) // 2)
-    scorer = scoring.SampleScorer(classifier, real_test[count:], NUM_CLASSES)
-    scores = scorer.score(real_test[:count])
-    floor = {"split": "test", "examples": count, "reference_examples": len(real_test) - count,
-             "digits": f"test[:{count}] against the reference test[{count}:{len(real_test)}]",
-             **{key: scores[key] for key in ("largest_class_share", "largest_class",
-                                             "class_entropy", "classifier_fid",
-                                             "class_histogram")}}
+    scorer, floor = scoring.split_floor(classifier, real_test.astype(np.float32) / 255.0,
+                                        config.score_samples, NUM_CLASSES, split="test")
     return scorer, floor, classifier_info
-
-
-def _sampler(generator: keras.Model, config: Config) -> keras.Model:
-    """The generator with its output mapped to [0, 1], for export."""
-    if config.inputs != "symmetric":
-        return generator
-    images = layers.Rescaling(0.5, offset=0.5, name="to_unit_range")(generator.output)
-    return keras.Model(generator.input, images, name="sampler")
 
 
 def _plots(run: runs.Run, config: Config, monitor: GanMonitor, source, real: dict) -> None:
     """Loss curves, scores over training (`real`: the floor), the final class histogram,
     the contact sheet and the final sample grid."""
     label = f"{NAME}, {config.loss} loss, {config.architecture} ({source.kind} data)"
-    with open(run.workdir / "losses.csv", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    if rows:
-        steps = [int(row["step"]) for row in rows]
-        series = {key: (steps, [float(row[key]) for row in rows]) for key in models.GAN.METRIC_NAMES}
+    series = scoring.read_curves(run.workdir / "losses.csv", models.GAN.METRIC_NAMES)
+    if series["d_loss"][0]:  # no rows before the first loss window
         visualization.plot_curves(
             {"loss": {"discriminator": series["d_loss"], "generator": series["g_loss"]},
              "discriminator output": {"mean D(x), real": series["d_real"],

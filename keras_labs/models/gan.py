@@ -9,6 +9,7 @@ log(1 - D) = -softplus(logit).
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -63,6 +64,21 @@ class GanSpec:
     seed: int = 0
     image_shape: tuple[int, int, int] = (28, 28, 1)
     num_classes: int = 10
+
+
+def spec_from(options, **fixed) -> GanSpec:
+    """A `GanSpec` whose fields are the same-named entries of `options` (a config's fields, as
+    a mapping; other entries are ignored) or of `fixed`, which wins.
+
+    Raises:
+        ValueError: A spec field is in neither, so it would silently take its default.
+    """
+    names = [field.name for field in dataclasses.fields(GanSpec)]
+    values = {name: options[name] for name in names if name in options} | fixed
+    missing = [name for name in names if name not in values]
+    if missing:
+        raise ValueError(f"options={sorted(options)!r} lack the GanSpec fields {missing!r}")
+    return GanSpec(**values)
 
 
 # --------------------------------------------------------------------------------------------
@@ -348,3 +364,26 @@ def generate(generator: keras.Model, inputs: list[np.ndarray], spec: GanSpec) ->
         batch = [part[start:start + 1000] for part in inputs]
         images.append(generator(batch if len(batch) > 1 else batch[0], training=False))
     return to_unit(np.concatenate([np.asarray(image) for image in images]), spec)
+
+
+def unit_sampler(generator: keras.Model, spec: GanSpec) -> keras.Model:
+    """The generator with its output mapped to [0, 1] (itself when that is its range), for
+    export."""
+    if spec.inputs != "symmetric":
+        return generator
+    images = layers.Rescaling(0.5, offset=0.5, name="to_unit_range")(generator.output)
+    return keras.Model(generator.input, images, name="sampler")
+
+
+def save_frames(path, frames: dict[int, np.ndarray]) -> None:
+    """Sample grids by step (uint8 images, as kept over training) into one .npz file."""
+    np.savez_compressed(path, **{f"step_{step:06d}": grid for step, grid in sorted(frames.items())})
+
+
+def load_frames(path, until_step: int) -> dict[int, np.ndarray]:
+    """The grids `save_frames` saved at steps up to `until_step` ({} without the file)."""
+    if not Path(path).exists():
+        return {}
+    with np.load(path) as saved:
+        return {int(key.split("_")[1]): saved[key] for key in saved.files
+                if int(key.split("_")[1]) <= until_step}
