@@ -554,3 +554,11 @@ def write_final_metrics(tb_dir: str | os.PathLike, metrics: dict) -> None:
 def probe_dir(run, log_dir: str | os.PathLike | None = None) -> Path:
     """The probes' folder of a fit that logs to `log_dir` (default: the run's tb/)."""
     return Path(log_dir or run.tb_dir) / PROBE_DIR
+
+
+def activation_minima(model: keras.Model, probe) -> dict[str, float]:
+    """{conv layer: the minimum of its activations on `probe`} (`activation_probe`: after the
+    nonlinearity, so a ReLU network's are 0 or more, and exactly 0 where units are off)."""
+    names, activations = activation_probe(model)
+    return {name: float(np.min(keras.ops.convert_to_numpy(output)))
+            for name, output in zip(names, activations(probe), strict=True)}

@@ -559,3 +559,36 @@ def mnist_classifier(datasets: dict[str, tf.data.Dataset], source, export_root, 
     model, info = cached_model(export_root, "mnist_classifier", recipe, train, strategy=strategy)
     keras.utils.set_random_seed(seed)
     return model, info
+
+
+def predict_logits(model: keras.Model, dataset: tf.data.Dataset, *,
+                   test_time_flip: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(true labels, model outputs) over a batched (image, label) dataset, in inference mode;
+    with `test_time_flip`, the mean of the outputs of each image and of its mirror image."""
+    labels, outputs = [], []
+    for images, batch_labels in dataset:
+        batch = np.asarray(model(images, training=False))
+        if test_time_flip:
+            mirrored = model(tf.image.flip_left_right(images), training=False)
+            batch = (batch + np.asarray(mirrored)) / 2
+        outputs.append(batch)
+        labels.append(batch_labels.numpy())
+    return np.concatenate(labels), np.concatenate(outputs)
+
+
+def history_metrics(history: keras.callbacks.History, batch_size: int) -> dict:
+    """A classifier fit's (its accuracy metric named "accuracy") last `train_accuracy` and
+    `train_loss` (and `validation_accuracy`, `validation_loss`), per-epoch `losses` ({"train",
+    "validation"}, 4 decimals) and `epoch_time_s`, and its best `train_images_per_s`."""
+    logs = history.history
+    throughput = max(steps * batch_size / seconds for steps, seconds
+                     in zip(logs["epoch_steps"], logs["epoch_time_s"], strict=True))
+    metrics = {"train_accuracy": float(logs["accuracy"][-1]), "train_loss": float(logs["loss"][-1]),
+               "losses": {"train": [round(v, 4) for v in logs["loss"]],
+                          "validation": [round(v, 4) for v in logs.get("val_loss", [])]},
+               "epoch_time_s": [round(t, 2) for t in logs["epoch_time_s"]],
+               "train_images_per_s": round(throughput, 1)}
+    if "val_accuracy" in logs:
+        metrics["validation_accuracy"] = float(logs["val_accuracy"][-1])
+        metrics["validation_loss"] = float(logs["val_loss"][-1])
+    return metrics

@@ -13,7 +13,7 @@ import pytest
 from conftest import read_tags, tiny
 from tensorboard.backend.event_processing import event_accumulator
 
-from keras_labs import ConfigError, callbacks, instrumentation, models, sweeps
+from keras_labs import ConfigError, callbacks, instrumentation, models, sweeps, training
 from keras_labs.labs import cifar_cnn
 
 REQUIRED_PRESETS = (
@@ -222,23 +222,52 @@ def _images(dataset) -> list[bytes]:
     return [image.tobytes() for image, _ in dataset.as_numpy_iterator()]
 
 
+def _pixels(batches) -> list[bytes]:
+    """The uint8 images of batched unit-range pipeline images (or of one batch)."""
+    batches = [batches] if isinstance(batches, np.ndarray) else [
+        images for images, _ in batches.as_numpy_iterator()]
+    return [np.rint(image * 255).astype(np.uint8).tobytes() for images in batches
+            for image in images]
+
+
 def test_validation_is_carved_from_the_training_images_and_disjoint(empty_data_dir):
-    config = dataclasses.replace(TINY, train_examples=100, validation_fraction=0.2).validate()
-    datasets = cifar_cnn.make_datasets(config)
-    train, validation = _images(datasets.train_split), _images(datasets.validation_split)
+    config = dataclasses.replace(TINY, train_examples=100, validation_fraction=0.2,
+                                 normalize="unit").validate()
+    sets, test_split, _ = cifar_cnn.make_datasets(config)
+    # 80 training images: 5 whole batches of 16, none dropped
+    train, validation = _pixels(sets.make_train()), _pixels(sets.validation)
     assert (len(train), len(validation)) == (80, 20)
-    assert datasets.validation_record["validation_examples"] == 20
+    assert sets.split["validation_examples"] == 20 and int(test_split.cardinality()) == 40
     assert not set(train) & set(validation)
     first_100 = _images(cifar_cnn.data.first(
         cifar_cnn.data.load("cifar10", ("train",), data="sample")[0]["train"], 100))
     assert sorted(train + validation) == sorted(first_100)
+    # The instrumentation's probe: the first validation images, never test images.
+    assert _pixels(sets.probe) == validation[:config.probe_images]
     # Seeded: the same seed holds out the same images, another seed others.
-    assert _images(cifar_cnn.make_datasets(config).validation_split) == validation
-    other = cifar_cnn.make_datasets(dataclasses.replace(config, seed=config.seed + 1))
-    assert _images(other.validation_split) != validation
-    # No validation part: every training image trains, the curves have no validation.
-    none = cifar_cnn.make_datasets(dataclasses.replace(config, validation_fraction=0.0))
-    assert none.validation is None and len(_images(none.train_split)) == 100
+    assert _pixels(cifar_cnn.make_datasets(config)[0].validation) == validation
+    other = cifar_cnn.make_datasets(dataclasses.replace(config, seed=config.seed + 1))[0]
+    assert _pixels(other.validation) != validation
+    # No validation part: every training image trains (the last partial batch of 4 dropped),
+    # the curves have no validation and the probe is the first training images.
+    none = cifar_cnn.make_datasets(dataclasses.replace(config, validation_fraction=0.0))[0]
+    assert none.validation is None and none.split["train_examples"] == 100
+    assert len(_pixels(none.make_train())) == 96
+    assert _pixels(none.probe) == first_100[:config.probe_images]
+
+
+def test_test_time_flip_averages_the_mirror_images():
+    inputs = keras.Input((2, 2, 1))
+    outputs = keras.layers.Dense(3)(keras.layers.Flatten()(inputs))
+    model = keras.Model(inputs, outputs)
+    images = np.random.default_rng(0).normal(size=(5, 2, 2, 1)).astype("float32")
+    test = cifar_cnn.tf.data.Dataset.from_tensor_slices((images, np.arange(5) % 3)).batch(2)
+    labels, plain = training.predict_logits(model, test)
+    _, flipped = training.predict_logits(model, test, test_time_flip=True)
+    mirrored = np.asarray(model(images[:, :, ::-1]))
+    assert list(labels) == [0, 1, 2, 0, 1]
+    np.testing.assert_allclose(flipped, (plain + mirrored) / 2, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(flipped, plain)
 
 
 def test_nothing_before_the_final_score_reads_the_test_labels(tmp_path, empty_data_dir,

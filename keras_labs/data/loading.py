@@ -507,6 +507,7 @@ class HeldOutInputs:
 
 def held_out_inputs(labelled: tf.data.Dataset, test: tf.data.Dataset, *, fraction: float,
                     seed: int, batch_size: int, eval_batch_size: int = 512, cache: bool = True,
+                    drop_remainder: bool = False, probe_images: int = 32,
                     **pipeline) -> HeldOutInputs:
     """Holds out a seeded validation part of `labelled` (`split_validation`) and builds the
     training, validation and test pipelines (`image_pipeline`).
@@ -519,13 +520,15 @@ def held_out_inputs(labelled: tf.data.Dataset, test: tf.data.Dataset, *, fractio
         batch_size: Training batch size.
         eval_batch_size: Validation and test batch size.
         cache: Keep the preprocessed examples in memory (False for data too big to hold).
-        **pipeline: More `image_pipeline` options (normalize, channels, size).
+        drop_remainder: Drop the last incomplete training batch (evaluation keeps every example).
+        probe_images: Validation images in `probe`.
+        **pipeline: More `image_pipeline` options (normalize, augment, channels, size).
     """
     train_part, validation_part, split = split_validation(labelled, fraction, seed)
 
     def make_train() -> tf.data.Dataset:
         return image_pipeline(train_part, batch_size=batch_size, training=True, seed=seed,
-                              cache=cache, **pipeline)
+                              cache=cache, drop_remainder=drop_remainder, **pipeline)
 
     def evaluation(part):
         return image_pipeline(part, batch_size=eval_batch_size, training=False, cache=cache,
@@ -534,7 +537,8 @@ def held_out_inputs(labelled: tf.data.Dataset, test: tf.data.Dataset, *, fractio
     held_out = validation_part is not None
     return HeldOutInputs(
         make_train=make_train, validation=evaluation(validation_part) if held_out else None,
-        test=evaluation(test), probe=probe_batch(validation_part, **pipeline) if held_out else None,
+        test=evaluation(test),
+        probe=probe_batch(validation_part, probe_images, **pipeline) if held_out else None,
         split=split, examples={"train": split["train_examples"],
                                "validation": split["validation_examples"],
                                "test": int(test.cardinality())})

@@ -44,8 +44,6 @@ from __future__ import annotations
 import dataclasses
 import math
 
-import numpy as np
-
 from keras_labs import ConfigError, data, models, optimization
 from keras_labs.config import LabConfig, common, option
 from keras_labs.lazy import lazy_import
@@ -308,43 +306,29 @@ PRESET_MINUTES = {
 # The run.
 
 
-@dataclasses.dataclass
-class Datasets:
-    """The batched pipelines of one run, the raw splits they come from, and the held-out record."""
-
-    train: tf.data.Dataset
-    validation: tf.data.Dataset | None
-    test: tf.data.Dataset
-    train_split: tf.data.Dataset
-    validation_split: tf.data.Dataset | None
-    test_split: tf.data.Dataset
-    validation_record: dict
-    source: data.DataSource
-
-
-def make_datasets(config: Config) -> Datasets:
-    """The training, validation and test pipelines of CIFAR-10, batched and cached.
+def make_datasets(config: Config) -> tuple[data.HeldOutInputs, tf.data.Dataset, data.DataSource]:
+    """The training, validation and test pipelines of CIFAR-10, batched and cached
+    (`data.held_out_inputs`), the raw test split they score, and where the data came from.
 
     The validation part is a seeded `validation_fraction` of the (first `train_examples`)
-    training images; the test split is left for the one score at the end.
+    training images; the test split is left for the one score at the end. The fixed probe
+    batch of the instrumentation (`probe_images`) comes from the validation part, or from the
+    training images without one, so that the test split is read once, at the end, only.
     """
     splits, source = data.load("cifar10", ("train", "test"), data=config.data,
                                data_dir=config.data_dir)
-    train_split = data.first(splits["train"], config.train_examples)
-    train_split, validation_split, record = data.split_validation(
-        train_split, config.validation_fraction, config.seed)
+    labelled = data.first(splits["train"], config.train_examples)
     test_split = data.first(splits["test"], config.test_examples)
     # drop_remainder in training: the last partial batch would recompile the step function
-    train = data.image_pipeline(train_split, batch_size=config.batch_size, training=True,
-                                seed=config.seed, normalize=config.normalize,
-                                augment=config.augment, drop_remainder=True)
-    evaluation = dict(batch_size=500, training=False, normalize=config.normalize)
-    validation = (None if validation_split is None
-                  else data.image_pipeline(validation_split, **evaluation))
-    return Datasets(train=train, validation=validation,
-                    test=data.image_pipeline(test_split, **evaluation),
-                    train_split=train_split, validation_split=validation_split,
-                    test_split=test_split, validation_record=record, source=source)
+    sets = data.held_out_inputs(labelled, test_split, fraction=config.validation_fraction,
+                                seed=config.seed, batch_size=config.batch_size,
+                                eval_batch_size=500, drop_remainder=True,
+                                probe_images=config.probe_images, normalize=config.normalize,
+                                augment=config.augment)
+    if sets.probe is None:
+        sets = dataclasses.replace(sets, probe=data.probe_batch(
+            labelled, config.probe_images, normalize=config.normalize))
+    return sets, test_split, source
 
 
 def epochs_to_run(config: Config, training_examples: int) -> int:
@@ -354,34 +338,15 @@ def epochs_to_run(config: Config, training_examples: int) -> int:
                                         training_examples)
 
 
-def predict_logits(model: keras.Model, test: tf.data.Dataset, test_time_flip: bool):
-    """(labels, logits) over the test set; with `test_time_flip`, the mean over mirror images."""
-    labels, logits = [], []
-    for images, batch_labels in test:
-        batch = np.asarray(model(images, training=False))
-        if test_time_flip:
-            batch = (batch + np.asarray(model(tf.image.flip_left_right(images), training=False))) / 2
-        logits.append(batch)
-        labels.append(batch_labels.numpy())
-    return np.concatenate(labels), np.concatenate(logits)
-
-
-def conv_activation_minima(model: keras.Model, probe) -> dict[str, float]:
-    """{conv layer: the minimum of its activations (after the nonlinearity) on `probe`}."""
-    names, activations = instrumentation.activation_probe(model)
-    return {name: float(np.min(keras.ops.convert_to_numpy(output)))
-            for name, output in zip(names, activations(probe), strict=True)}
-
-
 def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     """Trains, evaluates, instruments and exports one CIFAR-10 CNN; returns its metrics."""
     run, strategy = training.start(NAME, config, workdir, resume=resume)
 
-    datasets = make_datasets(config)
-    source = datasets.source
+    sets, test_split, source = make_datasets(config)
     run.record_data(source)
-    steps_per_epoch = int(datasets.train.cardinality())
-    training_examples = datasets.validation_record["train_examples"]
+    train = sets.make_train()
+    steps_per_epoch = int(train.cardinality())
+    training_examples = sets.split["train_examples"]
     if steps_per_epoch < 1:
         raise ConfigError(f"batch_size={config.batch_size} is larger than the "
                           f"{training_examples} training images; lower it")
@@ -404,25 +369,21 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
                       steps_per_execution=per_execution, jit_compile=config.jit_compile)
     model.summary(print_fn=lambda line, **_: print(line))
 
-    # A fixed probe batch, so the activation statistics of successive steps differ only by what
-    # training changed. It selects nothing, but it comes from the validation part (the first
-    # training images without one) so that the test split is read once, at the end, only.
-    probe_source = (datasets.validation_split if datasets.validation_split is not None
-                    else datasets.train_split)
-    probe = data.probe_batch(probe_source, config.probe_images, normalize=config.normalize)
-
     extra = []
     if config.running_loss_every:
         running_loss = callbacks.RunningLoss(config.running_loss_every,
                                              state_path=run.backup_dir / "running_loss.json")
         extra.append(running_loss)
-    # Per-epoch curves on the held-out validation part; nothing is selected on them.
-    history = training.fit(run, model, datasets.train, epochs=epochs,
-                           validation_data=datasets.validation, callbacks=extra,
-                           histogram_freq=config.histogram_freq, probe=probe, probe_plots=True)
+    # Per-epoch curves on the held-out validation part; nothing is selected on them. The probe
+    # batch is fixed, so the activation statistics of successive steps differ only by what
+    # training changed.
+    history = training.fit(run, model, train, epochs=epochs, validation_data=sets.validation,
+                           callbacks=extra, histogram_freq=config.histogram_freq,
+                           probe=sets.probe, probe_plots=True)
 
     # The test split, scored once.
-    labels, logits = predict_logits(model, datasets.test, config.test_time_flip)
+    labels, logits = training.predict_logits(model, sets.test,
+                                             test_time_flip=config.test_time_flip)
     metrics = training.classification_metrics(labels, logits.argmax(axis=-1), NUM_CLASSES)
     names = data.class_names("cifar10")
     metrics["per_class_accuracy_by_name"] = dict(zip(names, metrics["per_class_accuracy"],
@@ -434,33 +395,24 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     penalty = sum(float(keras.ops.convert_to_numpy(value)) for value in model.losses)
     metrics["test_loss"] = float(keras.ops.convert_to_numpy(
         keras.ops.mean(loss(labels, logits)))) + penalty
-    metrics["train_accuracy"] = float(history.history["accuracy"][-1])
-    metrics["train_loss"] = float(history.history["loss"][-1])
+    # The last epoch's training and validation figures, the loss curves, epoch times and speed.
+    metrics.update(training.history_metrics(history, config.batch_size))
     metrics["overfits"] = metrics["train_accuracy"] - metrics["test_accuracy"] > 0.15
-    metrics["validation_split"] = datasets.validation_record
-    metrics["losses"] = {"train": [round(v, 4) for v in history.history["loss"]],
-                         "validation": [round(v, 4) for v in history.history.get("val_loss", [])]}
-    if datasets.validation is not None:
-        metrics["validation_accuracy"] = float(history.history["val_accuracy"][-1])
-        metrics["validation_loss"] = float(history.history["val_loss"][-1])
+    metrics["validation_split"] = sets.split
     if config.running_loss_every:
         metrics["running_loss"] = running_loss.records
     metrics["epochs_run"] = epochs
     metrics["equal_updates_examples"] = config.equal_updates_examples
     metrics["updates"] = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
-    metrics["epoch_time_s"] = [round(t, 2) for t in history.history["epoch_time_s"]]
-    metrics["train_images_per_s"] = round(max(
-        steps * config.batch_size / seconds for steps, seconds in
-        zip(history.history["epoch_steps"], history.history["epoch_time_s"], strict=True)), 1)
     metrics["parameters"] = int(model.count_params())
-    minima = conv_activation_minima(model, probe)
+    minima = instrumentation.activation_minima(model, sets.probe)
     metrics["conv_activation_min"] = {name: round(value, 6) for name, value in minima.items()}
     if config.activation == "relu":
         metrics["relu_activations_min_zero"] = all(value == 0.0 for value in minima.values())
 
     visualization.plot_classifier(run, metrics, names, title=f"{NAME} ({source.kind} data)")
     if config.show_examples:
-        shown = next(iter(datasets.test_split.batch(config.show_examples)))
+        shown = next(iter(test_split.batch(config.show_examples)))
         images, true = shown[0].numpy(), shown[1].numpy()
         predicted = logits[:len(true)].argmax(axis=-1)
         titles = [f"true: {names[t]}\npred: {names[p]}" for t, p in zip(true, predicted, strict=True)]
