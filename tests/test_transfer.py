@@ -196,6 +196,42 @@ def test_fine_tuning_keeps_batch_norm_in_inference_mode():
     assert not np.allclose(np.array(conv.kernel), kernel_before), "the base did not train"
 
 
+def test_fit_phases_skips_a_reached_phase_and_unfreezes_before_recompiling(tmp_path):
+    keras.utils.set_random_seed(0)
+    source = models.mnist_cnn(input_shape=(32, 32, 3), filters=(4, 8), dense_units=8)
+    base = models.transfer.base_copy(
+        keras.Model(source.input, source.get_layer("features").output), pretrained=True)
+    model = models.transfer_model(base, [], pretrained=True, dropout=0.0, name="check")
+    images = np.random.default_rng(0).random((16, 32, 32, 3), dtype=np.float32)
+    calls = []
+
+    def fit(phase, model, **epochs):
+        calls.append((phase, epochs, models.transfer.trainable_parameters(model)))
+        return model.fit(images, np.arange(16) % 10, batch_size=8, verbose=0, **epochs)
+
+    Phase = models.transfer.Phase
+    head = 8 * 10 + 10
+    history = models.transfer.fit_phases(
+        model, base, [Phase("warmup", 1e-3, 1), Phase("again", 1e-3, 1),
+                      Phase("fine_tune", 1e-4, 3, unfreeze=True)], fit=fit)
+    # "again" ends where the warm-up did: nothing to train. Fine-tuning sees the unfrozen base.
+    assert [(phase, epochs) for phase, epochs, _ in calls] == [
+        ("warmup", {"epochs": 1, "initial_epoch": 0}),
+        ("fine_tune", {"epochs": 3, "initial_epoch": 1})]
+    assert calls[0][2] == head < calls[1][2]
+    assert history["phase"] == ["warmup", "fine_tune", "fine_tune"]
+    assert len(history["loss"]) == 3 and all(isinstance(value, float) for value in history["loss"])
+
+    path = tmp_path / "history.csv"
+    models.transfer.write_history(path, {("digits", "fine_tune"): {**history,
+                                                                   "val_accuracy": [0.1] * 3}})
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0])[:4] == ["target", "strategy", "epoch", "phase"]
+    assert [(row["epoch"], row["phase"]) for row in rows] == [
+        ("1", "warmup"), ("2", "fine_tune"), ("3", "fine_tune")]
+
+
 def test_base_copy_is_frozen_pretrained_or_fresh_and_trainable():
     keras.utils.set_random_seed(0)
     source = models.mnist_cnn(input_shape=(32, 32, 3), filters=(4, 8), dense_units=8)

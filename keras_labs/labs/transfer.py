@@ -53,11 +53,9 @@ epoch where fine-tuning starts, TensorBoard logs per phase, and the best model a
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import functools
 import time
-from pathlib import Path
 
 from keras_labs import ConfigError, data, models, runs
 from keras_labs.config import LabConfig, common, option
@@ -210,19 +208,16 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
                   models.transfer.imagenet_preprocessing(config.backbone, config.imagenet_size))
 
     metrics = {"source": source_info, "zero_shot": {}, **{name: {} for name in STRATEGIES}}
-    trained, curves, rows = {}, {}, []
+    trained, curves, histories = {}, {}, {}
     for target, sets in targets.items():
         curves[target] = {}
         for name in STRATEGIES:
             keras.utils.set_random_seed(config.seed)  # each strategy starts from the same draws
             model, result, history = train_strategy(name, base, preprocess, sets, config, run,
                                                     target, strategy)
-            trained[target, name] = model
+            trained[target, name], histories[target, name] = model, history
             metrics[name][target] = result
             curves[target][name] = history["val_accuracy"]
-            rows.extend({"target": target, "strategy": name, "epoch": epoch + 1,
-                         **{key: values[epoch] for key, values in history.items()}}
-                        for epoch in range(len(history["val_accuracy"])))
             print(f"{NAME}: {target} {name}: validation accuracy "
                   f"{result['validation_accuracy']:.4f}, {result['trainable_parameters']:,} "
                   f"trainable parameters, {result['time_s']:.1f} s", flush=True)
@@ -255,7 +250,7 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     metrics["fine_tune_worst"] = bool(
         test["fine_tune"] < min(test["scratch"], test["feature_extraction"]))
 
-    _write_history(run.history_path, rows)
+    models.transfer.write_history(run.history_path, histories)
     references = {target: {f"zero-shot {value['validation_accuracy']:.1%}":
                            value["validation_accuracy"]}
                   for target, value in metrics["zero_shot"].items()}
@@ -263,8 +258,8 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
         curves, run.plot_path("learning_curves"),
         marks={"fine-tuning starts": config.warmup_epochs}, references=references,
         y_label="validation accuracy", title=f"{NAME}: {_source_label(config)} -> target")
-    metrics["table"] = table_rows(metrics, config.targets)
-    table = markdown_table(metrics["table"]) + (
+    metrics["table"] = models.transfer.strategy_table(metrics, config.targets, STRATEGIES)
+    table = models.transfer.markdown_table(metrics["table"]) + (
         f"\nbest by validation accuracy on {first}: {chosen} (test {test[chosen]:.2%})\n")
     (run.workdir / "table.md").write_text(table)
     print(table, flush=True)
@@ -401,29 +396,22 @@ def train_strategy(name: str, base: keras.Model, preprocess: list[layers.Layer],
                                       dropout=config.dropout, name=f"{target}_{name}",
                                       input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3),
                                       num_classes=TARGETS[target])
-    phases = [("train", config.learning_rate, config.epochs)]
+    phases = [models.transfer.Phase("train", config.learning_rate, config.epochs)]
     if name == "fine_tune":
-        phases = [("warmup", config.learning_rate, config.warmup_epochs),
-                  ("fine_tune", config.fine_tune_learning_rate, config.epochs)]
-    history: dict[str, list] = {}
-    start = time.perf_counter()
-    for phase, learning_rate, until_epoch in phases:
-        if phase == "fine_tune":
-            # Batch norm stays in inference mode (the module docstring); recompiled below.
-            models.transfer.unfreeze_except_batch_norm(own_base)
-        done = len(history.get("loss", []))
-        if until_epoch <= done:
-            continue
-        with strategy.scope():
-            model.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                          loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        # The whole base is unfrozen after the warm-up, batch norm kept in inference mode (the
+        # module docstring).
+        phases = [models.transfer.Phase("warmup", config.learning_rate, config.warmup_epochs),
+                  models.transfer.Phase("fine_tune", config.fine_tune_learning_rate,
+                                        config.epochs, unfreeze=True)]
+
+    def fit(phase: str, model: keras.Model, **epochs):
         # One fit name per phase: a resumed run restores the finished phases without training.
-        fit = training.fit(run, model, sets.make_train(), epochs=until_epoch, initial_epoch=done,
-                           validation_data=sets.validation, probe=sets.probe,
-                           **_logs(run, f"{target}-{name}-{phase}"))
-        for key, values in fit.history.items():
-            history.setdefault(key, []).extend(float(value) for value in values)
-        history.setdefault("phase", []).extend([phase] * len(fit.history["loss"]))
+        return training.fit(run, model, sets.make_train(), **epochs,
+                            validation_data=sets.validation, probe=sets.probe,
+                            **_logs(run, f"{target}-{name}-{phase}"))
+
+    start = time.perf_counter()
+    history = models.transfer.fit_phases(model, own_base, phases, fit=fit, scope=strategy.scope)
     seconds = time.perf_counter() - start
     result = {"validation_accuracy": accuracy(model, sets.validation),
               "trainable_parameters": models.transfer.trainable_parameters(model),
@@ -439,46 +427,3 @@ def _logs(run: runs.Run, phase: str) -> dict:
     history_path.parent.mkdir(exist_ok=True)
     return {"name": phase, "histogram_freq": 0, "history_path": history_path,
             "log_dir": run.tb_dir / phase}
-
-
-def _write_history(path: Path, rows: list[dict]) -> None:
-    """Every strategy's epochs in one long CSV: target, strategy, epoch, phase, metrics."""
-    columns = ["target", "strategy", "epoch", "phase"]
-    for row in rows:
-        columns.extend(key for key in row if key not in columns)
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, columns)
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-# --------------------------------------------------------------------------------------------
-# The table
-
-
-def table_rows(metrics: dict, targets) -> list[dict]:
-    """One row per target and strategy (zero-shot first where there is one)."""
-    rows = []
-    for target in targets:
-        if target in metrics["zero_shot"]:
-            rows.append({"target": target, "strategy": "zero_shot",
-                         **metrics["zero_shot"][target], "trainable_parameters": 0,
-                         "time_s": 0.0})
-        for name in STRATEGIES:
-            result = metrics[name][target]
-            rows.append({"target": target, "strategy": name,
-                         "validation_accuracy": result["validation_accuracy"],
-                         "test_accuracy": result["test_accuracy"],
-                         "trainable_parameters": result["trainable_parameters"],
-                         "time_s": result["time_s"]})
-    return rows
-
-
-def markdown_table(rows: list[dict]) -> str:
-    lines = ["| target | strategy | validation accuracy | test accuracy | trainable parameters "
-             "| time (s) |",
-             "|---|---|---|---|---|---|"]
-    lines += [f"| {row['target']} | {row['strategy']} | {row['validation_accuracy']:.2%} | "
-              f"{row['test_accuracy']:.2%} | {row['trainable_parameters']:,} | "
-              f"{row['time_s']:.1f} |" for row in rows]
-    return "\n".join(lines) + "\n"
