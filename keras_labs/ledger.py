@@ -425,12 +425,25 @@ def benchmark_lines(results_dir: str | os.PathLike) -> list[str]:
         except (OSError, ValueError):
             continue
         machine = document.get("machine", {})
-        before = (machine.get("load_average_before") or ["?"])[0]
-        after = (machine.get("load_average_after") or ["?"])[0]
-        lines.append(f"- `{path.name}` (`python scripts/benchmark_cifar.py`, commit "
+        before = _load(machine, "load_average_before")
+        after = _load(machine, "load_average_after")
+        script = "profile_cifar.py" if "keras" in document else "benchmark_cifar.py"
+        lines.append(f"- `{path.name}` (`python scripts/{script}`, commit "
                      f"{str(document.get('commit'))[:10]}, {document.get('data_kind')} CIFAR-10, "
                      f"{machine.get('cpus')} CPUs, load {before} before / {after} after, steal "
                      f"{machine.get('steal_s', '?')} s):")
+        for side in ("keras", "torch"):  # a profile (scripts/profile_cifar.py)
+            profile = document.get(side)
+            if not isinstance(profile, dict) or "by_kind_s" not in profile:
+                continue
+            total = sum(profile["by_kind_s"].values()) or 1.0
+            kinds = ", ".join(f"{kind} {100 * seconds / total:.0f}%"
+                              for kind, seconds in list(profile["by_kind_s"].items())[:6])
+            lines.append(f"  - {'Keras (TensorFlow profiler)' if side == 'keras' else 'PyTorch (torch.profiler)'}"
+                         f" at batch {document.get('batch_size')}, {document.get('threads')} "
+                         f"thread(s): {profile['images_per_s']:,.0f} images/s while profiled; "
+                         f"op self time {profile['op_time_s']:.2f} s of {profile['epoch_wall_s']:.2f} s: "
+                         f"{kinds}")
         by_batch: dict[int, list[dict]] = {}
         for entry in document.get("per_round", []):
             by_batch.setdefault(entry["batch_size"], []).append(entry)
