@@ -416,14 +416,80 @@ def _median(values: list[float]) -> float:
     return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
+def _unprofiled_rate(documents: list[dict], variants: tuple[str, ...], batch_size,
+                     threads) -> float | None:
+    """Median over benchmark rounds of the best of `variants` (images/s) at one batch and threads."""
+    best: dict[tuple, float] = {}
+    for number, document in enumerate(documents):
+        for entry in document.get("comparison", []):
+            if (entry.get("variant") in variants and entry.get("batch_size") == batch_size
+                    and entry.get("threads") == threads and entry.get("images_per_s")):
+                key = (number, entry.get("round"))
+                best[key] = max(best.get(key, 0.0), entry["images_per_s"])
+    return _median(list(best.values())) if best else None
+
+
+def _profile_reading(document: dict, others: list[dict] = ()) -> list[str]:
+    """What a two-sided profile says about the speed bar: the kernel-only bound.
+
+    Both frameworks call the same oneDNN convolution primitives, so the bar can be reached only
+    if the rest shrinks enough. Keras with nothing but its kernels (framework, executor and
+    Python time all zero) would take its profiled op time; PyTorch's epoch is taken from the
+    unprofiled benchmark rounds at the same batch size and threads where there are some (the
+    profiler's own cost differs between the two), else from its profiled epoch. Their ratio
+    bounds what any change outside the kernels can give.
+    """
+    keras_side, torch_side = document.get("keras"), document.get("torch")
+    if not (isinstance(keras_side, dict) and isinstance(torch_side, dict)
+            and keras_side.get("op_time_s") and torch_side.get("epoch_wall_s")):
+        return []
+
+    def conv(side: dict) -> float:
+        return sum(seconds for kind, seconds in side.get("by_kind_s", {}).items()
+                   if kind.startswith("conv"))
+
+    batch_size, threads = document.get("batch_size"), document.get("threads")
+    images = keras_side["epoch_wall_s"] * keras_side["images_per_s"]
+    keras_rate = _unprofiled_rate(list(others), ("keras-lab",), batch_size, threads)
+    torch_rate = _unprofiled_rate(list(others), ("torch-report", "torch-tight"), batch_size,
+                                  threads)
+    torch_epoch = images / torch_rate if torch_rate else torch_side["epoch_wall_s"]
+    kernels = keras_side["op_time_s"]
+    bound = torch_epoch / kernels
+    lines = [
+        f"  - reading at {threads} thread(s): convolutions (forward and both backward passes) "
+        f"take {conv(keras_side):.3f} s in Keras and {conv(torch_side):.3f} s in PyTorch, the "
+        f"same oneDNN primitives; Keras's other kernels {kernels - conv(keras_side):.3f} s "
+        f"against PyTorch's {torch_side['op_time_s'] - conv(torch_side):.3f} s"
+        + (f"; unprofiled (the benchmark rounds' medians at this batch size and thread count), "
+           f"Keras's epoch of {images:,.0f} images takes {images / keras_rate:.3f} s, "
+           f"{images / keras_rate - kernels:+.3f} s beside its kernels' {kernels:.3f} s"
+           if keras_rate else ""),
+        f"  - bound at {threads} thread(s): with nothing at all outside its kernels, Keras would "
+        f"take {kernels:.3f} s, {bound:.2f}x PyTorch's {torch_epoch:.3f} s epoch "
+        f"({'unprofiled' if torch_rate else 'profiled'}): "
+        + (f"below the {SPEED_BAR}x bar, which here needs faster kernels than this TensorFlow "
+           f"build's, not less framework time" if bound < SPEED_BAR else
+           f"the {SPEED_BAR}x bar is within the kernels' reach")]
+    for side, name, how in (("keras", "TensorFlow profiler XSpace", "gunzip it to "
+                             "`runs/profile/plugins/profile/saved/vm.xplane.pb`, then "
+                             "`tensorboard --logdir runs/profile`, Profile tab"),
+                            ("torch", "torch.profiler Chrome trace", "open it in Perfetto")):
+        trace = document[side].get("trace")
+        if trace and str(trace).endswith(".gz"):
+            lines.append(f"  - trace: `{trace}` ({name}; {how})")
+    return lines
+
+
 def benchmark_lines(results_dir: str | os.PathLike) -> list[str]:
     """Bullets for every `results/benchmarks/*.json` (Keras vs PyTorch on the report-004 net)."""
-    lines = []
+    lines, documents = [], {}
     for path in sorted((Path(results_dir) / BENCHMARKS).glob("*.json")):
         try:
-            document = json.loads(path.read_text())
+            documents[path] = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
+    for path, document in documents.items():
         machine = document.get("machine", {})
         before = _load(machine, "load_average_before")
         after = _load(machine, "load_average_after")
@@ -444,6 +510,7 @@ def benchmark_lines(results_dir: str | os.PathLike) -> list[str]:
                          f"thread(s): {profile['images_per_s']:,.0f} images/s while profiled; "
                          f"op self time {profile['op_time_s']:.2f} s of {profile['epoch_wall_s']:.2f} s: "
                          f"{kinds}")
+        lines.extend(_profile_reading(document, list(documents.values())))
         by_batch: dict[int, list[dict]] = {}
         for entry in document.get("per_round", []):
             by_batch.setdefault(entry["batch_size"], []).append(entry)

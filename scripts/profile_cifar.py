@@ -6,9 +6,10 @@
 Keras side: the `tutorial` preset's model, optimizer and input pipeline (cached `tf.data`,
 `steps_per_execution` 8) at `--batch-size`, one warm-up epoch, then one epoch under the
 TensorFlow profiler (`tf.profiler.experimental`); the trace (an `.xplane.pb`, viewable in
-TensorBoard's Profile tab with `tensorboard-plugin-profile`) is converted with xprof's
-`framework_op_stats` tool and its self times summed by kind of work. PyTorch side: the same network
-in the tight eager loop of `benchmark_cifar.py` under `torch.profiler`, summed the same way.
+TensorBoard's Profile tab with `tensorboard-plugin-profile`; with `--json`, gzipped beside it) is
+converted with xprof's `framework_op_stats` tool and its self times summed by kind of work.
+PyTorch side: the same network in the tight eager loop of `benchmark_cifar.py` under
+`torch.profiler`, summed the same way (its Chrome trace, for Perfetto, also kept beside the JSON).
 Needs the `bench` extra (torch, tensorboard-plugin-profile).
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import ast
 import glob
+import gzip
 import json
 import os
 import shutil
@@ -108,7 +110,7 @@ def profile_keras(batch_size: int, trace_dir: Path) -> dict:
     return summary
 
 
-def profile_torch(batch_size: int) -> dict:
+def profile_torch(batch_size: int, chrome_trace: Path | None = None) -> dict:
     import numpy as np
     import torch
     from torch.profiler import ProfilerActivity, profile
@@ -154,7 +156,24 @@ def profile_torch(batch_size: int) -> dict:
         epoch()
         wall = time.perf_counter() - started
     times = {event.key: event.self_cpu_time_total for event in trace.key_averages()}
-    return _summary(times, wall, steps * batch_size)
+    summary = _summary(times, wall, steps * batch_size)
+    if chrome_trace is not None:
+        trace.export_chrome_trace(str(chrome_trace))
+        summary["trace"] = str(chrome_trace)
+    return summary
+
+
+def keep_trace(source: str | None, destination: Path) -> str | None:
+    """Gzips a trace next to the JSON (so the ledger's figure comes with its trace); its path."""
+    if not source or not Path(source).exists():
+        return None
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    with open(source, "rb") as raw, gzip.open(destination, "wb") as packed:
+        shutil.copyfileobj(raw, packed)
+    try:
+        return str(destination.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(destination)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,21 +193,25 @@ def main(argv: list[str] | None = None) -> int:
     result = {"batch_size": args.batch_size, "threads": args.threads,
               "machine": {"cpus": os.cpu_count(), "load_average_before": os.getloadavg()}}
     result["keras"] = profile_keras(args.batch_size, Path(args.trace_dir))
-    result["torch"] = profile_torch(args.batch_size)
+    result["torch"] = profile_torch(args.batch_size, Path(args.trace_dir) / "torch.trace.json")
     result["machine"]["load_average_after"] = os.getloadavg()
     result["machine"]["steal_s"] = round(steal_seconds() - steal, 1)
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
     result.update(commit=commit, data_kind="partial" if "partial" in result["keras"]["data"]
                   else result["keras"]["data"].split()[0])
+    if args.json:
+        stem = Path(args.json).with_suffix("")
+        result["keras"]["trace"] = keep_trace(result["keras"]["trace"],
+                                              stem.with_name(stem.name + ".xplane.pb.gz"))
+        result["torch"]["trace"] = keep_trace(result["torch"].get("trace"),
+                                              stem.with_name(stem.name + ".torch-trace.json.gz"))
     document = json.dumps(result, indent=1)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(document + "\n")
     print(document)
     return 0
-
-
 
 
 if __name__ == "__main__":
