@@ -518,7 +518,8 @@ def benchmark_lines(results_dir: str | os.PathLike) -> list[str]:
             lines.append(f"  - {'Keras (TensorFlow profiler)' if side == 'keras' else 'PyTorch (torch.profiler)'}"
                          f" at batch {document.get('batch_size')}, {document.get('threads')} "
                          f"thread(s): {profile['images_per_s']:,.0f} images/s while profiled; "
-                         f"op self time {profile['op_time_s']:.2f} s of {profile['epoch_wall_s']:.2f} s: "
+                         f"op time {profile['op_time_s']:.2f} s (summed over threads) in a "
+                         f"{profile['epoch_wall_s']:.2f} s epoch: "
                          f"{kinds}")
         lines.extend(_profile_reading(document, list(documents.values())))
         by_batch: dict[int, list[dict]] = {}
@@ -595,18 +596,21 @@ def readme_block(results_dir: str | os.PathLike, lab: str) -> str:
 
 
 def update_readme(readme: str | os.PathLike, results_dir: str | os.PathLike) -> bool:
-    """Rewrites every `<!-- ledger:LAB -->` block of `readme` from the results; True if changed."""
+    """Rewrites every `<!-- ledger:LAB -->` block of `readme` from the results, and the
+    `<!-- ledger:benchmarks -->` block from `results/benchmarks/`; True if changed."""
     path = Path(readme)
     text = path.read_text()
     updated = text
-    for lab in {entry.lab for entry in items()}:
-        begin, end = README_BEGIN.format(lab=lab), README_END.format(lab=lab)
+    blocks = {lab: lambda lab=lab: readme_block(results_dir, lab)
+              for lab in {entry.lab for entry in items()}}
+    blocks["benchmarks"] = lambda: "\n".join(benchmark_lines(results_dir))
+    for name, block in blocks.items():
+        begin, end = README_BEGIN.format(lab=name), README_END.format(lab=name)
         start = updated.find(begin)
         stop = updated.find(end)
         if start < 0 or stop < start:
             continue
-        updated = (updated[:start + len(begin)] + "\n" + readme_block(results_dir, lab) + "\n"
-                   + updated[stop:])
+        updated = updated[:start + len(begin)] + "\n" + block() + "\n" + updated[stop:]
     if updated != text:
         from keras_labs.files import atomic_write
 

@@ -159,6 +159,11 @@ def test_committed_ledger_and_readme_agree_with_the_result_files():
         assert block.strip() == ledger.readme_block(RESULTS, lab).strip(), (
             f"README's {lab} table is stale: run `keras-labs reproduce --render`")
     assert blocks == len({entry.lab for entry in ledger.items()})
+    begin = ledger.README_BEGIN.format(lab="benchmarks")
+    assert begin in readme, "the README lost its generated benchmarks block"
+    block = readme.split(begin, 1)[1].split(ledger.README_END.format(lab="benchmarks"), 1)[0]
+    assert block.strip() == "\n".join(ledger.benchmark_lines(RESULTS)).strip(), (
+        "README's benchmark figures are stale: run `keras-labs reproduce --render`")
     for path in RESULTS.glob("*/*.json"):
         result = json.loads(path.read_text())
         if path.parent.name == ledger.BENCHMARKS:
