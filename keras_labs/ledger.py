@@ -504,7 +504,8 @@ def benchmark_lines(results_dir: str | os.PathLike) -> list[str]:
         before = _load(machine, "load_average_before")
         after = _load(machine, "load_average_after")
         script = "profile_cifar.py" if "keras" in document else "benchmark_cifar.py"
-        lines.append(f"- `{path.name}` (`python scripts/{script}`, commit "
+        command = document.get("command") or f"python scripts/{script}"
+        lines.append(f"- `{path.name}` (`{command}`, commit "
                      f"{str(document.get('commit'))[:10]}, {document.get('data_kind')} CIFAR-10, "
                      f"{machine.get('cpus')} CPUs, load {before} before / {after} after, steal "
                      f"{machine.get('steal_s', '?')} s):")

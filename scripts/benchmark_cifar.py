@@ -329,7 +329,8 @@ def _provenance() -> dict:
     kind = ("partial" if status.get("partial") else "full") if status.get("prepared") else "sample"
     return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain",
                                                                  "--untracked-files=no")),
-            "data_kind": kind}
+            "data_kind": kind,
+            "command": "python scripts/benchmark_cifar.py " + " ".join(sys.argv[1:])}
 
 
 def summarize(comparison: list[dict]) -> list[dict]:

@@ -198,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     result["machine"]["steal_s"] = round(steal_seconds() - steal, 1)
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
-    result.update(commit=commit, data_kind="partial" if "partial" in result["keras"]["data"]
+    result.update(command="python scripts/profile_cifar.py " + " ".join(sys.argv[1:]),
+                  commit=commit, data_kind="partial" if "partial" in result["keras"]["data"]
                   else result["keras"]["data"].split()[0])
     if args.json:
         stem = Path(args.json).with_suffix("")
