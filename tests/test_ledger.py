@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from keras_labs import ConfigError, labs, ledger, reproduce
+from keras_labs import ConfigError, benchmarks, labs, ledger, reproduce
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
@@ -162,7 +162,7 @@ def test_committed_ledger_and_readme_agree_with_the_result_files():
     begin = ledger.README_BEGIN.format(lab="benchmarks")
     assert begin in readme, "the README lost its generated benchmarks block"
     block = readme.split(begin, 1)[1].split(ledger.README_END.format(lab="benchmarks"), 1)[0]
-    assert block.strip() == "\n".join(ledger.benchmark_lines(RESULTS)).strip(), (
+    assert block.strip() == "\n".join(benchmarks.benchmark_lines(RESULTS)).strip(), (
         "README's benchmark figures are stale: run `keras-labs reproduce --render`")
     for path in RESULTS.glob("*/*.json"):
         result = json.loads(path.read_text())
@@ -247,7 +247,7 @@ def _write_benchmarks(directory: Path, torch_rate: float, ratios: list[float],
 def test_benchmark_lines_give_rounds_and_the_kernel_only_bound(tmp_path, torch_rate,
                                                                 expected_bound, verdict):
     _write_benchmarks(tmp_path, torch_rate, [1.3, 1.2, 1.4])
-    text = "\n".join(ledger.benchmark_lines(tmp_path))
+    text = "\n".join(benchmarks.benchmark_lines(tmp_path))
     # one round under the bar is enough to say it is not met
     assert "ratio per round 1.30x, 1.20x, 1.40x: the 1.25x bar is NOT met" in text
     assert "take 0.500 s of op time in Keras and 0.500 s in PyTorch" in text
@@ -261,6 +261,6 @@ def test_benchmark_lines_give_rounds_and_the_kernel_only_bound(tmp_path, torch_r
 
 def test_a_profile_at_two_threads_gives_scaling_not_a_bound(tmp_path):
     _write_benchmarks(tmp_path, 8000.0, [1.3, 1.2, 1.4], threads=2)
-    text = "\n".join(ledger.benchmark_lines(tmp_path))
+    text = "\n".join(benchmarks.benchmark_lines(tmp_path))
     assert "scaling from 1 to 2 threads (benchmark medians): Keras 1.50x, PyTorch 1.50x" in text
     assert "at most" not in text
