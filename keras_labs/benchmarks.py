@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from statistics import median
 
 # results/benchmarks/*.json: speed measurements (scripts/benchmark_cifar.py --json), not presets.
 BENCHMARKS = "benchmarks"
@@ -25,12 +26,6 @@ def load_figure(record: dict, key: str) -> str:
     return f"{values[0]:.1f}" if values else "?"
 
 
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
-
-
 def _unprofiled_rate(documents: list[dict], variants: tuple[str, ...], batch_size,
                      threads) -> float | None:
     """Median over benchmark rounds of the best of `variants` (images/s) at one batch and threads."""
@@ -41,7 +36,7 @@ def _unprofiled_rate(documents: list[dict], variants: tuple[str, ...], batch_siz
                     and entry.get("threads") == threads and entry.get("images_per_s")):
                 key = (number, entry.get("round"))
                 best[key] = max(best.get(key, 0.0), entry["images_per_s"])
-    return _median(list(best.values())) if best else None
+    return median(list(best.values())) if best else None
 
 
 def _profile_reading(document: dict, others: list[dict] = ()) -> list[str]:
@@ -147,8 +142,8 @@ def benchmark_lines(results_dir: str | os.PathLike) -> list[str]:
             ratios = [entry["ratio"] for entry in entries if entry["ratio"] is not None]
             holds = bool(ratios) and min(ratios) >= SPEED_BAR
             lines.append(
-                f"  - batch {batch}: Keras lab pipeline {_median(lab):,.0f} images/s "
-                f"({min(lab):,.0f}-{max(lab):,.0f}), best PyTorch loop {_median(torch):,.0f} "
+                f"  - batch {batch}: Keras lab pipeline {median(lab):,.0f} images/s "
+                f"({min(lab):,.0f}-{max(lab):,.0f}), best PyTorch loop {median(torch):,.0f} "
                 f"({min(torch):,.0f}-{max(torch):,.0f}) over {len(entries)} interleaved rounds; "
                 f"ratio per round {', '.join(f'{r:.2f}x' for r in ratios)}: the {SPEED_BAR}x bar "
                 f"is {'met in every round' if holds else 'NOT met'}")

@@ -168,8 +168,10 @@ def keep_trace(source: str | None, destination: Path) -> str | None:
     if not source or not Path(source).exists():
         return None
     destination.parent.mkdir(parents=True, exist_ok=True)
-    with open(source, "rb") as raw, gzip.open(destination, "wb") as packed:
+    partial = destination.with_name(destination.name + ".partial")
+    with open(source, "rb") as raw, gzip.open(partial, "wb") as packed:
         shutil.copyfileobj(raw, packed)
+    os.replace(partial, destination)  # an interrupted run leaves the earlier trace whole
     try:
         return str(destination.resolve().relative_to(ROOT))
     except ValueError:
@@ -198,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     result["machine"]["steal_s"] = round(steal_seconds() - steal, 1)
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
-    result.update(command="python scripts/profile_cifar.py " + " ".join(sys.argv[1:]),
+    arguments = sys.argv[1:] if argv is None else argv
+    result.update(command="python scripts/profile_cifar.py " + " ".join(arguments),
                   commit=commit, data_kind="partial" if "partial" in result["keras"]["data"]
                   else result["keras"]["data"].split()[0])
     if args.json:
