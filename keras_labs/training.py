@@ -396,12 +396,9 @@ def verbosity() -> int:
 
 def predict_labels(model: keras.Model, dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(true labels, predicted labels, probabilities) over a batched (x, y) dataset."""
-    labels, probabilities = [], []
-    for images, batch_labels in dataset:
-        probabilities.append(np.asarray(model(images, training=False), dtype=np.float32))
-        labels.append(batch_labels.numpy())
-    probabilities = np.concatenate(probabilities)
-    return np.concatenate(labels), probabilities.argmax(axis=-1), probabilities
+    labels, outputs = predict_logits(model, dataset)
+    probabilities = outputs.astype(np.float32)
+    return labels, probabilities.argmax(axis=-1), probabilities
 
 
 def classifier_scores(model: keras.Model, test, history, split: dict,
