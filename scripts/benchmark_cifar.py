@@ -18,6 +18,12 @@ batch 4 and batch 128, as
                   `running_loss += loss.item()`), eager mode;
   * torch-tight:  the same model stepping over pre-shuffled tensor slices, no DataLoader;
   * keras-lab-xla (opt-in, --variants): keras-lab compiled with XLA (jit_compile=True);
+  * tf-floor (opt-in, --variants): the least a TensorFlow epoch of this network can cost: the
+                  lab's model, loss and optimizer, every op of the training step, the whole
+                  epoch in one graph call (a `tf.range` loop), the images in memory and each
+                  batch gathered by a shuffled index; no tf.data, no metrics, no fit loop.
+                  Keras's set-up cannot go faster than this on the same TensorFlow build;
+                  tf-floor-xla is the same loop compiled with XLA;
 each with 1 and 2 threads (TensorFlow: TF_NUM_INTRAOP_THREADS/TF_NUM_INTEROP_THREADS=1, or its
 defaults; PyTorch: torch.set_num_threads), in interleaved rounds so that a burst of someone
 else's load hits every variant alike. The Keras side also computes the accuracy metric, the
@@ -182,6 +188,51 @@ def _measure_keras(variant: str, batch_size: int, images: int, repeats: int,
             "peak_memory_mib": _peak_memory_mib()}
 
 
+def _measure_tf_floor(variant: str, batch_size: int, images: int, repeats: int,
+                      threads: int) -> dict:
+    import dataclasses
+
+    import tensorflow as tf
+
+    from keras_labs import training
+    from keras_labs.labs import cifar_cnn
+
+    config = dataclasses.replace(cifar_cnn.PRESETS["tutorial"], batch_size=batch_size)
+    training.setup(config)
+    model = _compiled_model(config, 1, 1)
+    optimizer, loss_fn, weights = model.optimizer, model.loss, model.trainable_variables
+    optimizer.build(weights)
+    x, y = _tutorial_arrays(images)
+    x, y = tf.constant(x), tf.constant(y)
+    steps = len(y) // batch_size
+
+    @tf.function(jit_compile=variant == "tf-floor-xla")
+    def epoch():
+        order = tf.reshape(tf.random.shuffle(tf.range(steps * batch_size)), (steps, batch_size))
+        total = tf.constant(0.0)
+        for step in tf.range(steps):
+            with tf.GradientTape() as tape:
+                logits = model(tf.gather(x, order[step]), training=True)
+                loss = loss_fn(tf.gather(y, order[step]), logits)
+            optimizer.apply(tape.gradient(loss, weights), weights)
+            total += loss
+        return total
+
+    times, cpu_times = [], []
+    for _ in range(repeats + 1):
+        start, cpu = time.perf_counter(), time.process_time()
+        float(epoch())  # the loss comes back to Python once per epoch, which ends the clock
+        times.append(time.perf_counter() - start)
+        cpu_times.append(time.process_time() - cpu)
+    count = steps * batch_size
+    rate = count / min(times[1:])
+    return {"variant": variant, "batch_size": batch_size, "threads": threads,
+            "images_per_s": round(rate, 1), "images_per_cpu_s": round(count / min(cpu_times[1:]), 1),
+            "epoch_s_8152": round(FULL_TRAIN_IMAGES / rate, 2),
+            "measured_epochs_s": [round(t, 3) for t in times],
+            "peak_memory_mib": _peak_memory_mib()}
+
+
 def _measure_torch(variant: str, batch_size: int, images: int, repeats: int,
                    threads: int) -> dict:
     import torch
@@ -247,6 +298,9 @@ def _worker(spec: dict) -> dict:
     if kind == "preset":
         return _measure_preset(spec["preset"], spec["images"], spec["repeats"],
                                spec.get("overrides", {}))
+    if kind == "keras" and spec["variant"].startswith("tf-floor"):
+        return _measure_tf_floor(spec["variant"], spec["batch_size"], spec["images"],
+                                 spec["repeats"], spec["threads"])
     if kind == "keras":
         return _measure_keras(spec["variant"], spec["batch_size"], spec["images"], spec["repeats"],
                               spec["threads"])
@@ -296,7 +350,8 @@ def time_to_accuracy(run_dir: Path, targets=(0.5, 0.6, 0.7)) -> dict:
 
 def per_round(comparison: list[dict]) -> list[dict]:
     """Per batch size and round: the lab pipeline's and the best PyTorch loop's images/s (each
-    at its best thread count in that round) and their ratio, the figure the 1.25x bar reads."""
+    at its best thread count in that round) and their ratio, the figure the 1.25x bar reads; with
+    tf-floor variants measured, also the fastest of them and its ratio to the same PyTorch loop."""
     rounds: dict[tuple, dict] = {}
     for row in comparison:
         if "error" in row or "round" not in row:
@@ -307,9 +362,14 @@ def per_round(comparison: list[dict]) -> list[dict]:
             entry["keras_lab"] = max(entry["keras_lab"], row["images_per_s"])
         elif row["variant"].startswith("torch"):
             entry["torch_best"] = max(entry["torch_best"], row["images_per_s"])
+        elif row["variant"].startswith("tf-floor"):
+            entry["tf_floor"] = max(entry.get("tf_floor", 0.0), row["images_per_s"])
     for entry in rounds.values():
         entry["ratio"] = (round(entry["keras_lab"] / entry["torch_best"], 2)
                           if entry["torch_best"] else None)
+        if "tf_floor" in entry:
+            entry["floor_ratio"] = (round(entry["tf_floor"] / entry["torch_best"], 2)
+                                    if entry["torch_best"] else None)
     return sorted(rounds.values(), key=lambda r: (r["batch_size"], r["round"]))
 
 
@@ -422,7 +482,8 @@ def main(argv=None) -> int:
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     parser.add_argument("--variants", default="torch-report,keras-lab,torch-tight,keras-naive",
                         help="comparison variants, interleaved in this order (also: keras-lab-xla, "
-                             "the lab pipeline with jit_compile=True)")
+                             "the lab pipeline with jit_compile=True; tf-floor and tf-floor-xla, "
+                             "the whole epoch in one graph call)")
     parser.add_argument("--runs", nargs="*", default=[], help="run folders for time-to-accuracy")
     parser.add_argument("--json", help="also write the JSON here")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
