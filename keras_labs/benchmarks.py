@@ -147,4 +147,45 @@ def benchmark_lines(results_dir: str | os.PathLike) -> list[str]:
                 f"({min(torch):,.0f}-{max(torch):,.0f}) over {len(entries)} interleaved rounds; "
                 f"ratio per round {', '.join(f'{r:.2f}x' for r in ratios)}: the {SPEED_BAR}x bar "
                 f"is {'met in every round' if holds else 'NOT met'}")
+            lines.extend(_floor_line(batch, entries, document.get("comparison", [])))
     return lines
+
+
+def _floor_line(batch: int, entries: list[dict], comparison: list[dict]) -> list[str]:
+    """What the rounds' tf-floor figures (the least a TensorFlow epoch can cost) say of the bar.
+
+    The floor runs every op of the training step with the whole epoch in one graph call: no
+    input pipeline, metrics or Keras loop. A Keras set-up runs the same kernels and more, so a
+    floor under the bar in a round means no Keras set-up would have met it in that round.
+    """
+    floors = [entry for entry in entries
+              if entry.get("tf_floor") and entry.get("floor_ratio") is not None]
+    if not floors:
+        return []
+    rates = [entry["tf_floor"] for entry in floors]
+    xla_rows = [row for row in comparison if row.get("variant") == "tf-floor-xla"
+                and row.get("batch_size") == batch and row.get("images_per_s")]
+    xla = [row["images_per_s"] for row in xla_rows]
+    xla_threads = " and ".join(str(t) for t in sorted({row.get("threads") for row in xla_rows}))
+    ratios = [entry["floor_ratio"] for entry in floors]
+    below = sum(ratio < SPEED_BAR for ratio in ratios)
+    if below == len(ratios):
+        verdict = (f"under the {SPEED_BAR}x bar in every round, so no change to Keras's loop, "
+                   "input pipeline or compiler settings can meet it with this CPU and "
+                   "TensorFlow build's kernels")
+    elif below:
+        verdict = (f"under the {SPEED_BAR}x bar in {below} of {len(ratios)} rounds (median "
+                   f"{median(ratios):.2f}x): even with nothing but TensorFlow's kernels running "
+                   "the bar is not met reliably on this CPU, so no Keras set-up on this "
+                   "TensorFlow build can meet it reliably")
+    else:
+        verdict = (f"over the {SPEED_BAR}x bar in every round: the bar is within TensorFlow's "
+                   "reach, and the gap to it is Keras's loop and input pipeline")
+    compiled = (f"; the same loop compiled with XLA: {median(xla):,.0f} images/s "
+                f"({min(xla):,.0f}-{max(xla):,.0f}) over {len(xla)} runs at {xla_threads} "
+                f"thread(s)" if xla else "")
+    return [f"  - batch {batch}, TensorFlow floor (`tf-floor`: every op of the training step, "
+            f"the whole epoch in one graph call, no input pipeline, metrics or fit loop; the "
+            f"faster of its thread counts{compiled}) {median(rates):,.0f} images/s "
+            f"({min(rates):,.0f}-{max(rates):,.0f}); per round "
+            f"{', '.join(f'{r:.2f}x' for r in ratios)} the best PyTorch loop: {verdict}"]

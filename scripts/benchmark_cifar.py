@@ -46,6 +46,7 @@ import csv
 import json
 import os
 import resource
+import shlex
 import subprocess
 import sys
 import time
@@ -390,7 +391,7 @@ def _provenance() -> dict:
     return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain",
                                                                  "--untracked-files=no")),
             "data_kind": kind,
-            "command": "python scripts/benchmark_cifar.py " + " ".join(sys.argv[1:])}
+            "command": shlex.join(["python", "scripts/benchmark_cifar.py", *sys.argv[1:]])}
 
 
 def summarize(comparison: list[dict]) -> list[dict]:

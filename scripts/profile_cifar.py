@@ -21,6 +21,7 @@ import glob
 import gzip
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -201,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
     arguments = sys.argv[1:] if argv is None else argv
-    result.update(command="python scripts/profile_cifar.py " + " ".join(arguments),
+    result.update(command=shlex.join(["python", "scripts/profile_cifar.py", *arguments]),
                   commit=commit, data_kind="partial" if "partial" in result["keras"]["data"]
                   else result["keras"]["data"].split()[0])
     if args.json:

@@ -264,3 +264,33 @@ def test_a_profile_at_two_threads_gives_scaling_not_a_bound(tmp_path):
     text = "\n".join(benchmarks.benchmark_lines(tmp_path))
     assert "scaling from 1 to 2 threads (benchmark medians): Keras 1.50x, PyTorch 1.50x" in text
     assert "at most" not in text
+
+
+@pytest.mark.parametrize("floor_ratios, verdict", [
+    ([1.20, 1.10, 1.24], "under the 1.25x bar in every round, so no change to Keras's loop"),
+    ([1.30, 1.10, 1.40], "under the 1.25x bar in 1 of 3 rounds (median 1.30x): even with"),
+    ([1.30, 1.40, 1.25], "over the 1.25x bar in every round: the bar is within"),
+])
+def test_the_tensorflow_floor_says_whether_any_keras_set_up_could_meet_the_bar(
+        tmp_path, floor_ratios, verdict):
+    benchmarks_dir = tmp_path / "benchmarks"
+    benchmarks_dir.mkdir()
+    per_round = [{"batch_size": 128, "round": number, "keras_lab": 9000.0 + number,
+                  "torch_best": 10000.0, "ratio": 0.9, "tf_floor": 10000.0 * ratio,
+                  "floor_ratio": ratio} for number, ratio in enumerate(floor_ratios)]
+    xla = [{"variant": "tf-floor-xla", "batch_size": 128, "threads": 2, "round": number,
+            "images_per_s": 900.0 + 100 * number} for number in range(3)]
+    (benchmarks_dir / "floor.json").write_text(json.dumps(
+        {"comparison": xla, "per_round": per_round, "machine": {"cpus": 2}}))
+    text = "\n".join(benchmarks.benchmark_lines(tmp_path))
+    assert "compiled with XLA: 1,000 images/s (900-1,100) over 3 runs at 2 thread(s)" in text
+    rates = sorted(10000.0 * ratio for ratio in floor_ratios)
+    assert ("TensorFlow floor (`tf-floor`" in text and f"{rates[1]:,.0f} images/s "
+            f"({rates[0]:,.0f}-{rates[2]:,.0f})" in text)
+    assert "per round " + ", ".join(f"{ratio:.2f}x" for ratio in floor_ratios) in text
+    assert verdict in text
+    # rounds without a floor figure (the older benchmark files) add no floor line
+    (benchmarks_dir / "floor.json").write_text(json.dumps(
+        {"comparison": [], "per_round": [{**entry, "tf_floor": None} for entry in per_round],
+         "machine": {"cpus": 2}}))
+    assert "TensorFlow floor" not in "\n".join(benchmarks.benchmark_lines(tmp_path))
