@@ -163,6 +163,7 @@ def _floor_line(batch: int, entries: list[dict], comparison: list[dict]) -> list
     if not floors:
         return []
     rates = [entry["tf_floor"] for entry in floors]
+    lab = [entry["keras_lab"] for entry in floors if entry.get("keras_lab")]
     xla_rows = [row for row in comparison if row.get("variant") == "tf-floor-xla"
                 and row.get("batch_size") == batch and row.get("images_per_s")]
     xla = [row["images_per_s"] for row in xla_rows]
@@ -186,6 +187,8 @@ def _floor_line(batch: int, entries: list[dict], comparison: list[dict]) -> list
                 f"thread(s)" if xla else "")
     return [f"  - batch {batch}, TensorFlow floor (`tf-floor`: every op of the training step, "
             f"the whole epoch in one graph call, no input pipeline, metrics or fit loop; the "
-            f"faster of its thread counts{compiled}) {median(rates):,.0f} images/s "
+            f"best of its measured thread counts{compiled}) {median(rates):,.0f} images/s "
             f"({min(rates):,.0f}-{max(rates):,.0f}); per round "
-            f"{', '.join(f'{r:.2f}x' for r in ratios)} the best PyTorch loop: {verdict}"]
+            f"{', '.join(f'{r:.2f}x' for r in ratios)} the best PyTorch loop: {verdict}"
+            + (f"; the lab pipeline runs at {median(lab) / median(rates):.0%} of the floor "
+               f"(medians)" if lab else "")]

@@ -289,6 +289,8 @@ def test_the_tensorflow_floor_says_whether_any_keras_set_up_could_meet_the_bar(
             f"({rates[0]:,.0f}-{rates[2]:,.0f})" in text)
     assert "per round " + ", ".join(f"{ratio:.2f}x" for ratio in floor_ratios) in text
     assert verdict in text
+    lab_share = 9001.0 / rates[1]
+    assert f"the lab pipeline runs at {lab_share:.0%} of the floor (medians)" in text
     # rounds without a floor figure (the older benchmark files) add no floor line
     (benchmarks_dir / "floor.json").write_text(json.dumps(
         {"comparison": [], "per_round": [{**entry, "tf_floor": None} for entry in per_round],
