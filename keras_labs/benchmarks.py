@@ -147,22 +147,8 @@ def benchmark_lines(results_dir: str | os.PathLike) -> list[str]:
                 f"({min(torch):,.0f}-{max(torch):,.0f}) over {len(entries)} interleaved rounds; "
                 f"ratio per round {', '.join(f'{r:.2f}x' for r in ratios)}: the {SPEED_BAR}x bar "
                 f"is {'met in every round' if holds else 'NOT met'}")
-            lines.extend(_per_example_line(batch, entries))
             lines.extend(_floor_line(batch, entries, document.get("comparison", [])))
     return lines
-
-
-def _per_example_line(batch: int, entries: list[dict]) -> list[str]:
-    """The lab pipeline against its earlier per-example input pipeline, round by round."""
-    pairs = [(entry["keras_lab"], entry["per_example"]) for entry in entries
-             if entry.get("per_example") and entry.get("keras_lab")]
-    if not pairs:
-        return []
-    earlier = [rate for _, rate in pairs]
-    return [f"  - batch {batch}, the lab's earlier per-example input pipeline "
-            f"(`keras-lab-per-example`: cache, per-example shuffle, batch) {median(earlier):,.0f} "
-            f"images/s ({min(earlier):,.0f}-{max(earlier):,.0f}); the gathered pipeline per "
-            f"round {', '.join(f'{lab / rate:.2f}x' for lab, rate in pairs)} it"]
 
 
 def _floor_line(batch: int, entries: list[dict], comparison: list[dict]) -> list[str]:

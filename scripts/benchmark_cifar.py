@@ -18,8 +18,6 @@ batch 4 and batch 128, as
                   `running_loss += loss.item()`), eager mode;
   * torch-tight:  the same model stepping over pre-shuffled tensor slices, no DataLoader;
   * keras-lab-xla (opt-in, --variants): keras-lab compiled with XLA (jit_compile=True);
-  * keras-lab-per-example (opt-in, --variants): keras-lab with the input pipeline the lab had
-                  before it gathered its batches from memory (cache, per-example shuffle, batch);
   * tf-floor (opt-in, --variants): the least a TensorFlow epoch of this network can cost: the
                   lab's model, loss and optimizer, every op of the training step, the whole
                   epoch in one graph call (a `tf.range` loop), the images in memory and each
@@ -110,22 +108,6 @@ def _train_pipeline(config):
     return train, source
 
 
-def _per_example_pipeline(config):
-    """The lab's training pipeline as it was before `image_pipeline` gathered batches from
-    memory: preprocess, cache, per-example shuffle (same buffer and seed), batch."""
-    import tensorflow as tf
-
-    from keras_labs import data
-
-    splits, _ = data.load("cifar10", ("train",), data=config.data, data_dir=config.data_dir)
-    split = splits["train"].take(config.train_examples) if config.train_examples else splits["train"]
-    count = int(split.cardinality())
-    return (split.map(lambda image, label: (tf.cast(image, tf.float32) / 255.0 * 2.0 - 1.0, label),
-                      num_parallel_calls=tf.data.AUTOTUNE)
-            .cache().shuffle(max(count, 1024), seed=config.seed, reshuffle_each_iteration=True)
-            .batch(config.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
-
-
 def _compiled_model(config, total_steps: int, steps_per_execution: int, **compile_options):
     """The network, optimizer and loss of `config`, compiled as the lab compiles them."""
     import keras
@@ -196,8 +178,6 @@ def _measure_keras(variant: str, batch_size: int, images: int, repeats: int,
         count = len(y)
     else:
         train, _ = _train_pipeline(config)
-        if variant == "keras-lab-per-example":
-            train = _per_example_pipeline(config)
         count = int(train.cardinality()) * batch_size
         model.fit(train, epochs=repeats + 1, verbose=0, shuffle=False,
                   callbacks=[clock.callback()])
@@ -385,8 +365,6 @@ def per_round(comparison: list[dict]) -> list[dict]:
             entry["torch_best"] = max(entry["torch_best"], row["images_per_s"])
         elif row["variant"].startswith("tf-floor"):
             entry["tf_floor"] = max(entry.get("tf_floor", 0.0), row["images_per_s"])
-        elif row["variant"] == "keras-lab-per-example":
-            entry["per_example"] = max(entry.get("per_example", 0.0), row["images_per_s"])
     for entry in rounds.values():
         entry["ratio"] = (round(entry["keras_lab"] / entry["torch_best"], 2)
                           if entry["torch_best"] else None)

@@ -296,18 +296,3 @@ def test_the_tensorflow_floor_says_whether_any_keras_set_up_could_meet_the_bar(
         {"comparison": [], "per_round": [{**entry, "tf_floor": None} for entry in per_round],
          "machine": {"cpus": 2}}))
     assert "TensorFlow floor" not in "\n".join(benchmarks.benchmark_lines(tmp_path))
-
-
-def test_benchmark_lines_compare_the_lab_with_its_earlier_input_pipeline(tmp_path):
-    benchmarks_dir = tmp_path / "benchmarks"
-    benchmarks_dir.mkdir()
-    per_round = [{"batch_size": 128, "round": number, "keras_lab": lab, "torch_best": 10000.0,
-                  "ratio": lab / 10000.0, "per_example": earlier}
-                 for number, (lab, earlier) in enumerate(((11000.0, 10000.0), (9000.0, 10000.0),
-                                                          (12000.0, 8000.0)))]
-    (benchmarks_dir / "ab.json").write_text(json.dumps(
-        {"comparison": [], "per_round": per_round, "machine": {"cpus": 2}}))
-    text = "\n".join(benchmarks.benchmark_lines(tmp_path))
-    assert ("earlier per-example input pipeline (`keras-lab-per-example`: cache, per-example "
-            "shuffle, batch) 10,000 images/s (8,000-10,000); the gathered pipeline per round "
-            "1.10x, 0.90x, 1.50x it") in text
