@@ -162,37 +162,6 @@ def test_image_pipeline_shuffle_is_seeded():
     assert sorted(order(1)) == list(range(64))
 
 
-@pytest.mark.parametrize("drop_remainder, shuffle_buffer", [(True, None), (False, 50)])
-def test_gathered_training_batches_equal_the_per_example_pipeline(drop_remainder, shuffle_buffer):
-    """The in-memory path (one gather per batch) gives the per-example pipeline's batches, over
-    two epochs (each reshuffled), with a whole-dataset and a windowed shuffle."""
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (300, 8, 8, 3), dtype=np.uint8)
-    dataset = tf.data.Dataset.from_tensor_slices((images, rng.integers(0, 10, 300)))
-    gathered = data.image_pipeline(dataset, batch_size=32, training=True, seed=3,
-                                   normalize="symmetric", drop_remainder=drop_remainder,
-                                   shuffle_buffer=shuffle_buffer)
-    per_example = (dataset.map(lambda image, label: (tf.cast(image, tf.float32) / 255.0 * 2.0 - 1.0,
-                                                     label))
-                   .cache().shuffle(shuffle_buffer or 1024, seed=3, reshuffle_each_iteration=True)
-                   .batch(32, drop_remainder=drop_remainder))
-    ours, theirs = (list(pipeline.repeat(2).as_numpy_iterator())
-                    for pipeline in (gathered, per_example))
-    assert len(ours) == len(theirs) == 2 * (9 if drop_remainder else 10)
-    for (our_images, our_labels), (their_images, their_labels) in zip(ours, theirs, strict=True):
-        np.testing.assert_array_equal(our_images, their_images)
-        np.testing.assert_array_equal(our_labels, their_labels)
-    first_epoch = np.concatenate([labels for _, labels in ours[:len(ours) // 2]])
-    second_epoch = np.concatenate([labels for _, labels in ours[len(ours) // 2:]])
-    assert not np.array_equal(first_epoch, second_epoch)  # reshuffled, not replayed
-    # beyond the memory limit, or with unknown cardinality, the per-example pipeline runs
-    unknown = dataset.filter(lambda image, label: True)
-    assert [b[1].tolist() for b in data.image_pipeline(
-        unknown, batch_size=32, training=True, seed=3, drop_remainder=drop_remainder,
-        shuffle_buffer=shuffle_buffer).repeat(2).as_numpy_iterator()] == [
-            labels.tolist() for _, labels in theirs]
-
-
 def test_image_pipeline_converts_channels_and_size():
     dataset = tf.data.Dataset.from_tensor_slices((np.zeros((4, 28, 28, 1), np.uint8), np.zeros(4)))
     images, _ = next(iter(data.image_pipeline(dataset, batch_size=4, training=False, channels=3, size=32)))

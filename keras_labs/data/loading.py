@@ -321,15 +321,10 @@ def image_pipeline(dataset: tf.data.Dataset, *, batch_size: int, training: bool,
         return image, label
 
     dataset = dataset.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
-    count = int(dataset.cardinality())
-    if training and cache and not augment and _fits_in_memory(dataset, count):
-        return _gathered_batches(dataset, count, batch_size=batch_size, seed=seed,
-                                 buffer=shuffle_buffer or max(count, 1024),
-                                 drop_remainder=drop_remainder)
     if cache:
         dataset = dataset.cache()
     if training:
-        buffer = shuffle_buffer or max(count, 1024)
+        buffer = shuffle_buffer or max(int(dataset.cardinality()), 1024)
         dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
         if augment:
             seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
@@ -337,39 +332,6 @@ def image_pipeline(dataset: tf.data.Dataset, *, batch_size: int, training: bool,
                 _augment, num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     return dataset.prefetch(tf.data.AUTOTUNE)
-
-
-# Training sets up to this size are held as one tensor and batched by gathering shuffled indices.
-GATHER_LIMIT_BYTES = 2**30
-
-
-def _fits_in_memory(dataset: tf.data.Dataset, count: int) -> bool:
-    """Whether `count` examples of fixed shape fit in `GATHER_LIMIT_BYTES` (tensors only)."""
-    specs = tf.nest.flatten(dataset.element_spec)
-    if count <= 0 or not all(isinstance(spec, tf.TensorSpec) and spec.shape.is_fully_defined()
-                             for spec in specs):
-        return False
-    size = sum(spec.shape.num_elements() * spec.dtype.size for spec in specs)
-    return count * size <= GATHER_LIMIT_BYTES
-
-
-def _gathered_batches(dataset: tf.data.Dataset, count: int, *, batch_size: int, seed: int,
-                      buffer: int, drop_remainder: bool) -> tf.data.Dataset:
-    """The batches of `dataset.cache().shuffle(buffer, seed).batch(batch_size)`, built faster.
-
-    Per-example shuffling and batching in tf.data copy every example twice per epoch on the
-    pipeline's own threads, which on a small CPU compete with training (at batch 128 on two
-    cores about a tenth of the epoch). Here the preprocessed examples are held as one tensor and
-    each batch is one gather by shuffled indices. The shuffle runs on the indices with the same
-    buffer and seed, and a shuffle's draws do not depend on what it shuffles, so the batches
-    are the same, example for example, as the per-example pipeline's.
-    """
-    columns = dataset.batch(count).get_single_element()
-    order = tf.data.Dataset.range(count).shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-    batches = order.batch(batch_size, drop_remainder=drop_remainder)
-    batches = batches.map(lambda indices: tf.nest.map_structure(
-        lambda column: tf.gather(column, indices), columns))
-    return batches.prefetch(tf.data.AUTOTUNE)
 
 
 def _augment(example, seed):
