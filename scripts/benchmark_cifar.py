@@ -219,18 +219,16 @@ def _measure_tf_floor(variant: str, batch_size: int, images: int, repeats: int,
             total += loss
         return total
 
-    times, cpu_times = [], []
+    clock = _EpochClock()
     for _ in range(repeats + 1):
         start, cpu = time.perf_counter(), time.process_time()
         float(epoch())  # the loss comes back to Python once per epoch, which ends the clock
-        times.append(time.perf_counter() - start)
-        cpu_times.append(time.process_time() - cpu)
-    count = steps * batch_size
-    rate = count / min(times[1:])
-    return {"variant": variant, "batch_size": batch_size, "threads": threads,
-            "images_per_s": round(rate, 1), "images_per_cpu_s": round(count / min(cpu_times[1:]), 1),
-            "epoch_s_8152": round(FULL_TRAIN_IMAGES / rate, 2),
-            "measured_epochs_s": [round(t, 3) for t in times],
+        clock.times.append(time.perf_counter() - start)
+        clock.cpu_times.append(time.process_time() - cpu)
+    rates = clock.rates(steps * batch_size)
+    return {"variant": variant, "batch_size": batch_size, "threads": threads, **rates,
+            "epoch_s_8152": round(FULL_TRAIN_IMAGES / rates["images_per_s"], 2),
+            "measured_epochs_s": [round(t, 3) for t in clock.times],
             "peak_memory_mib": _peak_memory_mib()}
 
 
