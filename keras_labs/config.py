@@ -76,6 +76,9 @@ class LabConfig:
     strategy: str = option("default", choices=("default", "mirrored", "multiworker"),
                            help="tf.distribute strategy")
     mixed_precision: bool = option(False, help="mixed_float16 on GPU (ignored with a warning on CPU)")
+    threads: int = option(0, minimum=0,
+                          help="threads of each of TensorFlow's CPU op pools (intra- and inter-op; "
+                               "0: TensorFlow's default, one per core)")
     export_dir: str = option("saved_models", help="root folder of SavedModel exports")
     probe_every_steps: int = option(100, minimum=0,
                                     help="steps between TensorBoard probes of the activations, "

@@ -25,7 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_labs import ConfigError, export, training
+from keras_labs import ConfigError, devices, export, training
 from keras_labs.config import LanguageModelConfig
 from keras_labs.data import NEWLINE, PUNCTUATION, Vocabulary, text_windows, training_windows
 from keras_labs.models.language import build_language_model, zero_states
@@ -117,7 +117,7 @@ def compile_language_model(model: keras.Model, config: LanguageModelConfig,
                                config.final_learning_rate)
     model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=config.clipnorm or None),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  steps_per_execution=training.steps_per_execution(
+                  steps_per_execution=devices.steps_per_execution(
                       config.steps_per_execution, strategy or tf.distribute.get_strategy()))
 
 

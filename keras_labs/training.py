@@ -1,11 +1,10 @@
-"""Training building blocks: seeds and determinism, distribution strategies, mixed precision,
-the standard callbacks, and classifier evaluation.
+"""Training building blocks: seeds and determinism, mixed precision, the resumable fit with the
+standard callbacks, and classifier evaluation. Threads and strategies: `devices`.
 """
 
 from __future__ import annotations
 
 import csv
-import functools
 import hashlib
 import io
 import json
@@ -18,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_labs import ConfigError, KerasLabsError, instrumentation, multiworker
+from keras_labs import KerasLabsError, devices, instrumentation, multiworker
 from keras_labs.callbacks import EpochTimer
 from keras_labs.config import LabConfig
 from keras_labs.files import atomic_write, staged_folder
@@ -33,6 +32,7 @@ def start(lab: str, config: LabConfig, workdir: str | os.PathLike, *, resume: bo
     """
     if resume:
         multiworker.check_resume(config)
+    devices.use_threads(config.threads)
     if config.strategy == "multiworker":
         multiworker.strategy()  # TensorFlow takes it only before its runtime starts (Run lists devices)
     run = Run(lab, config, workdir, resume=resume)
@@ -56,82 +56,22 @@ def setup(config: LabConfig, run=None) -> tf.distribute.Strategy:
                   file=sys.stderr)
     else:
         keras.mixed_precision.set_global_policy("float32")
-    strategy = make_strategy(config.strategy)
+    strategy = devices.make_strategy(config.strategy)
     if run is not None:
         try:
-            devices = list(strategy.extended.worker_devices)
+            worker_devices = list(strategy.extended.worker_devices)
         except RuntimeError:  # the default strategy: the default device
-            devices = []
+            worker_devices = []
         run.env["strategy"] = {
             "name": config.strategy, "class": type(strategy).__name__,
-            "replicas": strategy.num_replicas_in_sync, "devices": devices,
-            "policy": keras.mixed_precision.global_policy().name}
+            "replicas": strategy.num_replicas_in_sync, "devices": worker_devices,
+            "policy": keras.mixed_precision.global_policy().name,
+            "threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                        "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}}
         if config.strategy == "multiworker":
             run.env["strategy"].update(multiworker.describe())
         run.write_json("env.json", run.env)
     return strategy
-
-
-def split_cpu(count: int = 2) -> bool:
-    """Splits the physical CPU into `count` logical devices (only before TensorFlow starts).
-
-    Returns:
-        True when the CPU now shows at least `count` logical devices.
-    """
-    cpus = tf.config.list_physical_devices("CPU")
-    try:
-        tf.config.set_logical_device_configuration(
-            cpus[0], [tf.config.LogicalDeviceConfiguration() for _ in range(count)])
-    except RuntimeError:  # the runtime is initialized already; keep what it has
-        pass
-    return len(tf.config.list_logical_devices("CPU")) >= count
-
-
-@functools.cache
-def _cpu_mirrored_strategy() -> tf.distribute.MirroredStrategy:
-    """One MirroredStrategy over the logical CPUs per process.
-
-    Its all-reduces are collective ops whose instance keys come from the strategy object: a
-    second MirroredStrategy in the same process (the tour, a sweep, the test suite) would hand
-    out the same keys again and meet the first one's all-reduces ("shape mismatch in the
-    collective instance"). Reusing the one instance keeps the keys unique.
-    """
-    split_cpu(2)
-    devices = [device.name for device in tf.config.list_logical_devices("CPU")]
-    return tf.distribute.MirroredStrategy(devices=devices)
-
-
-def make_strategy(name: str) -> tf.distribute.Strategy:
-    """The `tf.distribute` strategy named `default`, `mirrored` or `multiworker`.
-
-    `mirrored` uses every GPU, or, on a machine without one, every logical CPU device (two when
-    the CPU can still be split), so the data-parallel path runs and is tested on a laptop.
-    `multiworker` reads the cluster from `TF_CONFIG`.
-    """
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        if tf.config.list_physical_devices("GPU"):
-            return tf.distribute.MirroredStrategy()
-        return _cpu_mirrored_strategy()
-    if name == "multiworker":
-        return multiworker.strategy()
-    raise ConfigError(f"strategy={name!r} is not valid; valid values: default, mirrored, multiworker")
-
-
-def steps_per_execution(requested: int, strategy: tf.distribute.Strategy) -> int:
-    """`requested`, or 1 under a multi-replica strategy.
-
-    Keras 3.15's multi-step loop (`steps_per_execution` > 1) under MirroredStrategy fails for
-    some models at the first step ("You must feed a value for placeholder tensor
-    'while/cond/Placeholder'"); one step per call always works, and with several replicas the
-    per-call overhead that `steps_per_execution` hides is small next to the step itself.
-    """
-    if requested > 1 and strategy.num_replicas_in_sync > 1:
-        print(f"note: steps_per_execution={requested} -> 1 under "
-              f"{strategy.num_replicas_in_sync} replicas", flush=True)
-        return 1
-    return requested
 
 
 def fit(run, model: keras.Model, train: tf.data.Dataset, *, epochs: int,
@@ -281,7 +221,7 @@ class Backup(keras.callbacks.BackupAndRestore):
             dataset: One epoch of batches (repeated here), or an endless stream when
                 `steps_per_epoch` is given.
             model: The compiled model (its `steps_per_execution` decides how many batches an
-                epoch reads).
+                epoch reads; a `chunked.ChunkedExecution` reads them in elements of that many).
             steps_per_epoch: Batches per epoch of an endless `dataset`.
             initial_epoch: The epoch `fit` starts at (its `initial_epoch`); the stream's first
                 batch belongs to it.
@@ -301,6 +241,9 @@ class Backup(keras.callbacks.BackupAndRestore):
         read_per_epoch = math.ceil(steps_per_epoch / per_execution) * per_execution
         if self.completed_epochs > initial_epoch:
             dataset = dataset.skip((self.completed_epochs - initial_epoch) * read_per_epoch)
+        chunk = getattr(model, "batches_per_element", 1)  # `chunked.ChunkedExecution`
+        if chunk > 1:
+            dataset = dataset.batch(chunk, drop_remainder=True).prefetch(1)
         return dataset, steps_per_epoch
 
     def _states(self) -> list:

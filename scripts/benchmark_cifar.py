@@ -12,8 +12,11 @@ rate; and peak memory (`ru_maxrss` of a fresh process per measurement).
 Then the report-004 comparison: the tutorial network with SGD (lr 0.001, momentum 0.9) at
 batch 4 and batch 128, as
   * keras-naive:  `model.fit` on NumPy arrays, one step per call (what a first port does);
-  * keras-lab:    what the `tutorial` preset runs: a cached `tf.data` pipeline and
-                  `steps_per_execution` (50 at batch 4, 8 at batch 128);
+  * keras-lab:    what the `tutorial` preset runs: a cached `tf.data` pipeline as one endless
+                  stream and `steps_per_execution` (50 at batch 4, 8 at batch 128), each
+                  execution reading its batches as one element (`chunked.ChunkedExecution`);
+  * keras-lab-stock (opt-in, --variants): the same with Keras's own multi-step loop (one
+                  iterator read and one `tf.cond` per step), what the lab ran before;
   * torch-report: the report's PyTorch loop (DataLoader over in-memory tensors, shuffled,
                   `running_loss += loss.item()`), eager mode;
   * torch-tight:  the same model stepping over pre-shuffled tensor slices, no DataLoader;
@@ -108,19 +111,42 @@ def _train_pipeline(config):
     return train, source
 
 
-def _compiled_model(config, total_steps: int, steps_per_execution: int, **compile_options):
-    """The network, optimizer and loss of `config`, compiled as the lab compiles them."""
+def _compiled_model(config, total_steps: int, steps_per_execution: int, *, chunked: bool = True,
+                    **compile_options):
+    """The network, optimizer and loss of `config`, compiled as the lab compiles them (a
+    `ChunkedExecution` unless `chunked` is False: Keras's own loop)."""
     import keras
 
     from keras_labs import models, optimization
+    from keras_labs.chunked import ChunkedExecution
 
     spec = config.net_spec()
     model = models.cifar_cnn(spec)
+    if chunked:
+        model = ChunkedExecution(model.input, model.output, name=model.name)
     model.compile(optimizer=config.make_optimizer(total_steps),
                   loss=optimization.logits_crossentropy(spec.num_classes, config.label_smoothing),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
                   steps_per_execution=steps_per_execution, **compile_options)
     return model
+
+
+def _fit_as_the_lab(model, train, epochs: int, clock) -> int:
+    """`fit` over one epoch of batches `train` as `training.fit` feeds it (`Backup.stream`): one
+    endless stream, in elements of an execution's batches for a `ChunkedExecution`. Returns
+    the images an epoch reads (Keras runs whole executions)."""
+    import math
+
+    steps = int(train.cardinality())
+    per_execution = max(int(model.steps_per_execution or 1), 1)
+    stream = train.repeat()
+    chunk = getattr(model, "batches_per_element", 1)
+    if chunk > 1:
+        stream = stream.batch(chunk, drop_remainder=True).prefetch(1)
+    model.fit(stream, steps_per_epoch=steps, epochs=epochs, verbose=0, shuffle=False,
+              callbacks=[clock.callback()])
+    batch_size = int(train.element_spec[0].shape[0])
+    return math.ceil(steps / per_execution) * per_execution * batch_size
 
 
 def _measure_preset(preset: str, images: int, repeats: int, overrides: dict) -> dict:
@@ -136,8 +162,7 @@ def _measure_preset(preset: str, images: int, repeats: int, overrides: dict) -> 
     model = _compiled_model(config, steps * (repeats + 1), config.steps_per_execution,
                             jit_compile=config.jit_compile)
     clock = _EpochClock()
-    model.fit(train, epochs=repeats + 1, verbose=0, shuffle=False, callbacks=[clock.callback()])
-    rates = clock.rates(steps * config.batch_size)
+    rates = clock.rates(_fit_as_the_lab(model, train, repeats + 1, clock))
     return {"preset": preset, "architecture": config.architecture, "batch_size": config.batch_size,
             "steps_per_execution": config.steps_per_execution, "augment": config.augment,
             "parameters": int(model.count_params()), **rates,
@@ -169,7 +194,8 @@ def _measure_keras(variant: str, batch_size: int, images: int, repeats: int,
     config = dataclasses.replace(cifar_cnn.PRESETS["tutorial"], batch_size=batch_size,
                                  train_examples=images, steps_per_execution=spe)
     training.setup(config)
-    model = _compiled_model(config, 1, spe, jit_compile=variant == "keras-lab-xla")
+    model = _compiled_model(config, 1, spe, chunked=variant != "keras-lab-stock",
+                            jit_compile=variant == "keras-lab-xla")
     clock = _EpochClock()
     if variant == "keras-naive":
         x, y = _tutorial_arrays(images)
@@ -178,9 +204,7 @@ def _measure_keras(variant: str, batch_size: int, images: int, repeats: int,
         count = len(y)
     else:
         train, _ = _train_pipeline(config)
-        count = int(train.cardinality()) * batch_size
-        model.fit(train, epochs=repeats + 1, verbose=0, shuffle=False,
-                  callbacks=[clock.callback()])
+        count = _fit_as_the_lab(model, train, repeats + 1, clock)
     rates = clock.rates(count)
     return {"variant": variant, "batch_size": batch_size, "steps_per_execution": spe,
             "threads": threads, **rates,
@@ -349,26 +373,28 @@ def time_to_accuracy(run_dir: Path, targets=(0.5, 0.6, 0.7)) -> dict:
 
 def per_round(comparison: list[dict]) -> list[dict]:
     """Per batch size and round: the lab pipeline's and the best PyTorch loop's images/s (each
-    at its best thread count in that round) and their ratio, the figure the 1.25x bar reads; with
-    tf-floor variants measured, also the fastest of them and its ratio to the same PyTorch loop."""
+    at its best thread count in that round) and their ratio, the figure the 1.25x bar reads
+    (None where a side was not measured); with keras-lab-stock or tf-floor variants measured,
+    also the fastest of each and its ratio to the same PyTorch loop."""
+    fields = {"keras-lab": "keras_lab", "keras-lab-stock": "keras_lab_stock"}
     rounds: dict[tuple, dict] = {}
     for row in comparison:
         if "error" in row or "round" not in row:
             continue
         entry = rounds.setdefault((row["batch_size"], row["round"]), {
-            "batch_size": row["batch_size"], "round": row["round"], "keras_lab": 0.0, "torch_best": 0.0})
-        if row["variant"] == "keras-lab":
-            entry["keras_lab"] = max(entry["keras_lab"], row["images_per_s"])
-        elif row["variant"].startswith("torch"):
-            entry["torch_best"] = max(entry["torch_best"], row["images_per_s"])
-        elif row["variant"].startswith("tf-floor"):
-            entry["tf_floor"] = max(entry.get("tf_floor", 0.0), row["images_per_s"])
+            "batch_size": row["batch_size"], "round": row["round"], "keras_lab": None,
+            "torch_best": None})
+        variant = row["variant"]
+        field = fields.get(variant) or ("torch_best" if variant.startswith("torch") else
+                                        "tf_floor" if variant.startswith("tf-floor") else None)
+        if field:
+            entry[field] = max(entry.get(field) or 0.0, row["images_per_s"])
     for entry in rounds.values():
-        entry["ratio"] = (round(entry["keras_lab"] / entry["torch_best"], 2)
-                          if entry["torch_best"] else None)
-        if "tf_floor" in entry:
-            entry["floor_ratio"] = (round(entry["tf_floor"] / entry["torch_best"], 2)
-                                    if entry["torch_best"] else None)
+        for field, ratio in (("keras_lab", "ratio"), ("keras_lab_stock", "stock_ratio"),
+                             ("tf_floor", "floor_ratio")):
+            if field in entry:
+                entry[ratio] = (round(entry[field] / entry["torch_best"], 2)
+                                if entry[field] and entry["torch_best"] else None)
     return sorted(rounds.values(), key=lambda r: (r["batch_size"], r["round"]))
 
 
@@ -481,7 +507,8 @@ def main(argv=None) -> int:
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     parser.add_argument("--variants", default="torch-report,keras-lab,torch-tight,keras-naive",
                         help="comparison variants, interleaved in this order (also: keras-lab-xla, "
-                             "the lab pipeline with jit_compile=True; tf-floor and tf-floor-xla, "
+                             "the lab pipeline with jit_compile=True; keras-lab-stock, with "
+                             "Keras's own multi-step loop; tf-floor and tf-floor-xla, "
                              "the whole epoch in one graph call)")
     parser.add_argument("--runs", nargs="*", default=[], help="run folders for time-to-accuracy")
     parser.add_argument("--json", help="also write the JSON here")

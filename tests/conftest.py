@@ -83,9 +83,9 @@ def run_tiny(tmp_path_factory, name: str, **changes):
 def pytest_configure(config):
     # Two logical CPUs for the `mirrored` strategy tests; this must happen before TensorFlow
     # initializes its runtime, so it runs once at start-up for the whole session.
-    from keras_labs import training
+    from keras_labs import devices
 
-    training.split_cpu(2)
+    devices.split_cpu(2)
 
 
 @pytest.fixture(scope="session")

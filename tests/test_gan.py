@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_labs import ConfigError, ledger, scoring, training
+from keras_labs import ConfigError, devices, ledger, scoring, training
 from keras_labs.labs import gan
 from keras_labs.models import gan as gan_models
 
@@ -64,7 +64,7 @@ def _fit_tiny(strategy, config, steps=4, seed=3):
 
 @pytest.mark.parametrize("strategy_name", ["default", "mirrored"])
 def test_train_step_updates_both_networks(strategy_name):
-    strategy = training.make_strategy(strategy_name)
+    strategy = devices.make_strategy(strategy_name)
     assert strategy.num_replicas_in_sync == (2 if strategy_name == "mirrored" else 1)
     config = dataclasses.replace(TINY, conditional=True, loss="minimax")
     model, history, state = _fit_tiny(strategy, config)

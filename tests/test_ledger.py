@@ -296,3 +296,26 @@ def test_the_tensorflow_floor_says_whether_any_keras_set_up_could_meet_the_bar(
         {"comparison": [], "per_round": [{**entry, "tf_floor": None} for entry in per_round],
          "machine": {"cpus": 2}}))
     assert "TensorFlow floor" not in "\n".join(benchmarks.benchmark_lines(tmp_path))
+
+
+def test_rounds_with_keras_own_loop_give_the_chunked_gain_and_skip_what_was_not_run(tmp_path):
+    benchmarks_dir = tmp_path / "benchmarks"
+    benchmarks_dir.mkdir()
+    per_round = [{"batch_size": 4, "round": number, "keras_lab": lab, "torch_best": 2500.0,
+                  "ratio": round(lab / 2500.0, 2), "keras_lab_stock": stock,
+                  "stock_ratio": round(stock / 2500.0, 2)}
+                 for number, (lab, stock) in enumerate([(4000.0, 3200.0), (4400.0, 4000.0),
+                                                        (3600.0, 3600.0)])]
+    # a batch measured without the lab variant (tf-floor and PyTorch only)
+    per_round += [{"batch_size": 128, "round": 0, "keras_lab": None, "torch_best": 12000.0,
+                   "tf_floor": 13000.0, "floor_ratio": 1.08}]
+    (benchmarks_dir / "stock.json").write_text(json.dumps(
+        {"comparison": [], "per_round": per_round, "machine": {"cpus": 2}}))
+    text = "\n".join(benchmarks.benchmark_lines(tmp_path))
+    assert "ratio per round 1.60x, 1.76x, 1.44x: the 1.25x bar is met in every round" in text
+    assert ("Keras's own multi-step loop (`keras-lab-stock`, one iterator read and one "
+            "`tf.cond` per step): 3,600 images/s (3,200-4,000), per round 1.28x, 1.60x, 1.44x "
+            "the best PyTorch loop" in text)
+    assert "makes the lab 1.25x, 1.10x, 1.00x as fast in the same rounds" in text
+    assert "batch 128: Keras lab pipeline" not in text and "pipeline 0 images/s" not in text
+    assert "batch 128, TensorFlow floor" in text

@@ -17,7 +17,7 @@ import pytest
 import tensorflow as tf
 from conftest import tiny
 
-from keras_labs import labs, models, training
+from keras_labs import devices, labs, models
 
 # case: (lab, tiny config, a metric the run must report)
 LABS = {
@@ -74,7 +74,7 @@ def test_lab_runs_mirrored_on_two_cpus(name, tmp_path, empty_data_dir):
 def _train_on(strategy_name: str, build, weights, inputs, targets, loss, steps: int = 4):
     """The weights after `steps` SGD steps of a model from `build` started at `weights`, fed
     the batches of 16 of (inputs, targets) in order, under the named strategy."""
-    strategy = training.make_strategy(strategy_name)
+    strategy = devices.make_strategy(strategy_name)
     with strategy.scope():
         model = build()
         model.set_weights(weights)

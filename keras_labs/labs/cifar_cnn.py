@@ -51,9 +51,9 @@ from keras_labs.ledger import table
 
 # Loaded on first use (TensorFlow, matplotlib): NAME, Config and PRESETS read without them.
 keras, layers, tf = lazy_import("keras", "keras.layers", "tensorflow")
-callbacks, export, instrumentation, training, visualization = lazy_import(
-    "keras_labs.callbacks", "keras_labs.export", "keras_labs.instrumentation", "keras_labs.training",
-    "keras_labs.visualization")
+callbacks, chunked, devices, export, instrumentation, training, visualization = lazy_import(
+    "keras_labs.callbacks", "keras_labs.chunked", "keras_labs.devices", "keras_labs.export",
+    "keras_labs.instrumentation", "keras_labs.training", "keras_labs.visualization")
 
 NAME = "cifar-cnn"
 DESCRIPTION = ("CIFAR-10 CNNs of reports 001-004 (004 tutorial 54%, 001 DeepDIVA, 003 82%, 002 "
@@ -162,11 +162,12 @@ class Config(LabConfig):
 # Presets, named after their source.
 
 # steps_per_execution divides the 2,000 mini-batches of the running loss (Keras calls back only
-# between executions).
+# between executions). At batch 4 one thread per op pool is fastest: a step is too small to
+# share (results/benchmarks: keras-lab at 1 vs 2 threads); set threads=0 for large batches.
 _TUTORIAL = Config(architecture="tutorial", initializer="torch", normalize="symmetric",
                    optimizer="momentum", learning_rate=1e-3, momentum=0.9, batch_size=4, epochs=2,
                    show_examples=4, running_loss_every=2000, steps_per_execution=50,
-                   probe_every_steps=500)
+                   probe_every_steps=500, threads=1)
 # DeepDIVA's template defaults (template/CL_arguments.py): CNN_basic, SGD without momentum,
 # lr 0.001, batch 64, 5 epochs; the report adds seed 42. DeepDIVA standardizes the inputs with
 # the dataset's mean and std; [-1, 1] is the nearest of our two input scalings.
@@ -356,13 +357,15 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
               f"{config.epochs} epochs over {config.equal_updates_examples} images "
               f"(equal_updates_examples)", flush=True)
 
-    per_execution = training.steps_per_execution(config.steps_per_execution, strategy)
+    per_execution = devices.steps_per_execution(config.steps_per_execution, strategy)
     # Keras runs whole executions of the endless input (`training.Backup.stream`), so an epoch
     # takes its batches rounded up to a multiple of them; the schedule spans every step taken.
     steps_taken = math.ceil(steps_per_epoch / per_execution) * per_execution * epochs
 
     with strategy.scope():
-        model = models.cifar_cnn(config.net_spec())
+        # The same network and steps; each execution reads its batches as one element.
+        network = models.cifar_cnn(config.net_spec())
+        model = chunked.ChunkedExecution(network.input, network.output, name=network.name)
         model.compile(optimizer=config.make_optimizer(steps_taken),
                       loss=optimization.logits_crossentropy(NUM_CLASSES, config.label_smoothing),
                       metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],

@@ -24,7 +24,7 @@ from keras_labs.lazy import lazy_import
 from keras_labs.ledger import SeedItem, table
 
 # Loaded on first use (TensorFlow): NAME, Config and PRESETS read without them.
-keras, training = lazy_import("keras", "keras_labs.training")
+keras, devices, training = lazy_import("keras", "keras_labs.devices", "keras_labs.training")
 
 NAME = "mnist-rnn"
 DESCRIPTION = ("SimpleRNN/LSTM/GRU x 20/15/10/5 units on MNIST rows (report 002 task 3, part C "
@@ -100,7 +100,7 @@ def train_one(model, train, validation, test, config: Config, run: runs.Run, lab
         schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=steps)
         model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=config.clipnorm or None),
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"],
-                      steps_per_execution=training.steps_per_execution(
+                      steps_per_execution=devices.steps_per_execution(
                           config.steps_per_execution, strategy))
     history_dir = run.workdir / "history"
     history_dir.mkdir(exist_ok=True)

@@ -1,0 +1,91 @@
+"""Where training runs: TensorFlow's CPU thread pools, logical CPUs and `tf.distribute`
+strategies, and what a strategy allows of Keras's loop."""
+
+from __future__ import annotations
+
+import functools
+
+import tensorflow as tf
+
+from keras_labs import ConfigError, multiworker
+
+
+def use_threads(count: int) -> None:
+    """Sizes TensorFlow's intra- and inter-op thread pools to `count` threads each (0: keeps
+    TensorFlow's default, one per core).
+
+    TensorFlow sizes them once, when its runtime starts: a process that has run TensorFlow
+    already (the test suite, a sweep after its first run) keeps its pools, and says so.
+    """
+    threading = tf.config.threading
+    if not count or (threading.get_intra_op_parallelism_threads(),
+                     threading.get_inter_op_parallelism_threads()) == (count, count):
+        return
+    try:
+        threading.set_intra_op_parallelism_threads(count)
+        threading.set_inter_op_parallelism_threads(count)
+    except RuntimeError:
+        print(f"note: threads={count} not applied: TensorFlow's runtime started earlier in this "
+              "process and keeps its thread pools", flush=True)
+
+
+def split_cpu(count: int = 2) -> bool:
+    """Splits the physical CPU into `count` logical devices (only before TensorFlow starts).
+
+    Returns:
+        True when the CPU now shows at least `count` logical devices.
+    """
+    cpus = tf.config.list_physical_devices("CPU")
+    try:
+        tf.config.set_logical_device_configuration(
+            cpus[0], [tf.config.LogicalDeviceConfiguration() for _ in range(count)])
+    except RuntimeError:  # the runtime is initialized already; keep what it has
+        pass
+    return len(tf.config.list_logical_devices("CPU")) >= count
+
+
+@functools.cache
+def _cpu_mirrored_strategy() -> tf.distribute.MirroredStrategy:
+    """One MirroredStrategy over the logical CPUs per process.
+
+    Its all-reduces are collective ops whose instance keys come from the strategy object: a
+    second MirroredStrategy in the same process (the tour, a sweep, the test suite) would hand
+    out the same keys again and meet the first one's all-reduces ("shape mismatch in the
+    collective instance"). Reusing the one instance keeps the keys unique.
+    """
+    split_cpu(2)
+    devices = [device.name for device in tf.config.list_logical_devices("CPU")]
+    return tf.distribute.MirroredStrategy(devices=devices)
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """The `tf.distribute` strategy named `default`, `mirrored` or `multiworker`.
+
+    `mirrored` uses every GPU, or, on a machine without one, every logical CPU device (two when
+    the CPU can still be split), so the data-parallel path runs and is tested on a laptop.
+    `multiworker` reads the cluster from `TF_CONFIG`.
+    """
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        if tf.config.list_physical_devices("GPU"):
+            return tf.distribute.MirroredStrategy()
+        return _cpu_mirrored_strategy()
+    if name == "multiworker":
+        return multiworker.strategy()
+    raise ConfigError(f"strategy={name!r} is not valid; valid values: default, mirrored, multiworker")
+
+
+def steps_per_execution(requested: int, strategy: tf.distribute.Strategy) -> int:
+    """`requested`, or 1 under a multi-replica strategy.
+
+    Keras 3.15's multi-step loop (`steps_per_execution` > 1) under MirroredStrategy fails for
+    some models at the first step ("You must feed a value for placeholder tensor
+    'while/cond/Placeholder'"); one step per call always works, and with several replicas the
+    per-call overhead that `steps_per_execution` hides is small next to the step itself.
+    """
+    if requested > 1 and strategy.num_replicas_in_sync > 1:
+        print(f"note: steps_per_execution={requested} -> 1 under "
+              f"{strategy.num_replicas_in_sync} replicas", flush=True)
+        return 1
+    return requested
