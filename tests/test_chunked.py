@@ -2,6 +2,7 @@
 `devices.use_threads` sizes TensorFlow's thread pools before its runtime starts."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -93,15 +94,22 @@ def test_the_stream_of_a_chunked_model_comes_in_elements_of_its_executions(tmp_p
     assert plain.element_spec[0].shape.as_list() == [None, 8, 8, 3]
 
 
-def test_use_threads_sizes_both_pools_before_the_runtime_starts():
-    script = ("from keras_labs import devices; devices.use_threads(1); import tensorflow as tf; "
-              "tf.constant(1.0) + 1.0; import json; print(json.dumps(["
-              "tf.config.threading.get_intra_op_parallelism_threads(), "
-              "tf.config.threading.get_inter_op_parallelism_threads()]))")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=120, env={"TF_CPP_MIN_LOG_LEVEL": "3", **_path_env()})
+def test_a_run_sizes_both_pools_before_the_runtime_starts_and_records_them(tmp_path):
+    # a fresh process, as `keras-labs run` is: `training.start` is the first thing a lab does
+    script = (
+        "import json, sys; from keras_labs import training; from keras_labs.labs import cifar_cnn; "
+        "config = cifar_cnn.PRESETS['tutorial']; assert config.threads == 1; "
+        "run, _ = training.start('cifar-cnn', config, sys.argv[1]); import tensorflow as tf; "
+        "print(json.dumps([tf.config.threading.get_intra_op_parallelism_threads(), "
+        "tf.config.threading.get_inter_op_parallelism_threads()]))")
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "run")],
+                            capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout.strip().splitlines()[-1]) == [1, 1]
+    env = json.loads((tmp_path / "run" / "env.json").read_text())
+    assert env["strategy"]["threads"] == {"intra_op": 1, "inter_op": 1}
+    assert "not applied" not in result.stdout
 
 
 def test_use_threads_in_a_started_runtime_says_so_and_keeps_the_pools(capsys):
@@ -113,9 +121,3 @@ def test_use_threads_in_a_started_runtime_says_so_and_keeps_the_pools(capsys):
     assert f"threads={wanted} not applied" in capsys.readouterr().out
     devices.use_threads(0)  # the default asks for nothing
     assert capsys.readouterr().out == ""
-
-
-def _path_env() -> dict:
-    import os
-
-    return {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}

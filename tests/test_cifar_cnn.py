@@ -10,6 +10,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from conftest import read_tags, tiny
 from tensorboard.backend.event_processing import event_accumulator
 
@@ -138,6 +139,10 @@ def test_tiny_run_writes_metrics_plots_instrumentation_and_export(tmp_path, empt
     assert saved["data"]["cifar10"]["kind"] == "sample"
     assert metrics["test_examples"] == 40
     assert (Path(saved["export"]) / "saved_model.pb").is_file()
+    # the thread pools the run had (the suite's: TensorFlow started before this run's threads=)
+    threads = json.loads((run_dir / "env.json").read_text())["strategy"]["threads"]
+    assert threads == {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                       "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
 
     plots = {path.name for path in (run_dir / "plots").glob("*.png")}
     assert {"curves.png", "confusion_matrix.png", "per_class_accuracy.png",
