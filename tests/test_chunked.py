@@ -65,7 +65,20 @@ def test_chunked_execution_takes_the_steps_of_keras_loop(steps_per_execution, st
     assert not np.allclose(reference[0][0], _model(False, 1).get_weights()[0])  # it trained
 
 
-def test_chunked_execution_compiles_its_step_with_xla():
+@pytest.fixture
+def without_op_determinism():
+    """Keras turns XLA off while op determinism is on, which an earlier deterministic run in
+    this process may have left on."""
+    from tensorflow.python.framework import config as tf_config
+
+    was_on = tf_config.is_op_determinism_enabled()
+    tf_config.disable_op_determinism()
+    yield
+    if was_on:
+        tf_config.enable_op_determinism()
+
+
+def test_chunked_execution_compiles_its_step_with_xla(without_op_determinism):
     reference = _train(_model(False, 5, jit_compile=True), 5, epochs=1)
     model = _model(True, 5, jit_compile=True)
     chunked = _train(model, 5, epochs=1)
