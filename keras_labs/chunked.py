@@ -19,6 +19,13 @@ import keras
 import tensorflow as tf
 
 
+def as_elements(stream: tf.data.Dataset, model: keras.Model) -> tf.data.Dataset:
+    """An endless stream of batches in the elements `model`'s `fit` reads: batched once more by
+    its `batches_per_element` for a `ChunkedExecution`, as it is for any other model."""
+    chunk = getattr(model, "batches_per_element", 1)
+    return stream.batch(chunk, drop_remainder=True).prefetch(1) if chunk > 1 else stream
+
+
 def _step_slice(chunk, step):
     return tf.nest.map_structure(lambda tensor: tensor[step], chunk)
 

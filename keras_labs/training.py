@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_labs import KerasLabsError, devices, instrumentation, multiworker
+from keras_labs import KerasLabsError, chunked, devices, instrumentation, multiworker
 from keras_labs.callbacks import EpochTimer
 from keras_labs.config import LabConfig
 from keras_labs.files import atomic_write, staged_folder
@@ -241,10 +241,7 @@ class Backup(keras.callbacks.BackupAndRestore):
         read_per_epoch = math.ceil(steps_per_epoch / per_execution) * per_execution
         if self.completed_epochs > initial_epoch:
             dataset = dataset.skip((self.completed_epochs - initial_epoch) * read_per_epoch)
-        chunk = getattr(model, "batches_per_element", 1)  # `chunked.ChunkedExecution`
-        if chunk > 1:
-            dataset = dataset.batch(chunk, drop_remainder=True).prefetch(1)
-        return dataset, steps_per_epoch
+        return chunked.as_elements(dataset, model), steps_per_epoch
 
     def _states(self) -> list:
         return [*_seed_states(self.model), *self.extra_state]

@@ -137,12 +137,11 @@ def _fit_as_the_lab(model, train, epochs: int, clock) -> int:
     the images an epoch reads (Keras runs whole executions)."""
     import math
 
+    from keras_labs.chunked import as_elements
+
     steps = int(train.cardinality())
     per_execution = max(int(model.steps_per_execution or 1), 1)
-    stream = train.repeat()
-    chunk = getattr(model, "batches_per_element", 1)
-    if chunk > 1:
-        stream = stream.batch(chunk, drop_remainder=True).prefetch(1)
+    stream = as_elements(train.repeat(), model)
     model.fit(stream, steps_per_epoch=steps, epochs=epochs, verbose=0, shuffle=False,
               callbacks=[clock.callback()])
     batch_size = int(train.element_spec[0].shape[0])

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from keras_labs import devices
-from keras_labs.chunked import ChunkedExecution
+from keras_labs.chunked import ChunkedExecution, as_elements
 
 BATCH = 4
 
@@ -42,10 +42,7 @@ def _stream() -> tf.data.Dataset:
 
 
 def _train(model: keras.Model, steps_per_epoch: int, epochs: int = 3):
-    stream = _stream()
-    chunk = getattr(model, "batches_per_element", 1)
-    if chunk > 1:
-        stream = stream.batch(chunk, drop_remainder=True)
+    stream = as_elements(_stream(), model)
     history = model.fit(stream, steps_per_epoch=steps_per_epoch, epochs=epochs, verbose=0,
                         shuffle=False)
     return model.get_weights(), history.history, int(model.optimizer.iterations)
