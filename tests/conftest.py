@@ -86,6 +86,12 @@ def pytest_configure(config):
     from keras_labs import devices
 
     devices.split_cpu(2)
+    # scripts/test runs one pytest worker per core. With TensorFlow's default pools (a thread per
+    # core in each worker) the machine would run twice as many compute threads as it has cores,
+    # each worker's preempting the other's; each worker sizes its pools to its share instead.
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        devices.use_threads(max(1, (os.cpu_count() or 1) // workers))
 
 
 @pytest.fixture(scope="session")
