@@ -44,27 +44,6 @@ def split_cpu(count: int = 2) -> bool:
     return len(tf.config.list_logical_devices("CPU")) >= count
 
 
-class MirroredStrategy(tf.distribute.MirroredStrategy):
-    """`tf.distribute.MirroredStrategy` whose distributed datasets run without tf.data's
-    autotuning thread.
-
-    The multi-device iterator behind a distributed dataset starts tf.data's autotune ("model")
-    thread, and destroying the iterator cancels it. In TensorFlow 2.21 that thread can miss the
-    cancellation: the cancel callback wakes it before the cancellation manager reads as
-    cancelled, so it goes back to sleep for the rest of its optimization period (which doubles
-    up to a minute) while the destructor waits for it, holding Python's lock. The whole process
-    stops. In the test suite on the busy 2-core machine, tiny mirrored runs stalled this way for
-    20 to 200 s (caught in gdb: `RootDataset::Iterator::~Iterator` under `~MultiDeviceIterator`,
-    waiting on a thread in `Model::OptimizeLoop`). Without autotuning the `AUTOTUNE` settings
-    keep tf.data's fixed defaults.
-    """
-
-    def experimental_distribute_dataset(self, dataset, options=None):
-        untuned = tf.data.Options()
-        untuned.autotune.enabled = False
-        return super().experimental_distribute_dataset(dataset.with_options(untuned), options)
-
-
 @functools.cache
 def _cpu_mirrored_strategy() -> tf.distribute.MirroredStrategy:
     """One MirroredStrategy over the logical CPUs per process.
@@ -76,7 +55,7 @@ def _cpu_mirrored_strategy() -> tf.distribute.MirroredStrategy:
     """
     split_cpu(2)
     devices = [device.name for device in tf.config.list_logical_devices("CPU")]
-    return MirroredStrategy(devices=devices)
+    return tf.distribute.MirroredStrategy(devices=devices)
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
@@ -90,7 +69,7 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         return tf.distribute.get_strategy()
     if name == "mirrored":
         if tf.config.list_physical_devices("GPU"):
-            return MirroredStrategy()
+            return tf.distribute.MirroredStrategy()
         return _cpu_mirrored_strategy()
     if name == "multiworker":
         return multiworker.strategy()

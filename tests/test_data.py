@@ -179,6 +179,30 @@ def test_vocabulary_maps_unknown_to_oov_and_windows_shift():
     assert targets.numpy().tolist() == [[1, 2, 3, 4], [5, 6, 7, 8]]
 
 
+def test_every_dataset_the_data_layer_hands_out_runs_without_autotuning(empty_data_dir):
+    """The loaders' datasets, the pipelines built on them or on any other dataset, and the text
+    windows all have tf.data's autotuning off (`data.untuned` says why)."""
+    splits, _ = data.load("mnist", ("train",), data="sample")
+    digits, _ = data.load_uci_digits()
+    foreign = tf.data.Dataset.from_tensor_slices((np.zeros((4, 8, 8, 1), np.uint8), np.zeros(4)))
+    assert foreign.options().autotune.enabled is None  # TensorFlow's default: tuned
+    made = {
+        "sample": splits["train"], "uci digits": digits["train"],
+        "class subset": data.class_subset(splits["train"], (0, 1), per_class=2),
+        "pipeline on a load": data.image_pipeline(splits["train"], batch_size=4, training=True,
+                                                  augment=True),
+        "pipeline on any dataset": data.image_pipeline(foreign, batch_size=4, training=False),
+        "text windows": data.text_windows(np.arange(50), sequence_length=4, batch_size=2,
+                                          training=True),
+        "training windows": data.training_windows(np.arange(50), sequence_length=4,
+                                                  batch_size=2, stride=4),
+    }
+    for name, dataset in made.items():
+        assert dataset.options().autotune.enabled is False, name
+    images, _ = next(iter(made["pipeline on a load"]))
+    assert images.shape == (4, 28, 28, 1)
+
+
 @pytest.mark.realdata
 def test_real_data_prepared_and_listed(real_data_dir):
     root = real_data_dir("mnist", "cifar10", "tiny_shakespeare")
@@ -191,6 +215,7 @@ def test_real_data_prepared_and_listed(real_data_dir):
     assert source.kind == "full" and len(texts["train"]) == 1003854
     datasets, source = data.load("cifar10", ("test",), data="full", data_dir=root)
     assert source.splits == {"test": 1017} and source.partial
+    assert datasets["test"].options().autotune.enabled is False
 
 
 def test_download_without_network_fails_fast_with_advice(tmp_path, monkeypatch):

@@ -122,18 +122,3 @@ def test_two_replicas_train_as_one(name):
     for index, (got, expected) in enumerate(zip(mirrored, alone, strict=True)):
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6, err_msg=f"weight {index}")
 
-
-def test_distributed_datasets_run_without_the_autotune_thread():
-    """`devices.MirroredStrategy` turns tf.data autotuning off for the datasets it distributes
-    (its docstring says why: a destroyed iterator could stop the process for up to a minute),
-    and the replicas still get every element in order."""
-    strategy = devices.make_strategy("mirrored")
-    assert isinstance(strategy, devices.MirroredStrategy)
-    source = tf.data.Dataset.range(8).batch(4)
-    assert source.options().autotune.enabled is not False
-    distributed = strategy.experimental_distribute_dataset(source)
-    # DistributedDataset keeps the dataset it iterates as `_original_dataset` (no public view).
-    assert distributed._original_dataset.options().autotune.enabled is False
-    seen = [value for batch in distributed
-            for value in strategy.experimental_local_results(batch)]
-    assert np.concatenate(seen).tolist() == list(range(8))

@@ -37,14 +37,14 @@ __all__ = [
     "detokenize_words", "evaluation_pipeline", "first", "held_out_inputs", "image_pipeline", "train_and_test", "is_prepared", "list_datasets", "load",
     "load_text", "load_uci_digits", "probe_batch", "require", "resolve_data_dir", "sample_text",
     "split_shakespeare", "split_tokens", "split_validation", "text_windows", "to_numpy", "tokenize_words",
-    "training_windows", *_PREPARATION,
+    "training_windows", "untuned", *_PREPARATION,
 ]
 
 __getattr__, __dir__ = lazy_attributes(__name__, {
     "loading": ("DataSource", "HeldOutInputs", "class_names", "class_subset", "dataset_status", "evaluation_pipeline", "first",
                 "held_out_inputs", "image_pipeline", "is_prepared", "list_datasets", "load", "load_text",
                 "load_uci_digits", "probe_batch", "require", "resolve_data_dir", "sample_text",
-                "split_shakespeare", "split_validation", "to_numpy", "train_and_test"),
+                "split_shakespeare", "split_validation", "to_numpy", "train_and_test", "untuned"),
     "text": ("NEWLINE", "PUNCTUATION", "Vocabulary", "detokenize_words", "split_tokens",
              "text_windows", "tokenize_words", "training_windows"),
     "preparation": _PREPARATION,

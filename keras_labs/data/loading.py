@@ -179,6 +179,25 @@ def _open(name: str, data: str, data_dir):
     return _builder(name, root), dataset_status(name, root), root
 
 
+def untuned(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """`dataset` with tf.data's autotuning off. Every dataset the data layer hands out is made
+    this way, and the pipelines built on one inherit its options.
+
+    An autotuned pipeline's iterator runs a "model" thread, which the iterator's destructor
+    cancels and then waits for. In TensorFlow 2.21 that thread can miss the cancellation (the
+    cancel callback wakes it before the cancellation manager reads as cancelled) and sleep out the
+    rest of its optimization period, which doubles up to a minute, while the destructor holds
+    Python's lock, so the whole process stops. On the busy 2-core test machine, iterators freed
+    by the garbage collector stopped test processes for 15-60 s several times per suite run
+    (caught in gdb: `RootDataset::Iterator::~Iterator` waiting for a thread in
+    `Model::OptimizeLoop`). Without autotuning, `AUTOTUNE` map parallelism and prefetch buffers
+    take tf.data's defaults and no model thread starts.
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
+
+
 def load(name: str, splits: Iterable[str] = ("train", "test"), *, data: str = "auto",
          data_dir: str | os.PathLike | None = None, as_supervised: bool = True
          ) -> tuple[dict[str, tf.data.Dataset], DataSource]:
@@ -197,8 +216,8 @@ def load(name: str, splits: Iterable[str] = ("train", "test"), *, data: str = "a
     builder, status, root = _open(name, data, data_dir)
     splits = list(splits)
     if builder is not None:
-        datasets = {split: builder.as_dataset(split=split, as_supervised=as_supervised,
-                                              shuffle_files=False) for split in splits}
+        datasets = {split: untuned(builder.as_dataset(split=split, as_supervised=as_supervised,
+                                                      shuffle_files=False)) for split in splits}
         source = DataSource(name, "full", status["partial"], status["origin"],
                             {split: int(datasets[split].cardinality()) for split in splits},
                             str(root))
@@ -212,10 +231,8 @@ def load(name: str, splits: Iterable[str] = ("train", "test"), *, data: str = "a
         images, labels = arrays[split]
         images = images if images.ndim == 4 else images[..., None]
         labels = labels.astype(np.int64)
-        if as_supervised:
-            datasets[split] = tf.data.Dataset.from_tensor_slices((images, labels))
-        else:
-            datasets[split] = tf.data.Dataset.from_tensor_slices({"image": images, "label": labels})
+        elements = (images, labels) if as_supervised else {"image": images, "label": labels}
+        datasets[split] = untuned(tf.data.Dataset.from_tensor_slices(elements))
     source = DataSource(name, "sample", True, f"embedded sample {SAMPLES_DIR / DATASETS[name].sample}",
                         {split: len(arrays[split][1]) for split in splits})
     return datasets, source
@@ -261,8 +278,8 @@ def load_uci_digits(test_fraction: float = 0.25, seed: int = 0
     labels = digits.target.astype(np.int64)
     train_images, test_images, train_labels, test_labels = train_test_split(
         images, labels, test_size=test_fraction, random_state=seed, stratify=labels)
-    datasets = {"train": tf.data.Dataset.from_tensor_slices((train_images, train_labels)),
-                "test": tf.data.Dataset.from_tensor_slices((test_images, test_labels))}
+    datasets = {"train": untuned(tf.data.Dataset.from_tensor_slices((train_images, train_labels))),
+                "test": untuned(tf.data.Dataset.from_tensor_slices((test_images, test_labels)))}
     source = DataSource("uci_digits", "full", False,
                         "scikit-learn load_digits (UCI optical recognition of handwritten "
                         f"digits, 8x8), stratified split with seed {seed}",
@@ -331,7 +348,7 @@ def image_pipeline(dataset: tf.data.Dataset, *, batch_size: int, training: bool,
             dataset = tf.data.Dataset.zip((dataset, seeds)).map(
                 _augment, num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return untuned(dataset.prefetch(tf.data.AUTOTUNE))
 
 
 def _augment(example, seed):
@@ -478,7 +495,7 @@ def class_subset(dataset: tf.data.Dataset, classes: tuple[int, ...], per_class: 
         chosen = [indices[:per_class] for indices in chosen]
     indices = np.sort(np.concatenate(chosen))
     new_labels = np.array([relabel[label] for label in labels[indices]], dtype=np.int64)
-    return tf.data.Dataset.from_tensor_slices((images[indices], new_labels))
+    return untuned(tf.data.Dataset.from_tensor_slices((images[indices], new_labels)))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_labs import ConfigError
+from keras_labs.data.loading import untuned
 
 # Words keep inner apostrophes ("Call'd", "'tis"); every other non-space character and every
 # newline is a token of its own. The same rules run in Python (training data) and in the
@@ -106,7 +107,7 @@ def text_windows(ids: np.ndarray, *, sequence_length: int, batch_size: int, trai
     shuffled with `seed`; evaluation windows are in order.
     """
     chunks = _window_chunks(np.asarray(ids), sequence_length, stride or sequence_length)
-    dataset = tf.data.Dataset.from_tensor_slices(chunks)
+    dataset = untuned(tf.data.Dataset.from_tensor_slices(chunks))
     dataset = dataset.map(lambda chunk: (chunk[:-1], chunk[1:]), num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.cache()
     if training:
@@ -127,7 +128,7 @@ def training_windows(ids: np.ndarray, *, sequence_length: int, batch_size: int, 
         raise ConfigError(f"sequence_length={sequence_length} is not valid; the training text "
                           f"has only {len(ids)} tokens")
     chunks = _window_chunks(ids, sequence_length, stride)
-    windows = tf.data.Dataset.from_tensor_slices(chunks)
+    windows = untuned(tf.data.Dataset.from_tensor_slices(chunks))
     windows = windows.shuffle(len(chunks), seed=seed, reshuffle_each_iteration=True).repeat()
     return (windows.batch(batch_size, drop_remainder=True)
             .map(lambda chunk: (chunk[:, :-1], chunk[:, 1:]), num_parallel_calls=tf.data.AUTOTUNE)
