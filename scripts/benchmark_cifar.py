@@ -20,6 +20,8 @@ batch 4 and batch 128, as
   * torch-report: the report's PyTorch loop (DataLoader over in-memory tensors, shuffled,
                   `running_loss += loss.item()`), eager mode;
   * torch-tight:  the same model stepping over pre-shuffled tensor slices, no DataLoader;
+  * keras-lab-autotuned (opt-in, --variants): keras-lab with tf.data's autotuning turned back
+                  on for its pipeline (the data layer turns it off: `data.untuned`);
   * keras-lab-xla (opt-in, --variants): keras-lab compiled with XLA (jit_compile=True);
   * tf-floor (opt-in, --variants): the least a TensorFlow epoch of this network can cost: the
                   lab's model, loss and optimizer, every op of the training step, the whole
@@ -203,6 +205,12 @@ def _measure_keras(variant: str, batch_size: int, images: int, repeats: int,
         count = len(y)
     else:
         train, _ = _train_pipeline(config)
+        if variant == "keras-lab-autotuned":
+            import tensorflow as tf
+
+            tuned = tf.data.Options()
+            tuned.autotune.enabled = True
+            train = train.with_options(tuned)
         count = _fit_as_the_lab(model, train, repeats + 1, clock)
     rates = clock.rates(count)
     return {"variant": variant, "batch_size": batch_size, "steps_per_execution": spe,
@@ -507,7 +515,8 @@ def main(argv=None) -> int:
     parser.add_argument("--variants", default="torch-report,keras-lab,torch-tight,keras-naive",
                         help="comparison variants, interleaved in this order (also: keras-lab-xla, "
                              "the lab pipeline with jit_compile=True; keras-lab-stock, with "
-                             "Keras's own multi-step loop; tf-floor and tf-floor-xla, "
+                             "Keras's own multi-step loop; keras-lab-autotuned, with tf.data "
+                             "autotuning on; tf-floor and tf-floor-xla, "
                              "the whole epoch in one graph call)")
     parser.add_argument("--runs", nargs="*", default=[], help="run folders for time-to-accuracy")
     parser.add_argument("--json", help="also write the JSON here")
