@@ -45,6 +45,32 @@ def split_cpu(count: int = 2) -> bool:
 
 
 @functools.cache
+def _untuned_device_datasets() -> None:
+    """Makes the per-device datasets of TensorFlow's `MultiDeviceIterator` (what a mirrored
+    strategy's distributed dataset reads from) run without tf.data's autotuning, like every
+    dataset of the data layer (`data.untuned` says why: a freed autotuned iterator can stop the
+    process for up to a minute).
+
+    TensorFlow builds those datasets itself, in `multi_device_iterator_ops._create_device_dataset`,
+    with default options, so the only way to reach them is to wrap that function. It is private:
+    if a TensorFlow release renames it, this does nothing and the mirrored test that checks it
+    fails.
+    """
+    from tensorflow.python.data.ops import multi_device_iterator_ops
+
+    from keras_labs.data.loading import untuned
+
+    original = getattr(multi_device_iterator_ops, "_create_device_dataset", None)
+    if original is None:
+        return
+
+    def create_device_dataset(*args, **kwargs):
+        return untuned(original(*args, **kwargs))
+
+    multi_device_iterator_ops._create_device_dataset = create_device_dataset
+
+
+@functools.cache
 def _cpu_mirrored_strategy() -> tf.distribute.MirroredStrategy:
     """One MirroredStrategy over the logical CPUs per process.
 
@@ -68,6 +94,7 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
+        _untuned_device_datasets()
         if tf.config.list_physical_devices("GPU"):
             return tf.distribute.MirroredStrategy()
         return _cpu_mirrored_strategy()

@@ -17,7 +17,7 @@ import pytest
 import tensorflow as tf
 from conftest import tiny
 
-from keras_labs import devices, labs, models
+from keras_labs import data, devices, labs, models
 
 # case: (lab, tiny config, a metric the run must report)
 LABS = {
@@ -122,3 +122,28 @@ def test_two_replicas_train_as_one(name):
     for index, (got, expected) in enumerate(zip(mirrored, alone, strict=True)):
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6, err_msg=f"weight {index}")
 
+
+
+def test_a_mirrored_fit_creates_no_autotuned_iterator(monkeypatch):
+    """Every tf.data iterator that a mirrored `fit` and `evaluate` create, TensorFlow's own
+    per-device ones included, has autotuning off (`data.untuned` says why)."""
+    from tensorflow.python.data.ops import iterator_ops
+
+    created = []
+    original = iterator_ops.OwnedIterator._create_iterator
+
+    def record(self, dataset):
+        created.append(dataset.options().autotune.enabled)
+        return original(self, dataset)
+
+    monkeypatch.setattr(iterator_ops.OwnedIterator, "_create_iterator", record)
+    build, inputs, targets, loss = REPLICA_CASES["mnist-cnn"]
+    strategy = devices.make_strategy("mirrored")
+    with strategy.scope():
+        model = build()
+        model.compile(optimizer="sgd", loss=loss)
+    batches = data.untuned(tf.data.Dataset.from_tensor_slices((inputs, targets)).batch(16))
+    model.fit(batches, epochs=1, verbose=0)
+    model.evaluate(batches, verbose=0)
+    assert len(created) >= 4, created  # two replicas' iterators, for fit and for evaluate
+    assert created == [False] * len(created), created
