@@ -149,6 +149,7 @@ def benchmark_lines(results_dir: str | os.PathLike) -> list[str]:
                     f"rounds; ratio per round {', '.join(f'{r:.2f}x' for r in ratios)}: the "
                     f"{SPEED_BAR}x bar is {'met in every round' if holds else 'NOT met'}")
             lines.extend(_stock_line(batch, entries))
+            lines.extend(_autotune_line(batch, document.get("comparison", [])))
             lines.extend(_floor_line(batch, entries, document.get("comparison", [])))
     return lines
 
@@ -167,6 +168,28 @@ def _stock_line(batch: int, entries: list[dict]) -> list[str]:
             f"{', '.join(f'{r:.2f}x' for r in ratios)} the best PyTorch loop; reading each "
             f"execution's batches as one element (`ChunkedExecution`) makes the lab "
             f"{', '.join(f'{g:.2f}x' for g in gains)} as fast in the same rounds"]
+
+
+def _autotune_line(batch: int, comparison: list[dict]) -> list[str]:
+    """The rounds' keras-lab-autotuned figures against keras-lab: what turning tf.data's
+    autotuning off (`data.untuned`) costs the lab, per round and thread count."""
+    def rates(variant):
+        return {(row["round"], row["threads"]): row["images_per_s"] for row in comparison
+                if row.get("variant") == variant and row.get("batch_size") == batch
+                and row.get("images_per_s")}
+
+    untuned, tuned = rates("keras-lab"), rates("keras-lab-autotuned")
+    pairs = sorted(set(untuned) & set(tuned))
+    if not pairs:
+        return []
+    lines = []
+    for threads in sorted({count for _, count in pairs}):
+        ratios = [untuned[pair] / tuned[pair] for pair in pairs if pair[1] == threads]
+        lines.append(f"  - batch {batch}, {threads} thread(s): the lab's pipeline without "
+                     f"autotuning (`keras-lab`) runs at {median(ratios):.2f}x the speed of the "
+                     f"same with it (`keras-lab-autotuned`), median of {len(ratios)} "
+                     f"interleaved rounds (range {min(ratios):.2f}-{max(ratios):.2f}x)")
+    return lines
 
 
 def _floor_line(batch: int, entries: list[dict], comparison: list[dict]) -> list[str]:

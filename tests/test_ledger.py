@@ -259,6 +259,26 @@ def test_benchmark_lines_give_rounds_and_the_kernel_only_bound(tmp_path, torch_r
     assert "`results/benchmarks/profile.xplane.pb.gz`" in text
 
 
+def test_the_autotune_a_b_gives_the_median_ratio_per_thread_count(tmp_path):
+    benchmarks_dir = tmp_path / "benchmarks"
+    benchmarks_dir.mkdir()
+    comparison = [{"variant": variant, "batch_size": 4, "threads": threads, "round": number,
+                   "images_per_s": rate * threads}
+                  for number, (untuned, tuned) in enumerate([(900, 1000), (1100, 1000), (1000, 1000)])
+                  for threads in (1, 2)
+                  for variant, rate in (("keras-lab", untuned), ("keras-lab-autotuned", tuned))]
+    per_round = [{"batch_size": 4, "round": number, "keras_lab": 1.0, "torch_best": None,
+                  "ratio": None} for number in range(3)]
+    (benchmarks_dir / "ab.json").write_text(json.dumps(
+        {"comparison": comparison, "per_round": per_round, "machine": {"cpus": 2}}))
+    text = "\n".join(benchmarks.benchmark_lines(tmp_path))
+    for threads in (1, 2):
+        assert (f"batch 4, {threads} thread(s): the lab's pipeline without autotuning "
+                "(`keras-lab`) runs at 1.00x the speed of the same with it "
+                "(`keras-lab-autotuned`), median of 3 interleaved rounds (range 0.90-1.10x)") in text
+    assert "bar is" not in text  # no PyTorch side was measured: no verdict on the bar
+
+
 def test_a_profile_at_two_threads_gives_scaling_not_a_bound(tmp_path):
     _write_benchmarks(tmp_path, 8000.0, [1.3, 1.2, 1.4], threads=2)
     text = "\n".join(benchmarks.benchmark_lines(tmp_path))
