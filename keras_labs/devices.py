@@ -46,10 +46,10 @@ def split_cpu(count: int = 2) -> bool:
 
 @functools.cache
 def _untuned_device_datasets() -> None:
-    """Makes the per-device datasets of TensorFlow's `MultiDeviceIterator` (what a mirrored
-    strategy's distributed dataset reads from) run without tf.data's autotuning, like every
-    dataset of the data layer (`data.untuned` says why: a freed autotuned iterator can stop the
-    process for up to a minute).
+    """Makes the per-device datasets of TensorFlow's `MultiDeviceIterator` (what a mirrored or
+    multi-worker strategy's distributed dataset reads from) run without tf.data's autotuning,
+    like every dataset of the data layer (`data.untuned` says why: a freed autotuned iterator
+    can stop the process for up to a minute).
 
     TensorFlow builds those datasets itself, in `multi_device_iterator_ops._create_device_dataset`,
     with default options, so the only way to reach them is to wrap that function. It is private:
@@ -99,6 +99,7 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
             return tf.distribute.MirroredStrategy()
         return _cpu_mirrored_strategy()
     if name == "multiworker":
+        _untuned_device_datasets()
         return multiworker.strategy()
     raise ConfigError(f"strategy={name!r} is not valid; valid values: default, mirrored, multiworker")
 
