@@ -11,6 +11,8 @@ from pathlib import Path
 
 import keras
 
+from keras_labs.files import atomic_write
+
 
 class EpochTimer(keras.callbacks.Callback):
     """Records the wall time and the training steps of every epoch in the logs (`epoch_time_s`,
@@ -186,6 +188,4 @@ class RunningLoss(keras.callbacks.Callback):
         saved[str(step)] = {"records": self.records, "window_sum": self._window_sum,
                             "window_count": self._window_count}
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        staging = self.state_path.with_name(self.state_path.name + ".tmp")
-        staging.write_text(json.dumps(saved))
-        staging.replace(self.state_path)  # a kill mid-write leaves the previous file whole
+        atomic_write(self.state_path, json.dumps(saved))  # a kill mid-write leaves the last whole

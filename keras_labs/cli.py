@@ -26,7 +26,24 @@ import argparse
 import os
 import re
 import sys
+from pathlib import Path
 
+from keras_labs import (
+    ConfigError,
+    KerasLabsError,
+    check_tensorflow_install,
+    labs,
+    multiworker,
+    run_folders,
+)
+from keras_labs.config import field_names
+from keras_labs.data import specs as data_specs
+from keras_labs.results import report, reproduce, sweeps
+
+# Everything above imports no TensorFlow, so `list`, `--help` and config errors answer at
+# once. The modules that load TensorFlow (the data loaders, the language-model engine, Keras)
+# are imported by the commands that need them, after `_import_tensorflow` has quieted its
+# start-up.
 EXIT_USAGE = 2
 
 
@@ -147,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--force", action="store_true",
                            help="rerun presets whose committed result has the same config")
     reproduce.add_argument("--render", action="store_true",
-                           help="only regenerate LEDGER.md and the README tables from results/")
+                           help="only regenerate LEDGER.md and the README and docs/ blocks from results/")
 
     report = commands.add_parser("report", help="one self-contained HTML report over run folders")
     report.add_argument("runs", help="folder of runs (e.g. runs)")
@@ -227,8 +244,6 @@ def main(argv: list[str] | None = None) -> int:
         print(error, file=sys.stderr)
         return EXIT_USAGE
     _quiet_tensorflow()
-    from keras_labs import KerasLabsError, check_tensorflow_install
-
     try:
         if args.command in ("run", "sweep", "generate"):
             check_tensorflow_install()
@@ -241,8 +256,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "report":
             return _report(args)
         if args.command == "reproduce":
-            from keras_labs import reproduce
-
             return reproduce.main(args)
         if args.command == "tensorboard":
             return _tensorboard(args)
@@ -260,29 +273,23 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _list(args) -> int:
-    from keras_labs import config, labs
-
     for name in labs.names():
         lab = labs.get(name)
         presets = ", ".join(lab.PRESETS)
         print(f"{name:12s} {lab.DESCRIPTION}  [presets: {presets}; default {lab.DEFAULT_PRESET}]")
         if args.verbose:
             defaults = lab.PRESETS[lab.DEFAULT_PRESET]
-            for key in config.field_names(type(defaults)):
+            for key in field_names(type(defaults)):
                 print(f"    {key} = {getattr(defaults, key)!r}")
     return 0
 
 
 def _run(args) -> int:
-    from keras_labs import labs, multiworker, runs
-
     flags = {"epochs": args.epochs, "seed": args.seed, "data": args.data,
              "data_dir": args.data_dir, "export_dir": args.export_dir,
              "deterministic": args.deterministic, "strategy": args.strategy,
              "mixed_precision": args.mixed_precision}
     if args.resume:
-        from keras_labs import ConfigError
-
         given = [f"--{key.replace('_', '-')}" for key, value in flags.items() if value is not None]
         given += ["--preset"] * bool(args.preset) + ["--set"] * bool(args.set)
         if args.lab == "all" or given:
@@ -299,7 +306,7 @@ def _run(args) -> int:
     # Under multiworker: the strategy first, and a temporary folder on non-chief workers.
     with multiworker.output_folders(args.out, config) as (out, config):
         _preflight(lab, config)
-        workdir = runs.new_run_dir(out, lab.NAME, args.preset or lab.DEFAULT_PRESET)
+        workdir = run_folders.new_run_dir(out, lab.NAME, args.preset or lab.DEFAULT_PRESET)
         print(f"{lab.NAME}: run folder {workdir}", flush=True)
         _run_one(lab, config, workdir)
         print(f"{lab.NAME}: done; results in {workdir}", flush=True)
@@ -312,12 +319,8 @@ def _resume(lab, run_dir: str, verbose: bool = False) -> int:
     Training picks up after the last epoch (or interval) its backup saved; what was written
     before the kill stays.
     """
-    from pathlib import Path
-
-    from keras_labs import multiworker, runs
-
     workdir = Path(run_dir)
-    config = runs.resumable_config(workdir, lab.NAME, type(lab.PRESETS[lab.DEFAULT_PRESET]))
+    config = run_folders.resumable_config(workdir, lab.NAME, type(lab.PRESETS[lab.DEFAULT_PRESET]))
     multiworker.check_resume(config)
     _import_tensorflow(verbose)
     _preflight(lab, config)
@@ -329,15 +332,15 @@ def _resume(lab, run_dir: str, verbose: bool = False) -> int:
 
 def _preflight(lab, config) -> None:
     """Checks the lab's datasets before anything is created (fail fast, no empty run folder)."""
-    from keras_labs import data
+    from keras_labs.data import loading
 
-    data.require(getattr(lab, "DATASETS", ()), config.data, config.data_dir)
+    loading.require(getattr(lab, "DATASETS", ()), config.data, config.data_dir)
 
 
 def _run_one(lab, config, workdir, *, resume: bool = False) -> None:
     """Runs a lab; a run that fails says why in `FAILED.txt` in its own folder."""
     try:
-        lab.run(config, str(workdir), resume=resume)
+        labs.run(lab.NAME, config, str(workdir), resume=resume)
     except BaseException as error:
         if workdir.is_dir():
             reason = str(error) or type(error).__name__
@@ -347,8 +350,6 @@ def _run_one(lab, config, workdir, *, resume: bool = False) -> None:
 
 def _run_all(args, flags) -> int:
     """Runs every lab with the same preset in turn, in one process (TensorFlow loads once)."""
-    from keras_labs import KerasLabsError, labs, runs
-
     preset = args.preset or "quick"
     chosen = [labs.get(name) for name in labs.names()]
     configs = []
@@ -367,7 +368,7 @@ def _run_all(args, flags) -> int:
     failed = []
     for lab, config in zip(chosen, configs, strict=True):
         keras.backend.clear_session()
-        workdir = runs.new_run_dir(args.out, lab.NAME, preset)
+        workdir = run_folders.new_run_dir(args.out, lab.NAME, preset)
         print(f"=== {lab.NAME} ({preset}): {workdir}", flush=True)
         try:
             _run_one(lab, config, workdir)
@@ -383,8 +384,6 @@ def _run_all(args, flags) -> int:
 
 
 def _sweep(args) -> int:
-    from keras_labs import ConfigError, labs, sweeps
-
     lab = labs.get(args.lab)
     flags = {"epochs": args.epochs, "seed": args.seed, "data": args.data,
              "data_dir": args.data_dir, "deterministic": args.deterministic}
@@ -402,8 +401,6 @@ def _sweep(args) -> int:
 
 
 def _report(args) -> int:
-    from keras_labs import report
-
     path = report.build(args.runs, args.out or os.path.join(args.runs, "report"))
     print(f"report: {path}")
     return 0
@@ -411,8 +408,6 @@ def _report(args) -> int:
 
 def _tensorboard(args) -> int:
     """Replaces this process with the installed TensorBoard serving the folder `args.runs`."""
-    from keras_labs import ConfigError
-
     if not os.path.isdir(args.runs):
         raise ConfigError(f"runs folder {args.runs!r} does not exist; give the --out folder of "
                           "`keras-labs run` (default: runs)")
@@ -426,7 +421,7 @@ def _tensorboard(args) -> int:
 
 def _generate(args) -> int:
     _import_tensorflow(args.verbose)
-    from keras_labs import text
+    from keras_labs import language_modeling as text
 
     generator = text.load_generator(args.export)
     generated, unknown = text.sample(generator, args.prime, args.length, args.temperature,
@@ -439,25 +434,25 @@ def _generate(args) -> int:
 
 
 def _prepare(args) -> int:
-    from keras_labs import data
-
     for name in args.names:  # reject every unknown name before preparing anything
-        data.check_name(name)
+        data_specs.check_name(name)
     _import_tensorflow(args.verbose)
+    from keras_labs.data import preparation
+
     # In a log file, tqdm's bars would be carriage returns and escape codes: one line each.
     progress = args.verbose or (sys.stdout.isatty() and sys.stderr.isatty())
     for name in args.names:
-        data.prepare(name, args.from_dir, args.data_dir, force=args.force, progress=progress)
+        preparation.prepare(name, args.from_dir, args.data_dir, force=args.force, progress=progress)
     return 0
 
 
 def _data_list(args) -> int:
     _import_tensorflow(args.verbose)
-    from keras_labs import data
+    from keras_labs.data import loading
 
-    root = data.resolve_data_dir(args.data_dir)
+    root = loading.resolve_data_dir(args.data_dir)
     print(f"tfds data dir: {root}")
-    for status in data.list_datasets(root):
+    for status in loading.list_datasets(root):
         sample = "embedded sample available" if status["sample"] else "no embedded sample"
         if not status["prepared"]:
             print(f"{status['name']:17s} not prepared ({sample})")

@@ -129,7 +129,8 @@ class LabConfig:
 @dataclasses.dataclass(frozen=True)
 class LanguageModelConfig(LabConfig):
     """The fields `char-rnn` and `word-rnn` share; each lab's Config extends it with its own
-    defaults and its token-specific fields (`keras_labs.text` trains what they describe)."""
+    defaults and its token-specific fields (`keras_labs.language_modeling` trains what they
+    describe)."""
 
     steps: int = option(2000, minimum=1, help="training steps (the reports' 'epochs': one batch each)")
     log_every: int = option(100, minimum=1, help="steps between validation points of the curves")

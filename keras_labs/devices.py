@@ -7,7 +7,8 @@ import functools
 
 import tensorflow as tf
 
-from keras_labs import ConfigError, multiworker
+from keras_labs import ConfigError, compat, multiworker
+from keras_labs.data.loading import untuned
 
 
 def use_threads(count: int) -> None:
@@ -44,30 +45,13 @@ def split_cpu(count: int = 2) -> bool:
     return len(tf.config.list_logical_devices("CPU")) >= count
 
 
-@functools.cache
 def _untuned_device_datasets() -> None:
-    """Makes the per-device datasets of TensorFlow's `MultiDeviceIterator` (what a mirrored or
-    multi-worker strategy's distributed dataset reads from) run without tf.data's autotuning,
-    like every dataset of the data layer (`data.untuned` says why: a freed autotuned iterator
-    can stop the process for up to a minute).
-
-    TensorFlow builds those datasets itself, in `multi_device_iterator_ops._create_device_dataset`,
-    with default options, so the only way to reach them is to wrap that function. It is private:
-    if a TensorFlow release renames it, this does nothing and the mirrored test that checks it
-    fails.
-    """
-    from tensorflow.python.data.ops import multi_device_iterator_ops
-
-    from keras_labs.data.loading import untuned
-
-    original = getattr(multi_device_iterator_ops, "_create_device_dataset", None)
-    if original is None:
-        return
-
-    def create_device_dataset(*args, **kwargs):
-        return untuned(original(*args, **kwargs))
-
-    multi_device_iterator_ops._create_device_dataset = create_device_dataset
+    """Makes the per-device datasets of a mirrored or multi-worker strategy's distributed
+    dataset run without tf.data's autotuning, like every dataset of the data layer
+    (`data.loading.untuned` says why). TensorFlow builds them itself, so this goes through a
+    private function (`compat.untune_device_datasets`); `tests/test_compat.py` fails loudly if
+    a release removes it."""
+    compat.untune_device_datasets(untuned)
 
 
 @functools.cache

@@ -9,7 +9,7 @@ import keras
 
 from keras_labs import KerasLabsError
 from keras_labs.files import staged_folder
-from keras_labs.runs import plain_name
+from keras_labs.run_folders import plain_name
 
 
 def export_model(model: keras.Model, export_root: str | os.PathLike, lab: str, run_id: str,

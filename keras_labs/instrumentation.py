@@ -23,6 +23,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_labs import compat
+from keras_labs.visualization import tile_images
+
 # The probe batch's size where the lab does not choose one.
 PROBE_EXAMPLES = 32
 # The probes' folder inside a fit's TensorBoard folder.
@@ -45,25 +48,9 @@ def _is_recurrent(layer) -> bool:
     return isinstance(layer, keras.layers.RNN) or hasattr(layer, "state_sequences")
 
 
-def _own_calls(model: keras.Model) -> list:
-    """(layer, node) for every layer call of `model`'s own graph, in the model's layer order.
-
-    A layer shared with another model (the language labs' step model, the autoencoder's
-    decoders) has a node per call; only the calls of this graph are kept. A subclassed model
-    has no graph: [].
-    """
-    graph = getattr(model, "_functional", None) or model  # a Sequential wraps a functional
-    depths = getattr(graph, "_nodes_by_depth", None)
-    if not depths:
-        return []
-    own = {id(node) for nodes in depths.values() for node in nodes}
-    return [(layer, node) for layer in graph.layers for node in layer._inbound_nodes
-            if id(node) in own]
-
-
 def _conv_tensors(model: keras.Model) -> dict:
     """{conv layer name: its activation tensor} in `model`'s own graph (see `conv_activations`)."""
-    calls = _own_calls(model)
+    calls = compat.own_layer_calls(model)
     consumers = {}
     for _, node in calls:
         for tensor in node.input_tensors:
@@ -126,7 +113,7 @@ def conv_layers(model: keras.Model, prefix: str = "") -> list[tuple[str, keras.l
     """(name, layer) of every Conv2D layer of `model` and of the functional models nested in it
     (named `<nested model>/<layer>`), in the order the model runs them."""
     found = []
-    for layer, _ in _own_calls(model):
+    for layer, _ in compat.own_layer_calls(model):
         if _is_conv(layer):
             found.append((prefix + layer.name, layer))
         elif isinstance(layer, keras.Model):
@@ -142,7 +129,7 @@ def _probe_parts(model: keras.Model, prefix: str = "") -> list:
         flat = keras.Model(model.input, list(tensors.values()), name=f"{model.name}_probe")
         parts.append(([prefix + name for name in tensors],
                       lambda inputs, flat=flat: flat(inputs, training=False)))
-    for layer, node in _own_calls(model):
+    for layer, node in compat.own_layer_calls(model):
         inner = (_probe_parts(layer, f"{prefix}{layer.name}/")
                  if isinstance(layer, keras.Model) else [])
         if not inner:
@@ -210,7 +197,7 @@ def recurrent_sequences(layer, inputs) -> dict[str, np.ndarray]:
 
 def recurrent_calls(model: keras.Model) -> list:
     """(layer, node) of every recurrent layer call in `model`'s own graph."""
-    return [(layer, node) for layer, node in _own_calls(model) if _is_recurrent(layer)]
+    return [(layer, node) for layer, node in compat.own_layer_calls(model) if _is_recurrent(layer)]
 
 
 class _StepInterval(keras.callbacks.Callback):
@@ -399,14 +386,8 @@ def filter_grid(kernel, scale: int = 6, columns: int | None = None) -> np.ndarra
     high = filters.max(axis=(1, 2, 3), keepdims=True)
     filters = (filters - low) / np.maximum(high - low, 1e-8)
     filters = filters.repeat(scale, axis=1).repeat(scale, axis=2)
-    count, height, width = filters.shape[:3]
-    columns = columns or int(np.ceil(np.sqrt(count)))
-    rows = int(np.ceil(count / columns))
-    grid = np.full((rows * (height + 1) + 1, columns * (width + 1) + 1, 3), 0.5, np.float32)
-    for index in range(count):
-        row, column = divmod(index, columns)
-        top, left = 1 + row * (height + 1), 1 + column * (width + 1)
-        grid[top:top + height, left:left + width] = filters[index]
+    columns = columns or int(np.ceil(np.sqrt(len(filters))))
+    grid = tile_images(filters, columns=columns, padding=1, background=0.5)
     return (grid * 255).round().astype(np.uint8)
 
 

@@ -1,21 +1,20 @@
 """Optimizers, learning-rate schedules and losses chosen by name, from explicit arguments.
 
-The cifar-cnn lab's optimizer knobs; a benchmark builds the same optimizer from the same names.
+`learning_rate_schedule` is the suite's one schedule builder: every lab that decays its rate
+asks it for one. The cifar-cnn lab's optimizer knobs go through `make_optimizer`; a benchmark
+builds the same optimizer from the same names.
 """
 
 from __future__ import annotations
 
-from keras_labs.lazy import lazy_import
+import keras
 
-# Keras loads on first use: configs read the names below without it.
-keras = lazy_import("keras")
-
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "adagrad", "rmsprop")
-SCHEDULES = ("constant", "cosine", "onecycle", "step")
+from keras_labs.models.specs import OPTIMIZERS, SCHEDULES
 
 
 def learning_rate_schedule(learning_rate: float, total_steps: int, schedule: str = "constant",
-                           warmup_fraction: float = 0.2):
+                           warmup_fraction: float = 0.2, *, warmup_steps: int = 0,
+                           final_fraction: float = 0.0):
     """The learning rate over a run of `total_steps` steps.
 
     Args:
@@ -25,6 +24,8 @@ def learning_rate_schedule(learning_rate: float, total_steps: int, schedule: str
             warm-up from a tenth of the peak over `warmup_fraction` of the steps, then cosine
             decay to zero); "step" (divided by 10 at half and three quarters of the run).
         warmup_fraction: onecycle: fraction of the steps spent warming up.
+        warmup_steps: cosine: steps of linear warm-up from 0 before the decay (0: none).
+        final_fraction: cosine: the rate decays to this fraction of `learning_rate`.
 
     Returns:
         A float (constant) or a `keras.optimizers.schedules.LearningRateSchedule`.
@@ -33,7 +34,11 @@ def learning_rate_schedule(learning_rate: float, total_steps: int, schedule: str
     if schedule == "constant":
         return rate
     if schedule == "cosine":
-        return keras.optimizers.schedules.CosineDecay(rate, decay_steps=total_steps)
+        warmup_steps = min(warmup_steps, max(total_steps - 1, 0))
+        return keras.optimizers.schedules.CosineDecay(
+            rate if warmup_steps == 0 else 0.0, decay_steps=max(total_steps - warmup_steps, 1),
+            alpha=final_fraction, warmup_target=rate if warmup_steps else None,
+            warmup_steps=warmup_steps)
     if schedule == "onecycle":
         # linear warm-up from a tenth of the peak, then cosine annealing to zero
         warmup = int(total_steps * warmup_fraction)

@@ -4,13 +4,11 @@ tb/ and plots/. A run id is never reused and an existing folder is never written
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import json
 import math
 import os
 import platform
-import secrets
 import shutil
 import subprocess
 import sys
@@ -19,43 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from keras_labs import ConfigError, KerasLabsError
+from keras_labs import ConfigError, KerasLabsError, instrumentation
 from keras_labs.config import LabConfig
+from keras_labs.data import loading
 from keras_labs.files import atomic_write
+from keras_labs.run_folders import check_resumable, plain_name
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-
-
-def plain_name(name: str, what: str = "name") -> str:
-    """`name`, if it is one plain path component; the labs build every output path from such
-    names under the output folder the user chose, so nothing lands outside it."""
-    if (not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\\" in name
-            or "\0" in name):
-        raise ConfigError(f"{what} {name!r} is not a plain folder name (no '/', '..' or empty "
-                          "names: outputs stay inside the output folder)")
-    return name
-
-
-def new_run_dir(out: str | os.PathLike, lab: str, preset: str | None = None) -> Path:
-    """Creates and returns a fresh `out/<lab>/<timestamp>-<preset>-<random>` folder."""
-    parent = Path(out).expanduser() / plain_name(lab, "lab")
-    if preset is not None:
-        plain_name(preset, "preset")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise KerasLabsError(f"cannot create output folder {str(parent)!r}: {error.strerror}") from None
-    if not os.access(parent, os.W_OK):
-        raise KerasLabsError(f"output folder {str(parent)!r} is not writable")
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    while True:
-        run_id = "-".join(part for part in (stamp, preset, secrets.token_hex(2)) if part)
-        path = parent / run_id
-        try:
-            path.mkdir()  # exclusive: an existing folder raises, and we draw another id
-            return path
-        except FileExistsError:
-            continue
 
 
 def _git_state() -> dict[str, Any]:
@@ -132,8 +100,6 @@ class Run:
                         timespec="seconds"), **environment(), "data": self.data_sources}
         self.write_json("config.json", config.to_dict())
         self.write_json("env.json", self.env)
-        from keras_labs import instrumentation  # TensorBoard's HParams: TensorFlow by now
-
         instrumentation.write_session(self.tb_dir, lab, config)
 
     def _reopen(self) -> None:
@@ -172,7 +138,7 @@ class Run:
         return self.plots_dir / f"{name}.png"
 
     def record_data(self, source) -> None:
-        """Notes a `data.DataSource` in env.json (and says loudly when it is a sample)."""
+        """Notes a `loading.DataSource` in env.json (and says loudly when it is a sample)."""
         self.data_sources[source.name] = {
             "kind": source.kind, "partial": source.partial, "origin": source.origin,
             "splits": source.splits, "data_dir": source.data_dir}
@@ -181,18 +147,26 @@ class Run:
 
     def load_data(self, name: str, splits=("train", "test"), *, text: bool = False
                   ) -> tuple[dict, Any]:
-        """`data.load` (or, with `text`, `data.load_text`) on the data the config chose, noted
+        """`loading.load` (or, with `text`, `loading.load_text`) on the data the config chose, noted
         in env.json.
 
         Returns:
-            ({split: tf.data.Dataset, or the split's text}, the `data.DataSource`).
+            ({split: tf.data.Dataset, or the split's text}, the `loading.DataSource`).
         """
-        from keras_labs import data
-
-        datasets, source = (data.load_text if text else data.load)(
+        datasets, source = (loading.load_text if text else loading.load)(
             name, splits, data=self.config.data, data_dir=self.config.data_dir)
         self.record_data(source)
         return datasets, source
+
+    def held_out(self, train) -> tuple[Any, Any, dict]:
+        """The config's seeded `validation_fraction` held out of the first `train_examples` of
+        a training split (`loading.split_validation`; the test split selects nothing).
+
+        Returns:
+            (the training part, the validation part or None, the split's record).
+        """
+        return loading.split_validation(loading.first(train, self.config.train_examples),
+                                        self.config.validation_fraction, seed=self.config.seed)
 
     def write_json(self, name: str, payload: Any) -> Path:
         return atomic_write(self.workdir / name,
@@ -206,59 +180,11 @@ class Run:
         metrics["wall_time_s"] = round((datetime.datetime.now() - self.started).total_seconds(), 2)
         self.env["finished"] = datetime.datetime.now().isoformat(timespec="seconds")
         self.write_json("env.json", self.env)
-        from keras_labs import instrumentation
-
         instrumentation.write_final_metrics(self.tb_dir, metrics)
         self.write_json("metrics.json", metrics)
         # The run is complete: the training state kept for a resume is no longer needed.
         shutil.rmtree(self.backup_dir, ignore_errors=True)
         return metrics
-
-
-def check_resumable(workdir: str | os.PathLike, lab: str) -> None:
-    """Raises ConfigError unless `workdir` is an unfinished run folder of `lab`."""
-    workdir = Path(workdir)
-    if not (workdir / "config.json").is_file():
-        raise ConfigError(f"{str(workdir)!r} is not a run folder (no config.json)")
-    env_path = workdir / "env.json"
-    env = json.loads(env_path.read_text()) if env_path.exists() else {}
-    if env.get("lab", lab) != lab:
-        raise ConfigError(f"{str(workdir)!r} is a {env['lab']!r} run, not a {lab} run")
-    if (workdir / "metrics.json").exists():
-        raise ConfigError(f"run {str(workdir)!r} has finished already (metrics.json exists); "
-                          "nothing to resume")
-
-
-def resumable_config(workdir: str | os.PathLike, lab: str, config_class: type) -> LabConfig:
-    """The config an unfinished run of `lab` in `workdir` started with (from its config.json).
-
-    A run that chose its data with `auto` continues on the data it started with (env.json),
-    even if `auto` would now choose otherwise.
-
-    Raises:
-        ConfigError: Not a run folder of `lab`, finished already, or a config this version
-            cannot read.
-    """
-    workdir = Path(workdir)
-    check_resumable(workdir, lab)
-    config_path = workdir / "config.json"
-    try:
-        stored = json.loads(config_path.read_text())
-    except ValueError as error:
-        raise ConfigError(f"{str(config_path)!r} is not valid JSON: {error}") from None
-    fields = {key: tuple(value) if isinstance(value, list) else value
-              for key, value in stored.items()}
-    unknown = sorted(set(fields) - {field.name for field in dataclasses.fields(config_class)})
-    if unknown:
-        raise ConfigError(f"{str(config_path)!r} has settings this version does not know: "
-                          f"{', '.join(unknown)}")
-    config = config_class(**fields).validate()
-    env_path = workdir / "env.json"
-    env = json.loads(env_path.read_text()) if env_path.exists() else {}
-    kinds = {info.get("kind") for info in env.get("data", {}).values()}
-    if config.data == "auto" and len(kinds) == 1 and kinds <= {"full", "sample"}:
-        config = dataclasses.replace(config, data=kinds.pop())
-    return config
 
 
 def to_jsonable(value: Any) -> Any:

@@ -5,7 +5,6 @@ standard callbacks, and classifier evaluation. Threads and strategies: `devices`
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import math
@@ -15,13 +14,15 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import sklearn.metrics
 import tensorflow as tf
 
-from keras_labs import KerasLabsError, chunked, devices, instrumentation, multiworker
+from keras_labs import KerasLabsError, compat, devices, instrumentation, multiworker
 from keras_labs.callbacks import EpochTimer
 from keras_labs.config import LabConfig
 from keras_labs.files import atomic_write, staged_folder
-from keras_labs.runs import Run, plain_name
+from keras_labs.run_folders import plain_name
+from keras_labs.runs import Run
 
 
 def start(lab: str, config: LabConfig, workdir: str | os.PathLike, *, resume: bool = False):
@@ -221,7 +222,8 @@ class Backup(keras.callbacks.BackupAndRestore):
             dataset: One epoch of batches (repeated here), or an endless stream when
                 `steps_per_epoch` is given.
             model: The compiled model (its `steps_per_execution` decides how many batches an
-                epoch reads; a `chunked.ChunkedExecution` reads them in elements of that many).
+                epoch reads; a model with a `batches_per_element` attribute, such as the
+                cifar-cnn lab's `ChunkedExecution`, reads them in elements of that many).
             steps_per_epoch: Batches per epoch of an endless `dataset`.
             initial_epoch: The epoch `fit` starts at (its `initial_epoch`); the stream's first
                 batch belongs to it.
@@ -241,11 +243,12 @@ class Backup(keras.callbacks.BackupAndRestore):
         read_per_epoch = math.ceil(steps_per_epoch / per_execution) * per_execution
         if self.completed_epochs > initial_epoch:
             dataset = dataset.skip((self.completed_epochs - initial_epoch) * read_per_epoch)
-        return chunked.as_elements(dataset, model), steps_per_epoch
+        return as_elements(dataset, model), steps_per_epoch
 
     def _states(self) -> list:
         return [*_seed_states(self.model), *self.extra_state]
 
+    # BackupAndRestore's private hooks (compat.BACKUP_HOOKS say why they are overridden).
     def _load_model(self):
         if self._state is None:
             return
@@ -255,7 +258,7 @@ class Backup(keras.callbacks.BackupAndRestore):
         with np.load(self._state / "seeds.npz", allow_pickle=False) as seeds:
             for index, variable in enumerate(self._states()):
                 variable.assign(seeds[f"seed_{index}"])
-        self.model._initial_epoch = self.completed_epochs
+        compat.set_initial_epoch(self.model, self.completed_epochs)
         print(f"resumed {self.directory.name} after epoch {self.completed_epochs}", flush=True)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -286,8 +289,15 @@ class Backup(keras.callbacks.BackupAndRestore):
             history.history = {key: self._earlier_logs.get(key, []) + history.history.get(key, [])
                                for key in {*self._earlier_logs, *history.history}}
             history.epoch = list(range(self.completed_epochs)) + list(history.epoch)
-        self.model._initial_epoch = None  # the next fit of this model starts where it is told
+        compat.set_initial_epoch(self.model, None)  # the next fit starts where it is told
         super().on_train_end(logs)
+
+
+def as_elements(stream: tf.data.Dataset, model: keras.Model) -> tf.data.Dataset:
+    """An endless stream of batches in the elements `model`'s `fit` reads: batched once more by
+    its `batches_per_element` (a model that reads several batches as one element), else as is."""
+    chunk = getattr(model, "batches_per_element", 1)
+    return stream.batch(chunk, drop_remainder=True).prefetch(1) if chunk > 1 else stream
 
 
 def _latest_state(directory: Path) -> Path | None:
@@ -367,7 +377,11 @@ def equal_update_epochs(epochs: int, report_examples: int, training_examples: in
 
 
 def cross_entropy(labels: np.ndarray, probabilities: np.ndarray) -> float:
-    """Mean sparse categorical cross-entropy of predicted probabilities, clipped as Keras clips it."""
+    """Mean sparse categorical cross-entropy of predicted probabilities, clipped as Keras clips it.
+
+    Not `sklearn.metrics.log_loss`: it renormalizes every row and clips at the float's epsilon,
+    not at Keras's 1e-7, so it would not equal the loss Keras reports on the same predictions.
+    """
     chosen = probabilities[np.arange(len(labels)), labels.astype(int)]
     return float(-np.log(np.clip(chosen, 1e-7, 1.0)).mean())
 
@@ -375,8 +389,8 @@ def cross_entropy(labels: np.ndarray, probabilities: np.ndarray) -> float:
 def classification_metrics(labels: np.ndarray, predictions: np.ndarray,
                            num_classes: int) -> dict:
     """test_accuracy (a fraction), per_class_accuracy (one value per class), confusion matrix."""
-    confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(confusion, (labels.astype(int), predictions.astype(int)), 1)
+    confusion = sklearn.metrics.confusion_matrix(labels.astype(int), predictions.astype(int),
+                                                 labels=np.arange(num_classes))
     support = confusion.sum(axis=1)
     per_class = np.where(support > 0, np.diag(confusion) / np.maximum(support, 1), np.nan)
     return {
@@ -385,117 +399,6 @@ def classification_metrics(labels: np.ndarray, predictions: np.ndarray,
         "confusion_matrix": confusion.tolist(),
         "test_examples": int(len(labels)),
     }
-
-
-def cached_model(export_root: str | os.PathLike, name: str, recipe: dict, train, *,
-                 strategy: tf.distribute.Strategy | None = None) -> tuple[keras.Model, dict]:
-    """A trained model built once per recipe and reused by later runs.
-
-    It is kept in `<export_root>/_models/<name>-<digest of recipe>/` (`model.keras` and
-    `info.json`), written to a staging folder renamed into place, so a half-written model is
-    never picked up and two runs racing to train the same recipe keep the first one's files.
-    Under `--strategy multiworker` it is trained in every run and not kept (`path` None).
-
-    Args:
-        export_root: The root of exports (`config.export_dir`).
-        name: A plain name for the kind of model (the folder's prefix).
-        recipe: Everything that shapes the trained model (JSON types); its digest is the key.
-        train: `train()` -> (the trained model, a dict of facts about it for `info.json`),
-            called only when no model of this recipe is kept yet.
-        strategy: Load a kept model in this strategy's scope.
-
-    Returns:
-        (the model, its facts plus `recipe`, `path` and `reused`).
-
-    Raises:
-        KerasLabsError: The model cannot be kept under `export_root`.
-    """
-    digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
-    folder = Path(export_root).expanduser() / "_models" / f"{plain_name(name, 'model name')}-{digest}"
-    path = folder / "model.keras"
-    if multiworker.started():
-        # Every worker must train it alike (its steps are collective); a kept copy would exist
-        # on the chief only, so under several workers it is trained afresh and not kept.
-        model, info = train()
-        return model, {**info, "recipe": recipe, "path": None, "reused": False}
-    if path.is_file():
-        with (strategy or tf.distribute.get_strategy()).scope():
-            model = keras.saving.load_model(path, compile=False, safe_mode=True)
-        info = json.loads((folder / "info.json").read_text())
-        print(f"{name}: reusing {path}", flush=True)
-        return model, {**info, "path": str(path), "reused": True}
-    model, info = train()
-    info = {**info, "recipe": recipe}
-    try:
-        with staged_folder(folder) as staging:
-            model.save(staging / "model.keras")
-            (staging / "info.json").write_text(json.dumps(info, indent=2, sort_keys=True))
-    except FileExistsError:
-        pass  # a concurrent run kept the same recipe first
-    except OSError as error:
-        raise KerasLabsError(f"cannot keep the trained model under {str(folder.parent)!r}: "
-                             f"{error.strerror}") from None
-    print(f"{name}: kept in {path}", flush=True)
-    return model, {**info, "path": str(path), "reused": False}
-
-
-def mnist_classifier(datasets: dict[str, tf.data.Dataset], source, export_root, *,
-                     epochs: int = 2, train_examples: int = 0, seed: int = 0,
-                     batch_size: int = 128, strategy: tf.distribute.Strategy | None = None
-                     ) -> tuple[keras.Model, dict]:
-    """A trained MNIST CNN (`models.mnist_cnn`) used as an instrument by other labs: the GAN
-    lab scores its samples with it, the adversarial lab attacks it.
-
-    It is trained on the lab's own data (`datasets["train"]`, the first `train_examples` when
-    > 0), evaluated on `datasets["test"]`, and kept by `cached_model` for later runs with the
-    same data and settings. The global seeds are reset to `seed` afterwards, so what the lab
-    does next is the same whether the classifier was trained or reused.
-
-    Args:
-        datasets: {"train": ..., "test": ...} (uint8 image, label) datasets from `data.load`.
-        source: Their `data.DataSource` (its kind and sizes are part of the recipe).
-        export_root: The root of exports (`config.export_dir`).
-        epochs: Passes over the training examples.
-        train_examples: Train on the first N examples only (0: all).
-        seed: Seed of the initialization and the shuffle.
-        batch_size: Examples per step.
-        strategy: Build (or load) and train the model in this strategy's scope.
-
-    Returns:
-        (the model, taking [0, 1] images of shape (28, 28, 1) and returning class
-        probabilities, with a penultimate layer named "features"; a dict with `path`, `reused`,
-        `test_accuracy`, `epochs`, `train_examples`).
-    """
-    from keras_labs import data, models
-
-    strategy = strategy or tf.distribute.get_strategy()
-    recipe = {"architecture": "models.mnist_cnn", "data": source.kind, "partial": source.partial,
-              "splits": source.splits, "train_examples": train_examples, "epochs": epochs,
-              "seed": seed, "batch_size": batch_size}
-
-    def train():
-        keras.utils.set_random_seed(seed)
-        train = data.image_pipeline(data.first(datasets["train"], train_examples),
-                                    batch_size=batch_size, training=True, seed=seed)
-        test = data.image_pipeline(datasets["test"], batch_size=512, training=False)
-        steps = max(int(train.cardinality()), 1) * epochs
-        with strategy.scope():
-            model = models.mnist_cnn(name="mnist_classifier")
-            model.compile(optimizer=keras.optimizers.Adam(
-                keras.optimizers.schedules.CosineDecay(2e-3, decay_steps=steps)),
-                loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        print(f"classifier: training models.mnist_cnn for {epochs} epoch(s) on "
-              f"{train_examples or 'all'} {source.kind} training examples", flush=True)
-        model.fit(train, epochs=epochs, shuffle=False, verbose=verbosity())
-        labels, predictions, _ = predict_labels(model, test)
-        accuracy = float((labels == predictions).mean())
-        print(f"classifier: test accuracy {accuracy:.4f}", flush=True)
-        return model, {"test_accuracy": accuracy, "epochs": epochs,
-                       "train_examples": train_examples, "seed": seed}
-
-    model, info = cached_model(export_root, "mnist_classifier", recipe, train, strategy=strategy)
-    keras.utils.set_random_seed(seed)
-    return model, info
 
 
 def predict_logits(model: keras.Model, dataset: tf.data.Dataset, *,

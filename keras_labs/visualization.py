@@ -302,16 +302,15 @@ def sprite_image(images: np.ndarray, path: str | os.PathLike) -> tuple[int, int]
         (H, W) of one image, for the projector's `single_image_dim`.
     """
     images = np.asarray(images)
-    if images.dtype != np.uint8:
-        images = (np.clip(images, 0, 1) * 255).round().astype(np.uint8)
-    if images.ndim == 4 and images.shape[-1] == 1:
-        images = images[..., 0]
-    count, height, width = images.shape[:3]
-    side = int(np.ceil(np.sqrt(count)))
-    canvas = np.zeros((side * height, side * width, *images.shape[3:]), dtype=np.uint8)
-    for index, image in enumerate(images):
-        row, column = divmod(index, side)
-        canvas[row * height:(row + 1) * height, column * width:(column + 1) * width] = image
+    if images.dtype == np.uint8:
+        images = images.astype(np.float32) / 255
+    height, width = images.shape[1:3]
+    side = int(np.ceil(np.sqrt(len(images))))
+    # The Projector reads an n x n grid: blank tiles fill the last rows.
+    blanks = np.zeros((side * side - len(images), *images.shape[1:]), images.dtype)
+    canvas = (tile_images(np.concatenate([images, blanks]), columns=side, padding=0,
+                          background=0.0) * 255).round()
+    canvas = canvas.astype(np.uint8)
     plt.imsave(path, canvas, cmap="gray" if canvas.ndim == 2 else None, vmin=0, vmax=255)
     return height, width
 

@@ -35,8 +35,10 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from keras_labs import models, text  # noqa: E402
-from keras_labs.labs import char_rnn, mnist_cnn  # noqa: E402
+from keras_labs import language_modeling  # noqa: E402
+from keras_labs.labs.char_rnn import config as char_rnn_config  # noqa: E402
+from keras_labs.labs.mnist_cnn import config as mnist_cnn_config  # noqa: E402
+from keras_labs.models import cnn, language  # noqa: E402
 
 
 def peak_memory_mb() -> float:
@@ -63,10 +65,10 @@ def throughput(model: keras.Model, input_shape, batch_size: int, steps: int,
 
 def bench_mnist_cnn(steps: int) -> list[dict]:
     rows = []
-    for preset_name, preset in mnist_cnn.PRESETS.items():
-        model = models.mnist_cnn(filters=preset.filters, convs_per_stage=preset.convs_per_stage,
-                                 dense_units=preset.dense_units, dropout=preset.dropout,
-                                 batch_norm=preset.batch_norm)
+    for preset_name, preset in mnist_cnn_config.PRESETS.items():
+        model = cnn.mnist_cnn(filters=preset.filters, convs_per_stage=preset.convs_per_stage,
+                              dense_units=preset.dense_units, dropout=preset.dropout,
+                              batch_norm=preset.batch_norm)
         result = throughput(model, (28, 28, 1), preset.batch_size, steps,
                             keras.optimizers.Adam(preset.learning_rate),
                             preset.steps_per_execution)
@@ -114,8 +116,8 @@ class _StepClock(keras.callbacks.Callback):
 
 def bench_char_rnn(steps: int) -> list[dict]:
     """The `best` preset's training step with each recurrent implementation (Keras's GRU and
-    `models.HoistedGRU`), compiled as the lab compiles it, on synthetic character ids."""
-    preset = char_rnn.PRESETS["best"]
+    `language.HoistedGRU`), compiled as the lab compiles it, on synthetic character ids."""
+    preset = char_rnn_config.PRESETS["best"]
     execution = preset.steps_per_execution
     steps = max(execution, steps // 3 // execution * execution)  # ~1 s per step: a third
     rng = np.random.default_rng(0)
@@ -124,10 +126,10 @@ def bench_char_rnn(steps: int) -> list[dict]:
     rows = []
     for implementation in ("keras", "hoisted"):
         keras.utils.set_random_seed(0)
-        model, _, _ = models.build_language_model(
+        model, _, _ = language.build_language_model(
             66, cell=preset.cell, units=preset.units, num_layers=preset.num_layers,
             embedding_dim=preset.embedding_dim, implementation=implementation)
-        text.compile_language_model(model, preset)
+        language_modeling.compile_language_model(model, preset)
         model.fit(dataset, steps_per_epoch=execution, epochs=1, verbose=0)  # warm-up: tracing
         clock = _StepClock()
         model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[clock])

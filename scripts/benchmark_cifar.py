@@ -21,7 +21,7 @@ batch 4 and batch 128, as
                   `running_loss += loss.item()`), eager mode;
   * torch-tight:  the same model stepping over pre-shuffled tensor slices, no DataLoader;
   * keras-lab-autotuned (opt-in, --variants): keras-lab with tf.data's autotuning turned back
-                  on for its pipeline (the data layer turns it off: `data.untuned`);
+                  on for its pipeline (the data layer turns it off: `loading.untuned`);
   * keras-lab-xla (opt-in, --variants): keras-lab compiled with XLA (jit_compile=True);
   * tf-floor (opt-in, --variants): the least a TensorFlow epoch of this network can cost: the
                   lab's model, loss and optimizer, every op of the training step, the whole
@@ -57,7 +57,7 @@ import sys
 import time
 from pathlib import Path
 
-from keras_labs.reproduce import steal_seconds
+from keras_labs.results.reproduce import steal_seconds
 
 FULL_TRAIN_IMAGES = 8152  # the partial CIFAR-10 in ../shared/data
 TORCH_BATCHES = (4, 128)
@@ -103,13 +103,14 @@ class _EpochClock:
 def _train_pipeline(config):
     """The cifar-cnn lab's training pipeline for `config` (batched, cached, augmented where the
     config says, the last partial batch dropped) and its `DataSource`."""
-    from keras_labs import data
+    from keras_labs.data import loading
 
-    splits, source = data.load("cifar10", ("train",), data=config.data, data_dir=config.data_dir)
+    splits, source = loading.load("cifar10", ("train",), data=config.data,
+                                  data_dir=config.data_dir)
     split = splits["train"].take(config.train_examples) if config.train_examples else splits["train"]
-    train = data.image_pipeline(split, batch_size=config.batch_size, training=True,
-                                seed=config.seed, normalize=config.normalize,
-                                augment=config.augment, drop_remainder=True)
+    train = loading.image_pipeline(split, batch_size=config.batch_size, training=True,
+                                   seed=config.seed, normalize=config.normalize,
+                                   augment=config.augment, drop_remainder=True)
     return train, source
 
 
@@ -119,14 +120,16 @@ def _compiled_model(config, total_steps: int, steps_per_execution: int, *, chunk
     `ChunkedExecution` unless `chunked` is False: Keras's own loop)."""
     import keras
 
-    from keras_labs import models, optimization
-    from keras_labs.chunked import ChunkedExecution
+    from keras_labs import optimization
+    from keras_labs.labs.cifar_cnn import experiment
+    from keras_labs.labs.cifar_cnn.chunked import ChunkedExecution
+    from keras_labs.models import cnn
 
     spec = config.net_spec()
-    model = models.cifar_cnn(spec)
+    model = cnn.cifar_cnn(spec)
     if chunked:
         model = ChunkedExecution(model.input, model.output, name=model.name)
-    model.compile(optimizer=config.make_optimizer(total_steps),
+    model.compile(optimizer=experiment.make_optimizer(config, total_steps),
                   loss=optimization.logits_crossentropy(spec.num_classes, config.label_smoothing),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
                   steps_per_execution=steps_per_execution, **compile_options)
@@ -139,7 +142,7 @@ def _fit_as_the_lab(model, train, epochs: int, clock) -> int:
     the images an epoch reads (Keras runs whole executions)."""
     import math
 
-    from keras_labs.chunked import as_elements
+    from keras_labs.training import as_elements
 
     steps = int(train.cardinality())
     per_execution = max(int(model.steps_per_execution or 1), 1)
@@ -154,9 +157,9 @@ def _measure_preset(preset: str, images: int, repeats: int, overrides: dict) -> 
     import dataclasses
 
     from keras_labs import training
-    from keras_labs.labs import cifar_cnn
+    from keras_labs.labs.cifar_cnn.config import PRESETS
 
-    config = dataclasses.replace(cifar_cnn.PRESETS[preset], train_examples=images, **overrides)
+    config = dataclasses.replace(PRESETS[preset], train_examples=images, **overrides)
     training.setup(config)
     train, source = _train_pipeline(config)
     steps = int(train.cardinality())
@@ -176,10 +179,10 @@ def _tutorial_arrays(images: int):
     """The first `images` training images in [-1, 1] (report 004's Normalize(0.5, 0.5))."""
     import numpy as np
 
-    from keras_labs import data
+    from keras_labs.data import loading
 
-    splits, _ = data.load("cifar10", ("train",))
-    x, y = data.to_numpy(splits["train"].take(images))
+    splits, _ = loading.load("cifar10", ("train",))
+    x, y = loading.to_numpy(splits["train"].take(images))
     return (x.astype(np.float32) / 127.5 - 1.0), y.astype(np.int64)
 
 
@@ -188,11 +191,11 @@ def _measure_keras(variant: str, batch_size: int, images: int, repeats: int,
     import dataclasses
 
     from keras_labs import training
-    from keras_labs.labs import cifar_cnn
+    from keras_labs.labs.cifar_cnn.config import PRESETS
 
     lab_pipeline = variant.startswith("keras-lab")
     spe = LAB_STEPS_PER_EXECUTION.get(batch_size, 8) if lab_pipeline else 1
-    config = dataclasses.replace(cifar_cnn.PRESETS["tutorial"], batch_size=batch_size,
+    config = dataclasses.replace(PRESETS["tutorial"], batch_size=batch_size,
                                  train_examples=images, steps_per_execution=spe)
     training.setup(config)
     model = _compiled_model(config, 1, spe, chunked=variant != "keras-lab-stock",
@@ -227,9 +230,9 @@ def _measure_tf_floor(variant: str, batch_size: int, images: int, repeats: int,
     import tensorflow as tf
 
     from keras_labs import training
-    from keras_labs.labs import cifar_cnn
+    from keras_labs.labs.cifar_cnn.config import PRESETS
 
-    config = dataclasses.replace(cifar_cnn.PRESETS["tutorial"], batch_size=batch_size)
+    config = dataclasses.replace(PRESETS["tutorial"], batch_size=batch_size)
     training.setup(config)
     model = _compiled_model(config, 1, 1)
     optimizer, loss_fn, weights = model.optimizer, model.loss, model.trainable_variables
@@ -415,9 +418,9 @@ def _provenance() -> dict:
         return done.stdout.strip()
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from keras_labs import data
+    from keras_labs.data import loading
 
-    status = data.dataset_status("cifar10")
+    status = loading.dataset_status("cifar10")
     kind = ("partial" if status.get("partial") else "full") if status.get("prepared") else "sample"
     return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain",
                                                                  "--untracked-files=no")),

@@ -26,9 +26,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from keras_labs import models  # noqa: E402
-from keras_labs.deconvnet import Deconvnet  # noqa: E402
-from keras_labs.labs import deconvnet as lab  # noqa: E402
+from keras_labs.labs.deconvnet import config as lab_config  # noqa: E402
+from keras_labs.labs.deconvnet.deconvolution import Deconvnet  # noqa: E402
+from keras_labs.models import cnn  # noqa: E402
 
 MODES = {  # name: (feature code, keep only the largest activation)
     "all maps": (-1, False),
@@ -49,11 +49,11 @@ def main(argv: list[str] | None = None) -> int:
         print("benchmark_deconvnet: no GPU visible", file=sys.stderr)
         return 2
 
-    preset = lab.PRESETS["seed"]
+    preset = lab_config.PRESETS["seed"]
     device = "/GPU:0" if args.device == "gpu" else "/CPU:0"
     with tf.device(device):
-        model = models.mnist_cnn(input_shape=(32, 32, 3), filters=preset.filters,
-                                 dense_units=preset.dense_units, batch_norm=preset.batch_norm)
+        model = cnn.mnist_cnn(input_shape=(32, 32, 3), filters=preset.filters,
+                              dense_units=preset.dense_units, batch_norm=preset.batch_norm)
         projector = Deconvnet(model)
         images = tf.constant(np.random.default_rng(0).random((args.images, 32, 32, 3),
                                                             dtype=np.float32))

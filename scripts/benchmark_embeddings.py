@@ -25,16 +25,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from keras_labs import (
-    data,  # noqa: E402
-    projection,  # noqa: E402
-)
+from keras_labs.data import loading  # noqa: E402
+from keras_labs.labs.embeddings import projection  # noqa: E402
+from keras_labs.labs.embeddings.config import opentsne_available  # noqa: E402
 
 
 def mnist_points(count: int, data_choice: str, data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
     """(points, labels): the first `count` MNIST images as flat [0, 1] vectors."""
-    datasets, source = data.load("mnist", ("train", "test"), data=data_choice, data_dir=data_dir)
-    images, labels = data.to_numpy(datasets["train"].concatenate(datasets["test"]).take(count))
+    datasets, source = loading.load("mnist", ("train", "test"), data=data_choice, data_dir=data_dir)
+    images, labels = loading.to_numpy(datasets["train"].concatenate(datasets["test"]).take(count))
     print(f"data: {source.describe()}; using {len(images):,} images", flush=True)
     return images.reshape(len(images), -1).astype(np.float32) / 255.0, labels
 
@@ -58,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
     results = []
     for implementation in args.implementations.split(","):
-        if implementation == "opentsne" and not projection.opentsne_available():
+        if implementation == "opentsne" and not opentsne_available():
             print("opentsne: not installed (pip install openTSNE); skipped", flush=True)
             continue
         for threads in map(int, args.threads.split(",")):

@@ -36,20 +36,22 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from keras_labs import models, runs, training  # noqa: E402
-from keras_labs.labs import gan  # noqa: E402
+from keras_labs import runs, training  # noqa: E402
+from keras_labs.labs.gan.config import NAME, PRESETS, Config  # noqa: E402
+from keras_labs.labs.gan.experiment import model_spec  # noqa: E402
+from keras_labs.labs.gan.scoring import SampleScorer  # noqa: E402
+from keras_labs.models.cnn import mnist_cnn  # noqa: E402
 from keras_labs.models.gan import build_gan, fixed_inputs, generate  # noqa: E402
-from keras_labs.scoring import SampleScorer  # noqa: E402
 
 PRESET = "non_saturating-20k"
 GRID_SAMPLES = 80  # the lab's sample grid: 8 rows of 10
 
 
-def build(config: gan.Config):
-    return build_gan(config.model_spec(), steps_per_execution=config.steps_per_execution)
+def build(config: Config):
+    return build_gan(model_spec(config), steps_per_execution=config.steps_per_execution)
 
 
-def steps_per_second(config: gan.Config, steps: int) -> dict:
+def steps_per_second(config: Config, steps: int) -> dict:
     """`fit` throughput of the GAN over `steps` train steps, after a warm-up epoch."""
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
@@ -71,18 +73,18 @@ def steps_per_second(config: gan.Config, steps: int) -> dict:
             "discriminator_parameters": model.discriminator.count_params()}
 
 
-def interval_seconds(config: gan.Config) -> float:
+def interval_seconds(config: Config) -> float:
     """Time of the monitoring after one interval: grid, scoring, backup."""
     model = build(config)
-    spec = config.model_spec()
-    classifier = models.mnist_cnn()
+    spec = model_spec(config)
+    classifier = mnist_cnn()
     real = np.random.default_rng(1).random((10000, 28, 28, 1)).astype(np.float32)
     scorer = SampleScorer(classifier, real)
     grid_inputs = fixed_inputs(spec, GRID_SAMPLES, salt=1)
     score_inputs = fixed_inputs(spec, config.score_samples, salt=2)
     with tempfile.TemporaryDirectory() as folder:
         # The lab's backup: `training.fit` saves one after every interval.
-        backup = training.Backup(runs.Run(gan.NAME, config, Path(folder) / "run"),
+        backup = training.Backup(runs.Run(NAME, config, Path(folder) / "run"),
                                  state=[model.rng.state])
         backup.set_model(model)
         timings = []
@@ -123,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.mlp_steps < 10 or args.dcgan_steps < 10:
         print("benchmark_gan: --mlp-steps and --dcgan-steps must be at least 10", file=sys.stderr)
         return 2
-    preset = gan.PRESETS[PRESET]
+    preset = PRESETS[PRESET]
     report = {"machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
                           "load_average": [round(v, 2) for v in os.getloadavg()],
                           "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],

@@ -15,20 +15,20 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_labs import data
+from keras_labs.data import preparation, specs
 
 
 def main(source: str) -> None:
     source = Path(source)
-    out = data.SAMPLES_DIR
+    out = specs.SAMPLES_DIR
     out.mkdir(exist_ok=True)
-    mnist = data.read_mnist_dir(source / "mnist")
+    mnist = preparation.read_mnist_dir(source / "mnist")
     np.savez_compressed(out / "mnist.npz",
                         train_images=mnist["train"][0][:4000], train_labels=mnist["train"][1][:4000],
                         test_images=mnist["test"][0][:1000], test_labels=mnist["test"][1][:1000])
     with tempfile.TemporaryDirectory() as tmp:
         archive = sorted((source / "cifar10").glob("*.tar.gz"))[0]
-        cifar = data.read_cifar_dir(data.safe_extract_cifar(archive, Path(tmp)))
+        cifar = preparation.read_cifar_dir(preparation.safe_extract_cifar(archive, Path(tmp)))
     np.savez_compressed(out / "cifar10.npz",
                         train_images=cifar["train"][0][:1000], train_labels=cifar["train"][1][:1000],
                         test_images=cifar["test"][0][:250], test_labels=cifar["test"][1][:250])

@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from keras_labs.reproduce import steal_seconds  # noqa: E402
+from keras_labs.results.reproduce import steal_seconds  # noqa: E402
 
 # Kinds of work, by op name (TensorFlow's oneDNN kernels and PyTorch's aten ops alike).
 KINDS = (
@@ -72,16 +72,19 @@ def profile_keras(batch_size: int, trace_dir: Path) -> dict:
     import keras
     import tensorflow as tf
 
-    from keras_labs import data, labs, models, optimization
+    from keras_labs import labs, optimization
+    from keras_labs.data import loading
+    from keras_labs.labs.cifar_cnn import experiment
+    from keras_labs.models import cnn
 
     lab = labs.get("cifar-cnn")
     config = labs.resolve_config(lab, "tutorial", [f"batch_size={batch_size}"], data="full")
-    splits, source = data.load("cifar10", ("train",), data="full")
-    train = data.image_pipeline(splits["train"], batch_size=batch_size, training=True,
-                                normalize=config.normalize, drop_remainder=True)
+    splits, source = loading.load("cifar10", ("train",), data="full")
+    train = loading.image_pipeline(splits["train"], batch_size=batch_size, training=True,
+                                   normalize=config.normalize, drop_remainder=True)
     steps = int(train.cardinality())
-    model = models.cifar_cnn(config.net_spec())
-    model.compile(optimizer=config.make_optimizer(steps * 2),
+    model = cnn.cifar_cnn(config.net_spec())
+    model.compile(optimizer=experiment.make_optimizer(config, steps * 2),
                   loss=optimization.logits_crossentropy(10, 0.0),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
                   steps_per_execution=8)
@@ -116,10 +119,10 @@ def profile_torch(batch_size: int, chrome_trace: Path | None = None) -> dict:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from keras_labs import data
+    from keras_labs.data import loading
 
-    splits, _ = data.load("cifar10", ("train",), data="full")
-    images, labels = data.to_numpy(splits["train"])
+    splits, _ = loading.load("cifar10", ("train",), data="full")
+    images, labels = loading.to_numpy(splits["train"])
     inputs = torch.from_numpy((images.astype(np.float32) / 127.5 - 1.0).transpose(0, 3, 1, 2))
     targets = torch.from_numpy(labels.astype(np.int64))
 

@@ -77,7 +77,19 @@ def run_tiny(tmp_path_factory, name: str, **changes):
     root = tmp_path_factory.mktemp(name)
     config = tiny(name, export_dir=str(root / "saved_models"), **changes).validate()
     workdir = root / "runs" / name / "r1"
-    return workdir, labs.get(name).run(config, str(workdir)), config
+    return workdir, labs.run(name, config, str(workdir)), config
+
+
+def tiny_run_fixture(name: str):
+    """A module-scoped fixture that runs lab `name` once on its tiny configuration and gives
+    (the run folder, the metrics): `tiny_run = tiny_run_fixture("char-rnn")` in a test file."""
+
+    @pytest.fixture(scope="module")
+    def tiny_run(tmp_path_factory):
+        workdir, metrics, _ = run_tiny(tmp_path_factory, name)
+        return workdir, metrics
+
+    return tiny_run
 
 
 def pytest_configure(config):
@@ -97,13 +109,13 @@ def pytest_configure(config):
 @pytest.fixture(scope="session")
 def real_data_dir():
     """A tfds data dir with the real datasets prepared; call it with the names you need."""
-    from keras_labs import data
+    from keras_labs.data import loading, preparation
 
     def prepared(*names: str) -> str:
         import fcntl
 
         for name in names:
-            if data.is_prepared(name, CACHE):
+            if loading.is_prepared(name, CACHE):
                 continue
             if not (SHARED_DATA / name).is_dir():
                 pytest.skip(f"real {name} not available under {SHARED_DATA}")
@@ -111,8 +123,8 @@ def real_data_dir():
             CACHE.mkdir(parents=True, exist_ok=True)
             with open(CACHE / ".prepare.lock", "w") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)
-                if not data.is_prepared(name, CACHE):
-                    data.prepare(name, SHARED_DATA, CACHE)
+                if not loading.is_prepared(name, CACHE):
+                    preparation.prepare(name, SHARED_DATA, CACHE)
         return str(CACHE)
 
     return prepared
@@ -132,12 +144,12 @@ def make_cifar_dir(folder: Path, records=(7, 3, 3, 3, 5), test: int = 4) -> Path
     file (random pixels, labels 0, 1, 2, ...); returns the `cifar-10-batches-bin` folder."""
     import numpy as np
 
-    from keras_labs import data
+    from keras_labs.data import specs
 
     rng = np.random.default_rng(1)
     batches = folder / "cifar-10-batches-bin"
     batches.mkdir(parents=True)
-    for name, count in [*zip(data.CIFAR_TRAIN_FILES, records, strict=True), ("test_batch.bin", test)]:
+    for name, count in [*zip(specs.CIFAR_TRAIN_FILES, records, strict=True), ("test_batch.bin", test)]:
         labels = (np.arange(count) % 10).astype(np.uint8)[:, None]
         pixels = rng.integers(0, 256, (count, 3072)).astype(np.uint8)
         (batches / name).write_bytes(np.concatenate([labels, pixels], axis=1).tobytes())

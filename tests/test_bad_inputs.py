@@ -145,9 +145,10 @@ def test_nan_loss_fails_the_run_and_exports_nothing(world, tmp_path, monkeypatch
     """A loss that turns NaN: exit 2, one line, the run folder says why, no export."""
     import keras
 
-    from keras_labs import cli, models
+    from keras_labs import cli
+    from keras_labs.models import cnn
 
-    build = models.mnist_cnn
+    build = cnn.mnist_cnn
 
     def poisoned(*args, **kwargs):
         model = build(*args, **kwargs)
@@ -155,7 +156,7 @@ def test_nan_loss_fails_the_run_and_exports_nothing(world, tmp_path, monkeypatch
         kernel.assign(keras.ops.full(kernel.shape, float("nan")))
         return model
 
-    monkeypatch.setattr(models, "mnist_cnn", poisoned)
+    monkeypatch.setattr(cnn, "mnist_cnn", poisoned)
     before = snapshot(world["runs"], world["exports"])
     out = tmp_path / "runs"
     code = cli.main(["run", "mnist-cnn", "--preset", "quick", "--data", "sample", "--set",

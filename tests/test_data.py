@@ -12,7 +12,9 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from conftest import make_cifar_dir
 
-from keras_labs import DataError, data
+from keras_labs import DataError
+from keras_labs.data import loading, preparation, specs
+from keras_labs.data import text as text_data
 
 
 def write_idx(path, array, magic):
@@ -35,7 +37,7 @@ def test_read_idx_rejects_wrong_magic(tmp_path):
     path = tmp_path / "x.gz"
     write_idx(path, np.zeros((2, 28, 28)), 2049)
     with pytest.raises(DataError, match=r"x.gz: wrong magic number 2049 \(want 2051\)"):
-        data.read_idx(path, 2051)
+        preparation.read_idx(path, 2051)
 
 
 def test_read_idx_rejects_truncated_gzip(tmp_path):
@@ -43,7 +45,7 @@ def test_read_idx_rejects_truncated_gzip(tmp_path):
     write_idx(path, np.zeros((50, 28, 28)), 2051)
     path.write_bytes(path.read_bytes()[:-40])
     with pytest.raises(DataError, match=r"t.gz: not a complete gzip file"):
-        data.read_idx(path, 2051)
+        preparation.read_idx(path, 2051)
 
 
 def test_read_idx_rejects_size_not_matching_header(tmp_path):
@@ -52,24 +54,24 @@ def test_read_idx_rejects_size_not_matching_header(tmp_path):
         handle.write((2051).to_bytes(4, "big") + (3).to_bytes(4, "big") + (28).to_bytes(4, "big")
                      + (28).to_bytes(4, "big") + bytes(28 * 28 * 2))
     with pytest.raises(DataError, match=r"s.gz: 1584 bytes after decompression, header says 2368"):
-        data.read_idx(path, 2051)
+        preparation.read_idx(path, 2051)
 
 
 def test_read_cifar_batch_needs_whole_records(tmp_path):
     path = tmp_path / "data_batch_1.bin"
     path.write_bytes(bytes(3073 * 2 + 5))
     with pytest.raises(DataError, match=r"data_batch_1.bin: 6151 bytes is not a whole number of 3073-byte"):
-        data.read_cifar_batch(path)
+        preparation.read_cifar_batch(path)
 
 
 def test_prepare_recompressed_mnist_uses_our_builder(tmp_path):
     source = make_mnist_dir(tmp_path / "src" / "mnist")
-    status = data.prepare("mnist", tmp_path / "src", tmp_path / "tfds", log=lambda _: None)
+    status = preparation.prepare("mnist", tmp_path / "src", tmp_path / "tfds", log=lambda _: None)
     assert status["prepared"] and status["splits"] == {"train": 60, "test": 20}
     assert status["partial"] is True and "keras_labs builder" in status["method"]
     assert status["origin"] == str(source.resolve())
-    datasets, source_info = data.load("mnist", data="full", data_dir=tmp_path / "tfds")
-    images, labels = data.to_numpy(datasets["train"])
+    datasets, source_info = loading.load("mnist", data="full", data_dir=tmp_path / "tfds")
+    images, labels = loading.to_numpy(datasets["train"])
     assert images.shape == (60, 28, 28, 1) and np.bincount(labels).tolist() == [6] * 10
     assert source_info.kind == "full" and source_info.partial
     # Nothing temporary is left in the data dir.
@@ -78,7 +80,7 @@ def test_prepare_recompressed_mnist_uses_our_builder(tmp_path):
 
 def test_prepare_partial_cifar_from_extracted_folder_and_archive(tmp_path):
     make_cifar_dir(tmp_path / "src")
-    status = data.prepare("cifar10", tmp_path / "src", tmp_path / "a", log=lambda _: None)
+    status = preparation.prepare("cifar10", tmp_path / "src", tmp_path / "a", log=lambda _: None)
     assert status["splits"] == {"train": 21, "test": 4} and status["partial"] is True
     builder = tfds.builder("cifar10", data_dir=str(tmp_path / "a"))
     assert builder.info.metadata["partial"] is True  # recorded in the dataset info itself
@@ -89,62 +91,62 @@ def test_prepare_partial_cifar_from_extracted_folder_and_archive(tmp_path):
     archive_dir.mkdir()
     with tarfile.open(archive_dir / "cifar-10-binary-partial.tar.gz", "w:gz") as tar:
         tar.add(tmp_path / "src" / "cifar-10-batches-bin", arcname="cifar-10-batches-bin")
-    status = data.prepare("cifar10", archive_dir, tmp_path / "b", log=lambda _: None)
+    status = preparation.prepare("cifar10", archive_dir, tmp_path / "b", log=lambda _: None)
     assert status["splits"] == {"train": 21, "test": 4}
 
 
 def test_corrupt_source_leaves_earlier_dataset_intact(tmp_path):
     make_mnist_dir(tmp_path / "good")
-    data.prepare("mnist", tmp_path / "good", tmp_path / "tfds", log=lambda _: None)
+    preparation.prepare("mnist", tmp_path / "good", tmp_path / "tfds", log=lambda _: None)
     before = sorted(os.listdir(tmp_path / "tfds" / "mnist" / "3.0.1"))
     bad = make_mnist_dir(tmp_path / "bad", train=30)
     (bad / "t10k-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8b\x08\x00garbage")
     with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte.gz: not a complete gzip file"):
-        data.prepare("mnist", bad, tmp_path / "tfds", force=True, log=lambda _: None)
+        preparation.prepare("mnist", bad, tmp_path / "tfds", force=True, log=lambda _: None)
     assert sorted(os.listdir(tmp_path / "tfds" / "mnist" / "3.0.1")) == before
     assert sorted(p.name for p in (tmp_path / "tfds").iterdir()) == ["mnist"]
-    assert data.dataset_status("mnist", tmp_path / "tfds")["splits"]["train"] == 60
+    assert loading.dataset_status("mnist", tmp_path / "tfds")["splits"]["train"] == 60
 
 
 def test_missing_source_file_is_named(tmp_path):
     source = make_mnist_dir(tmp_path / "m")
     (source / "train-labels-idx1-ubyte.gz").unlink()
     with pytest.raises(DataError, match=r"missing source file .*train-labels-idx1-ubyte.gz"):
-        data.prepare("mnist", source, tmp_path / "tfds", log=lambda _: None)
+        preparation.prepare("mnist", source, tmp_path / "tfds", log=lambda _: None)
     assert not (tmp_path / "tfds" / "mnist").exists()
 
 
 def test_unknown_dataset_lists_valid_ones():
     with pytest.raises(DataError, match=r"unknown dataset 'mnsit'; valid datasets: mnist, fashion_mnist"):
-        data.check_name("mnsit")
+        specs.check_name("mnsit")
 
 
 def test_full_unprepared_fails_fast_auto_falls_back(empty_data_dir, capsys):
     with pytest.raises(DataError, match=r"not prepared in .*keras-labs data prepare mnist"):
-        data.load("mnist", data="full")
-    datasets, source = data.load("mnist", data="auto")
+        loading.load("mnist", data="full")
+    datasets, source = loading.load("mnist", data="auto")
     assert source.kind == "sample" and source.splits == {"train": 4000, "test": 1000}
     assert "EMBEDDED SAMPLE" in capsys.readouterr().err
     with pytest.raises(DataError, match=r"'svhn_cropped' is not prepared and has no embedded sample"):
-        data.load("svhn_cropped", data="auto")
+        loading.load("svhn_cropped", data="auto")
 
 
 def test_samples_are_real_and_small():
-    datasets, _ = data.load("cifar10", data="sample")
-    images, labels = data.to_numpy(datasets["train"])
+    datasets, _ = loading.load("cifar10", data="sample")
+    images, labels = loading.to_numpy(datasets["train"])
     assert images.shape == (1000, 32, 32, 3) and images.dtype == np.uint8
     assert len(set(labels.tolist())) == 10 and images.std() > 30
-    texts, _ = data.load_text(data="sample", splits=("train", "validation", "test"))
+    texts, _ = loading.load_text(data="sample", splits=("train", "validation", "test"))
     assert texts["train"].startswith("First Citizen")
     assert sum(len(t) for t in texts.values()) == 1115394
-    total = sum(p.stat().st_size for p in data.SAMPLES_DIR.iterdir())
+    total = sum(p.stat().st_size for p in specs.SAMPLES_DIR.iterdir())
     assert total < 8e6
 
 
 def test_image_pipeline_on_mock_data_scales_and_batches():
     with tfds.testing.mock_data(num_examples=20):
         dataset = tfds.load("cifar10", split="train", as_supervised=True)
-        batches = data.image_pipeline(dataset, batch_size=8, training=True, seed=3, augment=True,
+        batches = loading.image_pipeline(dataset, batch_size=8, training=True, seed=3, augment=True,
                                       normalize="symmetric")
         images, labels = next(iter(batches))
     assert images.shape == (8, 32, 32, 3) and images.dtype == tf.float32
@@ -156,7 +158,7 @@ def test_image_pipeline_shuffle_is_seeded():
     images = np.arange(64, dtype=np.uint8).reshape(64, 1, 1, 1)
     dataset = tf.data.Dataset.from_tensor_slices((images, np.arange(64)))
     def order(seed):
-        batches = data.image_pipeline(dataset, batch_size=64, training=True, seed=seed)
+        batches = loading.image_pipeline(dataset, batch_size=64, training=True, seed=seed)
         return next(iter(batches))[1].numpy().tolist()
     assert order(1) == order(1) and order(1) != order(2)
     assert sorted(order(1)) == list(range(64))
@@ -164,16 +166,16 @@ def test_image_pipeline_shuffle_is_seeded():
 
 def test_image_pipeline_converts_channels_and_size():
     dataset = tf.data.Dataset.from_tensor_slices((np.zeros((4, 28, 28, 1), np.uint8), np.zeros(4)))
-    images, _ = next(iter(data.image_pipeline(dataset, batch_size=4, training=False, channels=3, size=32)))
+    images, _ = next(iter(loading.image_pipeline(dataset, batch_size=4, training=False, channels=3, size=32)))
     assert images.shape == (4, 32, 32, 3)
 
 
 def test_vocabulary_maps_unknown_to_oov_and_windows_shift():
-    vocabulary = data.Vocabulary.from_text("hello world")
-    assert vocabulary.encode("hZ")[1] == data.Vocabulary.OOV_ID
+    vocabulary = text_data.Vocabulary.from_text("hello world")
+    assert vocabulary.encode("hZ")[1] == text_data.Vocabulary.OOV_ID
     assert vocabulary.unknown("hZQZ") == ["Z", "Q"]
     assert vocabulary.decode(vocabulary.encode("hello")) == "hello"
-    windows = data.text_windows(np.arange(20), sequence_length=4, batch_size=2, training=False)
+    windows = text_data.text_windows(np.arange(20), sequence_length=4, batch_size=2, training=False)
     inputs, targets = next(iter(windows))
     assert inputs.numpy().tolist() == [[0, 1, 2, 3], [4, 5, 6, 7]]
     assert targets.numpy().tolist() == [[1, 2, 3, 4], [5, 6, 7, 8]]
@@ -181,20 +183,20 @@ def test_vocabulary_maps_unknown_to_oov_and_windows_shift():
 
 def test_every_dataset_the_data_layer_hands_out_runs_without_autotuning(empty_data_dir):
     """The loaders' datasets, the pipelines built on them or on any other dataset, and the text
-    windows all have tf.data's autotuning off (`data.untuned` says why)."""
-    splits, _ = data.load("mnist", ("train",), data="sample")
-    digits, _ = data.load_uci_digits()
+    windows all have tf.data's autotuning off (`loading.untuned` says why)."""
+    splits, _ = loading.load("mnist", ("train",), data="sample")
+    digits, _ = loading.load_uci_digits()
     foreign = tf.data.Dataset.from_tensor_slices((np.zeros((4, 8, 8, 1), np.uint8), np.zeros(4)))
     assert foreign.options().autotune.enabled is None  # TensorFlow's default: tuned
     made = {
         "sample": splits["train"], "uci digits": digits["train"],
-        "class subset": data.class_subset(splits["train"], (0, 1), per_class=2),
-        "pipeline on a load": data.image_pipeline(splits["train"], batch_size=4, training=True,
+        "class subset": loading.class_subset(splits["train"], (0, 1), per_class=2),
+        "pipeline on a load": loading.image_pipeline(splits["train"], batch_size=4, training=True,
                                                   augment=True),
-        "pipeline on any dataset": data.image_pipeline(foreign, batch_size=4, training=False),
-        "text windows": data.text_windows(np.arange(50), sequence_length=4, batch_size=2,
+        "pipeline on any dataset": loading.image_pipeline(foreign, batch_size=4, training=False),
+        "text windows": text_data.text_windows(np.arange(50), sequence_length=4, batch_size=2,
                                           training=True),
-        "training windows": data.training_windows(np.arange(50), sequence_length=4,
+        "training windows": text_data.training_windows(np.arange(50), sequence_length=4,
                                                   batch_size=2, stride=4),
     }
     for name, dataset in made.items():
@@ -206,14 +208,14 @@ def test_every_dataset_the_data_layer_hands_out_runs_without_autotuning(empty_da
 @pytest.mark.realdata
 def test_real_data_prepared_and_listed(real_data_dir):
     root = real_data_dir("mnist", "cifar10", "tiny_shakespeare")
-    statuses = {status["name"]: status for status in data.list_datasets(root)}
+    statuses = {status["name"]: status for status in loading.list_datasets(root)}
     assert statuses["mnist"]["splits"] == {"train": 60000, "test": 10000}
     assert statuses["mnist"]["partial"] is False
     assert statuses["cifar10"]["splits"] == {"train": 8152, "test": 1017}
     assert statuses["cifar10"]["partial"] is True
-    texts, source = data.load_text(data="full", data_dir=root, splits=("train", "validation"))
+    texts, source = loading.load_text(data="full", data_dir=root, splits=("train", "validation"))
     assert source.kind == "full" and len(texts["train"]) == 1003854
-    datasets, source = data.load("cifar10", ("test",), data="full", data_dir=root)
+    datasets, source = loading.load("cifar10", ("test",), data="full", data_dir=root)
     assert source.splits == {"test": 1017} and source.partial
     assert datasets["test"].options().autotune.enabled is False
 
@@ -224,5 +226,5 @@ def test_download_without_network_fails_fast_with_advice(tmp_path, monkeypatch):
 
     monkeypatch.setattr(socket, "create_connection", unreachable)
     with pytest.raises(DataError, match=r"cannot reach storage.googleapis.com .* --from DIR"):
-        data.prepare("mnist", None, tmp_path / "tfds", log=lambda _: None)
+        preparation.prepare("mnist", None, tmp_path / "tfds", log=lambda _: None)
     assert not (tmp_path / "tfds" / "mnist").exists()

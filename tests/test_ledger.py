@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from keras_labs import ConfigError, benchmarks, labs, ledger, reproduce
+from keras_labs import ConfigError, labs
+from keras_labs.results import benchmarks, ledger, reproduce
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
@@ -25,7 +26,8 @@ def test_every_report_has_seed_items_and_each_names_a_real_preset_and_estimate()
         module = labs.get(entry.lab)
         for preset in filter(None, (entry.preset, entry.equal_updates)):
             assert preset in module.PRESETS, (entry.item, preset)
-            assert isinstance(module.PRESET_MINUTES.get(preset), int | float), (entry.item, preset)
+            minutes = labs.seed_items(entry.lab).minutes.get(preset)
+            assert isinstance(minutes, float) and minutes > 0, (entry.item, preset)
         if not entry.qualitative:
             assert math.isfinite(float(entry.seed)) and entry.direction in ("higher", "lower")
             assert entry.seed_text
@@ -35,11 +37,12 @@ def test_every_report_has_seed_items_and_each_names_a_real_preset_and_estimate()
 
 
 def test_the_old_hand_kept_seed_tables_are_gone():
-    from keras_labs import report
-    from keras_labs.labs import cifar_cnn
+    from keras_labs.labs.cifar_cnn import config, experiment
+    from keras_labs.results import report
 
     assert not hasattr(report, "SEED_FIGURES")
-    assert not hasattr(cifar_cnn, "SEED_RESULTS")
+    for module in (config, experiment):
+        assert not hasattr(module, "SEED_RESULTS") and not hasattr(module, "SEED_ITEMS")
 
 
 def test_judge_gives_each_verdict():
@@ -144,26 +147,29 @@ def test_bad_reproduce_arguments_are_one_line_errors():
 
 
 def test_committed_ledger_and_readme_agree_with_the_result_files():
-    """LEDGER.md and the README's generated tables are what results/*.json give, nothing typed."""
+    """LEDGER.md and the generated blocks of the README and docs/ are what results/*.json give,
+    nothing typed."""
     assert (RESULTS / "LEDGER.md").is_file(), "run `keras-labs reproduce --render`"
     assert (RESULTS / "LEDGER.md").read_text() == ledger.render(RESULTS), (
         "results/LEDGER.md is stale: run `keras-labs reproduce --render`")
-    readme = (ROOT / "README.md").read_text()
-    blocks = 0
-    for lab in labs.names():
-        begin = ledger.README_BEGIN.format(lab=lab)
-        if begin not in readme:
-            continue
-        blocks += 1
-        block = readme.split(begin, 1)[1].split(ledger.README_END.format(lab=lab), 1)[0]
-        assert block.strip() == ledger.readme_block(RESULTS, lab).strip(), (
-            f"README's {lab} table is stale: run `keras-labs reproduce --render`")
-    assert blocks == len({entry.lab for entry in ledger.items()})
-    begin = ledger.README_BEGIN.format(lab="benchmarks")
-    assert begin in readme, "the README lost its generated benchmarks block"
-    block = readme.split(begin, 1)[1].split(ledger.README_END.format(lab="benchmarks"), 1)[0]
-    assert block.strip() == "\n".join(benchmarks.benchmark_lines(RESULTS)).strip(), (
-        "README's benchmark figures are stale: run `keras-labs reproduce --render`")
+    blocks = ledger.generated_blocks(RESULTS)
+    found = {}
+    for page in ledger.generated_pages(ROOT):
+        text = page.read_text()
+        for name, block in blocks.items():
+            shown = ledger.block_text(text, name)
+            if shown is None:
+                continue
+            found.setdefault(name, []).append(page.relative_to(ROOT).as_posix())
+            assert shown.strip() == block().strip(), (
+                f"{page.relative_to(ROOT)}'s {name} block is stale: run "
+                "`keras-labs reproduce --render`")
+    # Every lab's results, the benchmarks and the summary stand on a page; a lab's on its own.
+    assert sorted(found) == sorted(blocks), sorted(set(blocks) - set(found))
+    for lab in {entry.lab for entry in ledger.items()}:
+        assert f"docs/labs/{lab}.md" in found[lab], found[lab]
+    assert found["summary"] == ["README.md"]
+    assert found["benchmarks"] == ["docs/benchmarks.md"]
     for path in RESULTS.glob("*/*.json"):
         result = json.loads(path.read_text())
         if path.parent.name == ledger.BENCHMARKS:
@@ -204,7 +210,7 @@ def test_seed_tables_parse_defaults_options_escapes_and_refuse_mistakes():
                                                                               "a note")
     assert (third.seed, third.direction, third.unit) == ("qualitative", "none", "")
     header = "| item | preset | metric | seed | report's figure | what | options |\n|---|\n"
-    with pytest.raises(ValueError, match="7 cells"):
+    with pytest.raises(ValueError, match="7 or 8 cells"):
         ledger.table(header + "| 004-a | tutorial | test_accuracy | 0.54 | 54% |")
     with pytest.raises(ValueError, match="'speed'"):
         ledger.table(header + "| 004-a | t | m | 0.5 | 50% | w | speed=1 |")

@@ -17,7 +17,9 @@ import pytest
 import tensorflow as tf
 from conftest import tiny
 
-from keras_labs import data, devices, labs, models
+from keras_labs import devices, labs
+from keras_labs.data import loading
+from keras_labs.models import cnn, language
 
 # case: (lab, tiny config, a metric the run must report)
 LABS = {
@@ -54,14 +56,13 @@ def _two_cpus():
 
 
 # char-rnn and word-rnn: their validation windows are rebatched to split evenly over the
-# replicas (text._even_batches); an uneven last batch fails in Keras 3.15's evaluation.
+# replicas (language_modeling._even_batches); an uneven last batch fails in Keras 3.15's evaluation.
 @pytest.mark.parametrize("name", list(LABS))
 def test_lab_runs_mirrored_on_two_cpus(name, tmp_path, empty_data_dir):
     lab_name, tiny_config, key = LABS[name]
-    lab = labs.get(lab_name)
     config = dataclasses.replace(tiny_config, strategy="mirrored",
                                  export_dir=str(tmp_path / "saved_models")).validate()
-    metrics = lab.run(config, str(tmp_path / "run"))
+    metrics = labs.run(lab_name, config, str(tmp_path / "run"))
     on_disk = json.loads((tmp_path / "run" / "env.json").read_text())
     assert on_disk["strategy"]["replicas"] == 2, on_disk["strategy"]
     found = [k for k in metrics if key in k]
@@ -86,11 +87,11 @@ def _train_on(strategy_name: str, build, weights, inputs, targets, loss, steps: 
 
 def _mnist_cnn():
     # No batch norm (its batch statistics are per replica) and no dropout (random draws).
-    return models.mnist_cnn(filters=(4, 8), dense_units=8, dropout=0.0, batch_norm=False)
+    return cnn.mnist_cnn(filters=(4, 8), dense_units=8, dropout=0.0, batch_norm=False)
 
 
 def _hoisted_gru():
-    return models.build_language_model(20, units=8, num_layers=1, embedding_dim=4,
+    return language.build_language_model(20, units=8, num_layers=1, embedding_dim=4,
                                        implementation="hoisted")[0]
 
 
@@ -126,7 +127,7 @@ def test_two_replicas_train_as_one(name):
 
 def test_a_mirrored_fit_creates_no_autotuned_iterator(monkeypatch):
     """Every tf.data iterator that a mirrored `fit` and `evaluate` create, TensorFlow's own
-    per-device ones included, has autotuning off (`data.untuned` says why)."""
+    per-device ones included, has autotuning off (`loading.untuned` says why)."""
     from tensorflow.python.data.ops import iterator_ops
 
     created = []
@@ -142,7 +143,7 @@ def test_a_mirrored_fit_creates_no_autotuned_iterator(monkeypatch):
     with strategy.scope():
         model = build()
         model.compile(optimizer="sgd", loss=loss)
-    batches = data.untuned(tf.data.Dataset.from_tensor_slices((inputs, targets)).batch(16))
+    batches = loading.untuned(tf.data.Dataset.from_tensor_slices((inputs, targets)).batch(16))
     model.fit(batches, epochs=1, verbose=0)
     model.evaluate(batches, verbose=0)
     assert len(created) >= 4, created  # two replicas' iterators, for fit and for evaluate

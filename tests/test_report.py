@@ -4,7 +4,8 @@ import os
 import numpy as np
 import pytest
 
-from keras_labs import KerasLabsError, report, visualization
+from keras_labs import KerasLabsError, visualization
+from keras_labs.results import report
 
 
 def fake_run(root, lab, name, metrics, kind="full"):

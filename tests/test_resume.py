@@ -19,8 +19,10 @@ import time
 import pytest
 from conftest import ROOT, run_cli, tiny
 
-from keras_labs import ConfigError, labs, runs, training
-from keras_labs.labs import cifar_cnn, mnist_cnn
+from keras_labs import ConfigError, labs, run_folders, training
+from keras_labs.labs.cifar_cnn import config as cifar_cnn_config
+from keras_labs.labs.mnist_cnn import config as mnist_cnn_config
+from keras_labs.labs.mnist_cnn import experiment as mnist_cnn
 
 # lab: tiny config, which save the "kill" follows, metrics that must match the uninterrupted run
 LABS = {
@@ -103,21 +105,20 @@ def _strip_times(value):
 @pytest.mark.parametrize("name", list(LABS))
 def test_killed_run_resumes_to_the_uninterrupted_metrics(name, tmp_path, empty_data_dir,
                                                          kill_after_save, monkeypatch):
-    lab = labs.get(name)
     tiny_config, kill_at, keys = LABS[name]
     config = dataclasses.replace(tiny_config, deterministic=True,
                                  export_dir=str(tmp_path / "saved_models")).validate()
-    expected = lab.run(config, str(tmp_path / "whole"))
+    expected = labs.run(name, config, str(tmp_path / "whole"))
 
     saves = kill_after_save(kill_at)
     workdir = tmp_path / "killed"
     with pytest.raises(_Killed):
-        lab.run(config, str(workdir))
+        labs.run(name, config, str(workdir))
     assert not (workdir / "metrics.json").exists()
     assert (workdir / "backup").is_dir()
     monkeypatch.undo()  # the resumed run is not killed
 
-    resumed = lab.run(config, str(workdir), resume=True)
+    resumed = labs.run(name, config, str(workdir), resume=True)
     for key in keys:
         _same(_strip_times(expected[key]), _strip_times(resumed[key]), key)
     env = json.loads((workdir / "env.json").read_text())
@@ -152,12 +153,12 @@ def finished_mnist_run(tmp_path_factory):
 
 def test_resume_refuses_what_it_cannot_continue(tmp_path, finished_mnist_run):
     with pytest.raises(ConfigError, match="not a run folder"):
-        runs.resumable_config(tmp_path, "mnist-cnn", mnist_cnn.Config)
+        run_folders.resumable_config(tmp_path, "mnist-cnn", mnist_cnn_config.Config)
     workdir, _ = finished_mnist_run
     with pytest.raises(ConfigError, match="finished already"):
-        runs.resumable_config(workdir, "mnist-cnn", mnist_cnn.Config)
+        run_folders.resumable_config(workdir, "mnist-cnn", mnist_cnn_config.Config)
     with pytest.raises(ConfigError, match="is a 'mnist-cnn' run, not a cifar-cnn run"):
-        runs.resumable_config(workdir, "cifar-cnn", cifar_cnn.Config)
+        run_folders.resumable_config(workdir, "cifar-cnn", cifar_cnn_config.Config)
 
 
 def test_a_kill_during_a_save_keeps_the_previous_backup(tmp_path, monkeypatch,

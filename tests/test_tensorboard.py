@@ -19,17 +19,21 @@ import pytest
 import tensorflow as tf
 from conftest import ROOT, read_tags, run_cli, tiny
 
-from keras_labs import instrumentation, labs, models, runs, sweeps, training
+from keras_labs import instrumentation, labs, runs, training
+from keras_labs.labs.autoencoder.model import build_autoencoder
+from keras_labs.labs.transfer.backbones import transfer_model
+from keras_labs.models import cnn, gan, language, rnn
+from keras_labs.results import sweeps
 
 # --------------------------------------------------------------------------------------------
 # The probes
 
 
 def test_activation_probe_reaches_into_a_nested_base():
-    base_network = models.mnist_cnn(input_shape=(32, 32, 3), filters=(4, 8), dense_units=8)
+    base_network = cnn.mnist_cnn(input_shape=(32, 32, 3), filters=(4, 8), dense_units=8)
     base = keras.Model(base_network.input, base_network.get_layer("features").output,
                        name="source_features")
-    model = models.transfer_model(base, [], pretrained=True, dropout=0.0, name="transfer")
+    model = transfer_model(base, [], pretrained=True, dropout=0.0, name="transfer")
     names, probe = instrumentation.activation_probe(model)
     assert names == ["source_features/conv1_1", "source_features/conv2_1"]
     images = np.random.default_rng(0).uniform(size=(3, 32, 32, 3)).astype("float32")
@@ -44,7 +48,7 @@ def test_activation_probe_reaches_into_a_nested_base():
 
 
 def test_activation_probe_reads_a_multi_output_model_with_shared_layers():
-    parts = models.build_autoencoder((28, 28, 1), channels=(3, 4), head_units=(8,))
+    parts = build_autoencoder((28, 28, 1), channels=(3, 4), head_units=(8,))
     names, probe = instrumentation.activation_probe(parts.model)
     assert names == ["conv1", "conv2"]  # the transposed convolutions are not probed
     outputs = probe(np.ones((2, 28, 28, 1), "float32"))
@@ -57,7 +61,7 @@ def test_activation_probe_reads_a_multi_output_model_with_shared_layers():
     ("lstm", "keras", {"hidden_states/lstm1", "hidden_states/lstm2", "cell_states/lstm1"}),
 ])
 def test_hidden_states_of_every_recurrent_layer(tmp_path, cell, implementation, expected):
-    model, _, _ = models.build_language_model(20, cell=cell, units=6, num_layers=2,
+    model, _, _ = language.build_language_model(20, cell=cell, units=6, num_layers=2,
                                               embedding_dim=4, implementation=implementation)
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     ids = np.random.default_rng(0).integers(0, 20, (16, 9)).astype("int32")
@@ -77,14 +81,14 @@ def test_probe_callbacks_follow_the_model():
         return [type(probe).__name__
                 for probe in instrumentation.probe_callbacks(model, None, "tb", 10)]
 
-    assert kinds(models.mnist_cnn()) == ["ActivationStatistics", "FilterImages"]
-    assert kinds(models.build_row_rnn("lstm", 5)) == ["HiddenStates"]
+    assert kinds(cnn.mnist_cnn()) == ["ActivationStatistics", "FilterImages"]
+    assert kinds(rnn.build_row_rnn("lstm", 5)) == ["HiddenStates"]
     # The GAN trains a model with no graph: its discriminator is probed, when it has convs.
-    dcgan = models.build_gan(models.GanSpec(architecture="dcgan", dcgan_filters=(4, 8),
+    dcgan = gan.build_gan(gan.GanSpec(architecture="dcgan", dcgan_filters=(4, 8),
                                             conditional=True))
     assert dcgan.probe_network is dcgan.discriminator
     assert kinds(dcgan) == ["ActivationStatistics", "FilterImages"]
-    assert kinds(models.build_gan(models.GanSpec(architecture="mlp", mlp_units=(8, 8)))) == []
+    assert kinds(gan.build_gan(gan.GanSpec(architecture="mlp", mlp_units=(8, 8)))) == []
 
 
 def test_probes_only_read(tmp_path):
@@ -97,7 +101,7 @@ def test_probes_only_read(tmp_path):
         run = runs.Run("mnist-cnn", dataclasses.replace(config, probe_every_steps=every),
                        tmp_path / f"every{every}")
         keras.utils.set_random_seed(0)
-        model = models.mnist_cnn(filters=(4, 8), dense_units=8, dropout=0.5)
+        model = cnn.mnist_cnn(filters=(4, 8), dense_units=8, dropout=0.5)
         model.compile("adam", "sparse_categorical_crossentropy")
         training.fit(run, model, dataset, epochs=2, probe=images[:8], histogram_freq=0)
         weights[every] = [np.asarray(weight) for weight in model.get_weights()]
@@ -116,7 +120,7 @@ def test_the_gan_shows_its_discriminator_on_real_digits(tmp_path):
         classifier_examples=128, steps_per_execution=1, architecture="dcgan",
         dcgan_filters=(4, 8), conditional=True, probe_every_steps=10,
         export_dir=str(tmp_path / "saved_models")).validate()
-    labs.get("gan").run(config, str(tmp_path / "run"))
+    labs.run("gan", config, str(tmp_path / "run"))
     probes = tmp_path / "run" / "tb" / instrumentation.PROBE_DIR
     tags = read_tags(probes)
     assert {"activations/conv1", "activations/conv2"} <= tags["histograms"]
@@ -211,12 +215,12 @@ def test_a_real_tensorboard_shows_every_lab_inside(tmp_path):
     root = tmp_path / "runs"
     exports = str(tmp_path / "saved_models")
     for name in ("mnist-cnn", "char-rnn", "embeddings"):
-        labs.get(name).run(tiny(name, export_dir=exports).validate(), str(root / name / "r1"))
+        labs.run(name, tiny(name, export_dir=exports).validate(), str(root / name / "r1"))
     keras.backend.clear_session()
     folder = sweeps.sweep(labs.get("mnist-cnn"), tiny("mnist-cnn").validate(),
                           {"seed": ["0", "1"]}, root, label="tiny")
     sweep_runs = [f"mnist-cnn/{folder.name}/{name}/tb" for name in ("00-seed-0", "01-seed-1")]
-    convs = [name for name, _ in instrumentation.conv_layers(models.mnist_cnn(filters=(8, 16)))]
+    convs = [name for name, _ in instrumentation.conv_layers(cnn.mnist_cnn(filters=(8, 16)))]
     assert convs == ["conv1_1", "conv2_1"]
 
     port = _free_port()

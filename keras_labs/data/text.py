@@ -14,7 +14,7 @@ from keras_labs.data.loading import untuned
 
 # Words keep inner apostrophes ("Call'd", "'tis"); every other non-space character and every
 # newline is a token of its own. The same rules run in Python (training data) and in the
-# SavedModel (RE2 regular expressions, `keras_labs.text.TextGenerator`), so a prime is
+# SavedModel (RE2 regular expressions, `keras_labs.language_modeling.TextGenerator`), so a prime is
 # tokenized alike in both.
 PUNCTUATION = r"([^A-Za-z'\s])"
 NEWLINE = "\n"

@@ -3,13 +3,17 @@ seed reports (`cifar_cnn`, described by a `CifarNetSpec`)."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
-from keras_labs.lazy import lazy_import
+import keras
+from keras import layers
 
-# Keras loads on first use: configs read the names below and CifarNetSpec without it.
-keras, layers = lazy_import("keras", "keras.layers")
+from keras_labs.models.specs import (  # noqa: F401 (the family's names, read here too)
+    ACTIVATIONS,
+    CIFAR_ARCHITECTURES,
+    INITIALIZERS,
+    CifarNetSpec,
+)
 
 
 def mnist_cnn(input_shape=(28, 28, 1), num_classes: int = 10, filters: tuple[int, ...] = (32, 64),
@@ -37,48 +41,6 @@ def mnist_cnn(input_shape=(28, 28, 1), num_classes: int = 10, filters: tuple[int
     x = layers.Dropout(dropout, name="dropout_dense")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="probabilities", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=name)
-
-
-CIFAR_ARCHITECTURES = ("tutorial", "deepdiva_basic", "deepdiva_basic_copy", "report002", "vgg",
-                       "resnet")
-ACTIVATIONS = ("relu", "tanh", "sigmoid", "leaky_relu", "elu", "gelu")
-INITIALIZERS = ("default", "torch", "normal", "glorot_uniform", "he_normal")
-
-
-@dataclasses.dataclass(frozen=True)
-class CifarNetSpec:
-    """One network of the CIFAR-10 family.
-
-    Attributes:
-        architecture: One of `CIFAR_ARCHITECTURES`: "tutorial" (report 004), "deepdiva_basic"
-            and "deepdiva_basic_copy" (report 001), "report002", "vgg", "resnet" (a narrow
-            ResNet-9).
-        filters: Conv widths (per layer or stage); empty: the architecture's own.
-        dense_units: Hidden dense widths; empty: the architecture's own.
-        convs_per_stage: vgg: convolutions per stage.
-        activation: Hidden-layer activation, one of `ACTIVATIONS`.
-        initializer: Kernel initializer, one of `INITIALIZERS`; "default" is Keras's
-            glorot_uniform, "torch" PyTorch's default (kernels and biases U(+-1/sqrt(fan_in))).
-        init_stddev: Standard deviation of the "normal" initializer.
-        batch_norm: Batch norm after every convolution.
-        dropout: Dropout before the dense layers (0: none).
-        l2: L2 penalty on kernels, added to the loss (0: none).
-        num_classes: Width of the logits.
-        input_shape: Image shape.
-    """
-
-    architecture: str = "tutorial"
-    filters: tuple[int, ...] = ()
-    dense_units: tuple[int, ...] = ()
-    convs_per_stage: int = 2
-    activation: str = "relu"
-    initializer: str = "default"
-    init_stddev: float = 0.05
-    batch_norm: bool = False
-    dropout: float = 0.0
-    l2: float = 0.0
-    num_classes: int = 10
-    input_shape: tuple[int, ...] = (32, 32, 3)
 
 
 def _activation(name: str, layer_name: str) -> layers.Layer:

@@ -16,9 +16,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-GAN_LOSSES = ("minimax", "non_saturating")
-LATENTS = ("uniform", "gaussian")
-MLP_ACTIVATIONS = ("leaky_relu", "relu")
+from keras_labs.models.specs import LATENTS, MLP_ACTIVATIONS
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from keras_labs.lazy import lazy_import
+import keras
+from keras import layers
 
-# Keras loads on first use: a config checks its cells against CELLS without it.
-keras, layers = lazy_import("keras", "keras.layers")
-
-# The recurrent cells a row RNN can use: name -> keras.layers class name.
-CELLS = {"simple": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
+from keras_labs.models.specs import CELLS
 
 
 def build_row_rnn(cell: str, units: int, unroll: bool = True, *, input_shape=(28, 28, 1),

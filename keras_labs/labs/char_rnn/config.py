@@ -1,0 +1,38 @@
+"""The `char-rnn` lab's configuration and presets (no TensorFlow: `keras-labs list` reads them)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from keras_labs.config import LanguageModelConfig, option
+
+NAME = "char-rnn"
+DESCRIPTION = ("char-level GRU/LSTM on Tiny Shakespeare (reports 000/001 ex. 4): perplexity, "
+               "bits/char, samples, generator SavedModel")
+DATASETS = ("tiny_shakespeare",)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(LanguageModelConfig):
+    # The reports' schedule (spro/char-rnn.pytorch defaults) as the defaults.
+    batch_size: int = option(100, minimum=1, maximum=65536, help="windows per step")
+    sequence_length: int = option(200, minimum=2, help="characters per training window")
+    train_chars: int = option(0, minimum=0,
+                              help="use only the first N training characters (0: all)")
+    sample_length: int = option(300, minimum=0, help="characters generated per prime")
+
+
+PRESETS = {
+    "seed": Config(),
+    # The 15-minute CPU recipe: many small-batch updates, since on a CPU the recurrence's
+    # per-step cost bounds the run, not the tokens per update (how it was found: README).
+    "best": Config(steps=1020, log_every=60, batch_size=64, sequence_length=100,
+                   window_stride=25, cell="gru", implementation="hoisted", units=384,
+                   num_layers=2, embedding_dim=64, dropout=0.0, learning_rate=3e-3,
+                   warmup_steps=20, final_learning_rate=0.05, clipnorm=1.0,
+                   compute_dtype="float32", steps_per_execution=10, max_minutes=15.0, top_k=0),
+    "quick": Config(steps=120, log_every=40, batch_size=64, sequence_length=64, units=128,
+                    num_layers=1, embedding_dim=32, learning_rate=1e-2, final_learning_rate=0.1,
+                    validation_chars=20000, sample_length=120, steps_per_execution=20),
+}
+DEFAULT_PRESET = "seed"
