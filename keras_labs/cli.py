@@ -31,6 +31,7 @@ from pathlib import Path
 from keras_labs import (
     ConfigError,
     KerasLabsError,
+    __version__,
     check_tensorflow_install,
     labs,
     multiworker,
@@ -127,6 +128,7 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="keras-labs", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"keras-labs {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     listing = commands.add_parser("list", help="the labs and their presets")
@@ -136,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("lab", help="a lab name from `keras-labs list`, or `all`")
     _add_config_options(run)
     run.add_argument("--export-dir", help="root of SavedModel exports (default: saved_models)")
+    run.add_argument("--export-format", choices=("saved_model", "onnx", "litert"),
+                     help="also export ONNX or LiteRT beside the SavedModel")
     run.add_argument("--strategy", choices=("default", "mirrored", "multiworker"))
     run.add_argument("--mixed-precision", action="store_true", default=None)
     run.add_argument("--resume", metavar="RUN_DIR",
@@ -287,6 +291,7 @@ def _list(args) -> int:
 def _run(args) -> int:
     flags = {"epochs": args.epochs, "seed": args.seed, "data": args.data,
              "data_dir": args.data_dir, "export_dir": args.export_dir,
+             "export_format": args.export_format,
              "deterministic": args.deterministic, "strategy": args.strategy,
              "mixed_precision": args.mixed_precision}
     if args.resume:

@@ -80,6 +80,11 @@ class LabConfig:
                           help="threads of each of TensorFlow's CPU op pools (intra- and inter-op; "
                                "0: TensorFlow's default, one per core)")
     export_dir: str = option("saved_models", help="root folder of SavedModel exports")
+    export_format: str = option("saved_model", choices=("saved_model", "onnx", "litert"),
+                                help="saved_model; onnx or litert: also that file, beside the "
+                                     "SavedModel in the same version folder")
+    profile_batches: str = option("", help="profile these training batches for TensorBoard's "
+                                           "Profile tab, e.g. '10,20' ('': off)")
     probe_every_steps: int = option(100, minimum=0,
                                     help="steps between TensorBoard probes of the activations, "
                                          "filters and hidden states (0: off)")
