@@ -57,11 +57,27 @@ def _environment(platform: str, python: str) -> dict:
             "extra": ""}
 
 
-def _tensorflow_choice(platform: str, python: str) -> list[Requirement]:
-    environment = _environment(platform, python)
-    return [requirement for requirement in _requirements(_options()["install_requires"])
-            if requirement.name in ("tensorflow", "tensorflow-cpu")
-            and (requirement.marker is None or requirement.marker.evaluate(environment))]
+TENSORFLOW_DISTRIBUTIONS = {"tensorflow", "tensorflow-cpu", "tensorflow-intel", "tensorflow-macos"}
+
+
+def _extras() -> dict[str, list[Requirement]]:
+    parser = configparser.ConfigParser()
+    parser.read(ROOT / "setup.cfg")
+    return {name: _requirements(text) for name, text in parser["options.extras_require"].items()}
+
+
+def _tensorflow_choice(platform: str, python: str, extras: tuple[str, ...] = ()
+                       ) -> list[Requirement]:
+    """The TensorFlow requirements `pip install .[extras]` makes on `platform` and `python`."""
+    chosen = []
+    for extra in ("", *extras):
+        environment = {**_environment(platform, python), "extra": extra}
+        requirements = (_requirements(_options()["install_requires"]) if not extra
+                        else _extras()[extra])
+        chosen += [requirement for requirement in requirements
+                   if requirement.name in TENSORFLOW_DISTRIBUTIONS
+                   and (requirement.marker is None or requirement.marker.evaluate(environment))]
+    return chosen
 
 
 @functools.cache
@@ -113,13 +129,32 @@ def test_each_platform_gets_exactly_one_tensorflow_with_a_wheel_on_the_index(pla
                     f"{requirement.specifier} wheel for {tag}")
 
 
+@pytest.mark.parametrize("python", ("3.10", "3.11", "3.12", "3.13"))
+@pytest.mark.parametrize("platform", sorted(PLATFORMS))
+def test_every_install_with_any_extras_holds_exactly_one_tensorflow_distribution(platform, python):
+    """Two distributions (tensorflow-cpu and tensorflow) would write one tensorflow/ folder."""
+    every = tuple(_extras())
+    for extras in [(), *((extra,) for extra in every), every]:
+        names = {requirement.name for requirement in _tensorflow_choice(platform, python, extras)}
+        assert len(names) == 1, f"{platform}, Python {python}, extras {extras}: {sorted(names)}"
+
+
 def test_gpu_extra_is_the_cuda_build_on_linux_x86_64_only():
-    parser = configparser.ConfigParser()
-    parser.read(ROOT / "setup.cfg")
-    gpu = _requirements(parser["options.extras_require"]["gpu"])
+    gpu = _extras()["gpu"]
     assert [(item.name, item.extras) for item in gpu] == [("tensorflow", {"and-cuda"})]
     assert gpu[0].marker.evaluate(_environment("linux-x86_64", "3.12"))
     assert not gpu[0].marker.evaluate(_environment("macos-arm64", "3.12"))
+
+
+def test_one_version_source_and_a_licence_file():
+    import keras_labs
+
+    parser = configparser.ConfigParser()
+    parser.read(ROOT / "setup.cfg")
+    assert parser["metadata"]["version"] == "attr: keras_labs.__version__"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", keras_labs.__version__)
+    licence = ROOT / parser["metadata"]["license_files"].strip()
+    assert "Apache License" in licence.read_text() and "Version 2.0" in licence.read_text()
 
 
 def test_code_needs_nothing_newer_than_python_3_10():
