@@ -141,7 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--export-format", choices=("saved_model", "onnx", "litert"),
                      help="also export ONNX or LiteRT beside the SavedModel")
     run.add_argument("--strategy", choices=("default", "mirrored", "multiworker"))
-    run.add_argument("--mixed-precision", action="store_true", default=None)
+    run.add_argument("--mixed-precision", nargs="?", const="fp16", choices=("off", "fp16", "bf16"),
+                     help="fp16 (the default of the bare flag) on a GPU; bf16 on a GPU or a CPU "
+                          "with AVX512-BF16/AMX")
     run.add_argument("--resume", metavar="RUN_DIR",
                      help="continue an interrupted run folder from its last checkpoint")
 

@@ -75,10 +75,13 @@ class LabConfig:
     deterministic: bool = option(False, help="enable TensorFlow op determinism")
     strategy: str = option("default", choices=("default", "mirrored", "multiworker"),
                            help="tf.distribute strategy")
-    mixed_precision: bool = option(False, help="mixed_float16 on GPU (ignored with a warning on CPU)")
+    mixed_precision: str = option(
+        "off", choices=("off", "fp16", "bf16"),
+        help="fp16: mixed_float16 on a GPU; bf16: mixed_bfloat16 on a GPU or a CPU with "
+             "AVX512-BF16/AMX (else float32, said in one line); outputs and losses stay float32")
     threads: int = option(0, minimum=0,
                           help="threads of each of TensorFlow's CPU op pools (intra- and inter-op; "
-                               "0: TensorFlow's default, one per core)")
+                               "0: chosen from the batch size and the cores, recorded in env.json)")
     export_dir: str = option("saved_models", help="root folder of SavedModel exports")
     export_format: str = option("saved_model", choices=("saved_model", "onnx", "litert"),
                                 help="saved_model; onnx or litert: also that file, beside the "

@@ -4,11 +4,74 @@ strategies, and what a strategy allows of Keras's loop."""
 from __future__ import annotations
 
 import functools
+import os
 
 import tensorflow as tf
 
 from keras_labs import ConfigError, compat, multiworker
 from keras_labs.data.loading import untuned
+
+# Below this many examples a step, one thread per op pool is fastest on the CPU: the ops are
+# too small to share, and a second thread costs more than it gives. Measured endpoints
+# (results/benchmarks, the report-004 network on 2 cores): at batch 4 one thread per pool ran
+# 1.37-2.39x PyTorch's best loop, two threads slower; at batch 128 one thread halved the speed
+# (6,888 vs 12,992 images/s against PyTorch). Between them the crossing was not measured.
+SMALL_BATCH = 16
+
+
+def choose_threads(requested: int, batch_size: int | None, cores: int | None = None
+                   ) -> tuple[int, str]:
+    """The thread count of each of TensorFlow's CPU op pools, and why.
+
+    Args:
+        requested: The config's `threads` (0: choose).
+        batch_size: Examples per step, if the lab has one.
+        cores: CPU cores this process may use (default: its affinity).
+
+    Returns:
+        (threads, the reason in a few words); 0 threads keeps TensorFlow's default, one per core.
+    """
+    cores = cores or len(_usable_cpus())
+    if requested:
+        return requested, "set by the config"
+    if batch_size is not None and batch_size <= SMALL_BATCH:
+        return 1, f"batch {batch_size} <= {SMALL_BATCH}: one thread per pool is fastest"
+    return 0, f"batch {batch_size}: one thread per core ({cores})"
+
+
+def _usable_cpus() -> set[int]:
+    return os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(
+        range(os.cpu_count() or 1))
+
+
+def precision_policy(choice: str) -> tuple[str, str]:
+    """The Keras dtype policy for the config's `mixed_precision`, and a note when it falls back.
+
+    fp16 needs a GPU; bf16 a GPU or a CPU whose instruction set has bfloat16 arithmetic
+    (AVX512-BF16 or AMX on x86; Linux's /proc/cpuinfo says). Elsewhere training stays in
+    float32 and the note says why.
+    """
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    if choice == "off":
+        return "float32", ""
+    if choice == "fp16":
+        if gpu:
+            return "mixed_float16", ""
+        return "float32", "mixed_precision=fp16 needs a GPU; training in float32 on the CPU"
+    if gpu or cpu_has_bfloat16():
+        return "mixed_bfloat16", ""
+    return "float32", ("mixed_precision=bf16 needs a GPU or a CPU with AVX512-BF16 or AMX; "
+                       "training in float32")
+
+
+def cpu_has_bfloat16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether the CPU has bfloat16 arithmetic (its flags name avx512_bf16 or amx_bf16)."""
+    try:
+        with open(cpuinfo) as handle:
+            flags = {word for line in handle if line.startswith("flags") for word in line.split()}
+    except OSError:
+        return False
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 def use_threads(count: int) -> None:

@@ -82,6 +82,8 @@ def resumable_config(workdir: str | os.PathLike, lab: str, config_class: type) -
         raise ConfigError(f"{str(config_path)!r} is not valid JSON: {error}") from None
     fields = {key: tuple(value) if isinstance(value, list) else value
               for key, value in stored.items()}
+    if isinstance(fields.get("mixed_precision"), bool):  # config.json of 0.1.0: a flag
+        fields["mixed_precision"] = "fp16" if fields["mixed_precision"] else "off"
     unknown = sorted(set(fields) - {field.name for field in dataclasses.fields(config_class)})
     if unknown:
         raise ConfigError(f"{str(config_path)!r} has settings this version does not know: "

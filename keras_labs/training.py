@@ -33,10 +33,12 @@ def start(lab: str, config: LabConfig, workdir: str | os.PathLike, *, resume: bo
     """
     if resume:
         multiworker.check_resume(config)
-    devices.use_threads(config.threads)
+    threads, why = devices.choose_threads(config.threads, getattr(config, "batch_size", None))
+    devices.use_threads(threads)
     if config.strategy == "multiworker":
         multiworker.strategy()  # TensorFlow takes it only before its runtime starts (Run lists devices)
     run = Run(lab, config, workdir, resume=resume)
+    run.env["threads_chosen"] = {"threads": threads, "why": why}
     return run, setup(config, run)
 
 
@@ -49,14 +51,10 @@ def setup(config: LabConfig, run=None) -> tf.distribute.Strategy:
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
-    if config.mixed_precision:
-        if tf.config.list_physical_devices("GPU"):
-            keras.mixed_precision.set_global_policy("mixed_float16")
-        else:
-            print("WARNING: --mixed-precision needs a GPU; training in float32 on the CPU",
-                  file=sys.stderr)
-    else:
-        keras.mixed_precision.set_global_policy("float32")
+    policy, note = devices.precision_policy(config.mixed_precision)
+    if note:
+        print(f"note: {note}", file=sys.stderr, flush=True)
+    keras.mixed_precision.set_global_policy(policy)
     strategy = devices.make_strategy(config.strategy)
     if run is not None:
         try:

@@ -108,12 +108,12 @@ class Config(LabConfig):
 # Presets, named after their source.
 
 # steps_per_execution divides the 2,000 mini-batches of the running loss (Keras calls back only
-# between executions). At batch 4 one thread per op pool is fastest: a step is too small to
-# share (results/benchmarks: keras-lab at 1 vs 2 threads); set threads=0 for large batches.
+# between executions). At batch 4 the thread count chosen for it is one per op pool
+# (`devices.choose_threads`); a user who sets batch_size=128 gets one per core.
 _TUTORIAL = Config(architecture="tutorial", initializer="torch", normalize="symmetric",
                    optimizer="momentum", learning_rate=1e-3, momentum=0.9, batch_size=4, epochs=2,
                    show_examples=4, running_loss_every=2000, steps_per_execution=50,
-                   probe_every_steps=500, threads=1)
+                   probe_every_steps=500)
 # DeepDIVA's template defaults (template/CL_arguments.py): CNN_basic, SGD without momentum,
 # lr 0.001, batch 64, 5 epochs; the report adds seed 42. DeepDIVA standardizes the inputs with
 # the dataset's mean and std; [-1, 1] is the nearest of our two input scalings.
