@@ -4,15 +4,25 @@ __version__ = "0.1.0"
 
 
 class KerasLabsError(Exception):
-    """An error the user can fix (bad option, missing data); the CLI prints it as one line, exit 2."""
+    """A failure the user can act on (missing or damaged data, unwritable output, diverged
+    training); the CLI prints it as one line and exits with code 1."""
 
 
 class ConfigError(KerasLabsError, ValueError):
-    """A configuration value or name is not valid."""
+    """A configuration value, name or argument is not valid; the CLI exits with code 2, as for
+    any usage error."""
 
 
 class DataError(KerasLabsError):
-    """A dataset is missing, not prepared, or its source files are corrupt."""
+    """A dataset is missing, not prepared, damaged, or its source files are corrupt."""
+
+
+class Terminated(BaseException):
+    """The process was sent SIGTERM; the CLI raises it from its signal handler and handles it as
+    it handles Ctrl-C (one line, FAILED.txt, the backup kept), with exit code 143.
+
+    A `BaseException`, like `KeyboardInterrupt`, so that no `except Exception` swallows it.
+    """
 
 
 def check_tensorflow_install() -> None:

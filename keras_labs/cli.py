@@ -1,6 +1,7 @@
 """The `keras-labs` command line.
 
-    keras-labs list
+    keras-labs --version
+    keras-labs list [--verbose]
     keras-labs run LAB|all [--preset P] [--set key=value ...] [--epochs N] [--seed N] [--out DIR]
                            [--data auto|sample|full] [--data-dir DIR] [--export-dir DIR]
                            [--deterministic] [--strategy default|mirrored|multiworker]
@@ -13,31 +14,41 @@
     keras-labs tensorboard [RUNS] [--port N] [--host H]
     keras-labs generate EXPORT --prime TEXT [--length N] [--temperature T] [--top-k K]
 
-A mistake the user can fix (unknown lab, preset, key or value; data not prepared; corrupt
-files; unwritable output) prints one line and exits with code 2; `list`, `--help` and config
-errors answer without loading TensorFlow. The output is the suite's own: TensorFlow's C++
-start-up lines show only with `--verbose` (run, sweep, generate, data), and `data prepare`
-shows tfds's progress bars only on a terminal (or with `--verbose`).
+Every failure is one line on stderr, and the exit code says which kind it was (`EXIT_CODES`):
+2 for a usage or config error (unknown lab, preset, key or value, bad arguments), 1 for a
+runtime failure (data missing, damaged or unreadable, diverged training, unwritable output, a
+TensorFlow error), 130 for Ctrl-C and 143 for SIGTERM, which is handled as Ctrl-C is: a run
+stopped either way says so in its FAILED.txt and keeps its backup for `--resume`. `list`,
+`--help` and config errors answer without loading TensorFlow. The output is the suite's own:
+TensorFlow's C++ start-up lines show only with `--verbose` (run, sweep, generate, data), and
+`data prepare` shows tfds's progress bars only on a terminal (or with `--verbose`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import os
 import re
+import shlex
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from keras_labs import (
     ConfigError,
+    DataError,
     KerasLabsError,
+    Terminated,
     __version__,
     check_tensorflow_install,
     labs,
     multiworker,
     run_folders,
 )
-from keras_labs.config import field_names
 from keras_labs.data import specs as data_specs
 from keras_labs.results import report, reproduce, sweeps
 
@@ -45,7 +56,18 @@ from keras_labs.results import report, reproduce, sweeps
 # once. The modules that load TensorFlow (the data loaders, the language-model engine, Keras)
 # are imported by the commands that need them, after `_import_tensorflow` has quieted its
 # start-up.
+EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl-C
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+EXIT_CODES = f"""exit codes:
+  0    done
+  {EXIT_FAILURE}    runtime failure: data missing, damaged or unreadable, training diverged,
+       output not writable, a TensorFlow error (one line says which)
+  {EXIT_USAGE}    usage or config error: bad arguments, unknown lab, preset, key or value
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C)
+  {EXIT_TERMINATED}  terminated (SIGTERM); like Ctrl-C, a stopped run says so in its FAILED.txt
+       and keeps its backup: continue it with `keras-labs run LAB --resume RUN_DIR`"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -127,12 +149,14 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="keras-labs", description=__doc__.split("\n")[0])
+    parser = _Parser(prog="keras-labs", description=__doc__.split("\n")[0], epilog=EXIT_CODES,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"keras-labs {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     listing = commands.add_parser("list", help="the labs and their presets")
-    listing.add_argument("--verbose", action="store_true", help="also every config key")
+    listing.add_argument("--verbose", action="store_true", help="also every config field of "
+                         "the default preset: its value, what it does and its constraints")
 
     run = commands.add_parser("run", help="run a lab (or all of them)")
     run.add_argument("lab", help="a lab name from `keras-labs list`, or `all`")
@@ -153,28 +177,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="values of one config field (repeatable; the product is run)")
     _add_config_options(sweep)
 
-    reproduce = commands.add_parser(
-        "reproduce", help="run the seed reports' experiments; results/ and results/LEDGER.md")
-    reproduce.add_argument("--report", choices=("000", "001", "002", "003", "004"),
-                           help="only this seed report's items")
-    reproduce.add_argument("--lab", help="only this lab's items")
-    reproduce.add_argument("--item", help="only this seed item (ids: --dry-run)")
-    reproduce.add_argument("--max-minutes", type=_positive_float, default=20.0,
-                           help="skip presets estimated over this many CPU minutes (default 20)")
-    reproduce.add_argument("--results", default="results",
-                           help="folder of result files and LEDGER.md (default: results)")
-    reproduce.add_argument("--runs", default=os.path.join("runs", "reproduce"),
-                           help="root of the run folders (default: runs/reproduce)")
-    reproduce.add_argument("--dry-run", action="store_true",
-                           help="list the items, their presets and estimated CPU time; run nothing")
-    reproduce.add_argument("--force", action="store_true",
-                           help="rerun presets whose committed result has the same config")
-    reproduce.add_argument("--render", action="store_true",
-                           help="only regenerate LEDGER.md and the README and docs/ blocks from results/")
+    reproduce.add_arguments(commands.add_parser(
+        "reproduce", help="run the seed reports' experiments; results/ and results/LEDGER.md"))
 
     report = commands.add_parser("report", help="one self-contained HTML report over run folders")
     report.add_argument("runs", help="folder of runs (e.g. runs)")
     report.add_argument("--out", help="output folder (default: RUNS/report)")
+    report.add_argument("--results", help="the committed seed ledger's folder (default: the "
+                                          "results/ of the clone keras-labs runs from)")
 
     board = commands.add_parser("tensorboard", help="TensorBoard over run folders (activations, "
                                 "hidden states, filters, HParams, Projector)")
@@ -187,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate = commands.add_parser("generate", help="sample text from an exported char-rnn or "
                                    "word-rnn generator")
     generate.add_argument("export", help="the generator's SavedModel folder "
-                          "(saved_models/char-rnn/<run>)")
+                          "(saved_models/char-rnn/<version>)")
     generate.add_argument("--prime", default="", help="text to start from (any string; "
                           "characters or words the model does not know are read as unknown)")
     generate.add_argument("--length", type=_bounded_int(0, 100_000), default=300,
@@ -244,50 +254,217 @@ def _bounded_int(minimum: int, maximum: int | None = None):
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs one `keras-labs` command line; returns its exit code (see `EXIT_CODES`)."""
     try:
         args = build_parser().parse_args(argv)
     except _UsageError as error:
         print(error, file=sys.stderr)
         return EXIT_USAGE
     _quiet_tensorflow()
+    with _sigterm_raises():
+        try:
+            return _command(args)
+        except ConfigError as error:
+            print(f"keras-labs: error: {error}", file=sys.stderr)
+            return EXIT_USAGE
+        except KerasLabsError as error:
+            print(f"keras-labs: error: {error}", file=sys.stderr)
+            return EXIT_FAILURE
+        except KeyboardInterrupt as error:
+            print(_stop_line("interrupted", error), file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except Terminated as error:
+            print(_stop_line("terminated (SIGTERM)", error), file=sys.stderr)
+            return EXIT_TERMINATED
+        except BrokenPipeError:  # `keras-labs list | head`: the reader has what it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error
+            return EXIT_FAILURE
+        except Exception as error:
+            if not _is_tensorflow_error(error):
+                raise  # a bug: its traceback is what a report needs
+            print(f"keras-labs: error: {_tensorflow_error_line(error)}", file=sys.stderr)
+            return EXIT_FAILURE
+
+
+def _command(args) -> int:
+    if args.command in ("run", "sweep", "generate"):
+        check_tensorflow_install()
+    if args.command == "list":
+        return _list(args)
+    if args.command == "run":
+        return _run(args)
+    if args.command == "sweep":
+        return _sweep(args)
+    if args.command == "report":
+        return _report(args)
+    if args.command == "reproduce":
+        return reproduce.main(args)
+    if args.command == "tensorboard":
+        return _tensorboard(args)
+    if args.command == "generate":
+        return _generate(args)
+    if args.data_command == "prepare":
+        return _prepare(args)
+    return _data_list(args)
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """Within: SIGTERM (what `timeout`, `kill` and schedulers send first) raises `Terminated`,
+    so a run it stops ends as a Ctrl-C ends it. A second SIGTERM while the first is handled is
+    ignored: the FAILED.txt note gets written. Python runs signal handlers in the main thread
+    only, so from any other thread this changes nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated("terminated by SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, terminate)
     try:
-        if args.command in ("run", "sweep", "generate"):
-            check_tensorflow_install()
-        if args.command == "list":
-            return _list(args)
-        if args.command == "run":
-            return _run(args)
-        if args.command == "sweep":
-            return _sweep(args)
-        if args.command == "report":
-            return _report(args)
-        if args.command == "reproduce":
-            return reproduce.main(args)
-        if args.command == "tensorboard":
-            return _tensorboard(args)
-        if args.command == "generate":
-            return _generate(args)
-        if args.data_command == "prepare":
-            return _prepare(args)
-        return _data_list(args)
-    except KerasLabsError as error:
-        print(f"keras-labs: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("keras-labs: interrupted", file=sys.stderr)
-        return 130
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_line(what: str, error: BaseException) -> str:
+    """The one line of a run stopped by Ctrl-C or SIGTERM, with the resume command `_run_one`
+    noted on the error."""
+    notes = getattr(error, "__notes__", [])
+    return f"keras-labs: {what}" + "".join(f"; {note}" for note in notes)
+
+
+def _is_tensorflow_error(error: BaseException) -> bool:
+    tensorflow = sys.modules.get("tensorflow")
+    return tensorflow is not None and isinstance(error, tensorflow.errors.OpError)
+
+
+# What TensorFlow adds around an op error's message: the function and node it ran in, and,
+# for an op in a graph (a Keras train step), a header and the stack where the op was defined.
+_OP_DECORATION = re.compile(r"\{\{function_node [^}]*\}\}|\[\[\{\{node [^}]*\}\}\]\]"
+                            r"|\[Op:[^\]]*\](\s*name:.*)?")
+_OP_HEADER = re.compile(r"Graph execution error:|Detected at node .* defined at ")
+
+
+def _tensorflow_error_line(error: BaseException) -> str:
+    """A TensorFlow op error (`tf.errors.OpError`) as one line (`_tensorflow_reason`)."""
+    return f"TensorFlow {type(error).__name__}: {_tensorflow_reason(error)}"
+
+
+def _tensorflow_reason(error: BaseException) -> str:
+    """The first line of an op error's message and, when it came from reading the input (an
+    iterator's `GetNext`: a truncated or corrupt file), what to check."""
+    lines = [_OP_DECORATION.sub("", line).strip() for line in str(error).splitlines()
+             if line.strip() and not line[0].isspace() and not _OP_HEADER.match(line)]
+    reason = next((line.rstrip(".") for line in lines if line), "(no message)")
+    if type(error).__name__ == "DataLossError" or "IteratorGetNext" in str(error):
+        reason += ("; the input data could not be read: a prepared dataset may be damaged "
+                   "(`keras-labs data list` checks them; `keras-labs data prepare NAME --force "
+                   "--from DIR` rebuilds one)")
+    return reason
 
 
 def _list(args) -> int:
     for name in labs.names():
         lab = labs.get(name)
-        presets = ", ".join(lab.PRESETS)
-        print(f"{name:12s} {lab.DESCRIPTION}  [presets: {presets}; default {lab.DEFAULT_PRESET}]")
+        for line in _wrap(lab.DESCRIPTION.split(), f"{name:12s} ", " " * 13):
+            print(line)
+        presets = [shown + (" (default)," if shown.split("[")[0] == lab.DEFAULT_PRESET else ",")
+                   for shown in _fold_variants(list(lab.PRESETS))]
+        presets[-1] = presets[-1].rstrip(",")
+        for line in _wrap(["presets:", *presets], " " * 13, " " * 15):
+            print(line)
         if args.verbose:
-            defaults = lab.PRESETS[lab.DEFAULT_PRESET]
-            for key in field_names(type(defaults)):
-                print(f"    {key} = {getattr(defaults, key)!r}")
+            _list_fields(lab.PRESETS[lab.DEFAULT_PRESET])
     return 0
+
+
+def _fold_variants(names: list[str]) -> list[str]:
+    """`names`, with a suffix that several of them also come with folded in: `tutorial` and
+    `tutorial-equal-updates` become `tutorial[-equal-updates]` when at least two names have
+    that `-equal-updates` variant."""
+    suffixes: dict[str, list[str]] = {}
+    for name in names:
+        for other in names:
+            if other.startswith(name + "-"):
+                suffixes.setdefault(other[len(name):], []).append(name)
+    folded = {name: suffix for suffix, bases in suffixes.items() if len(bases) > 1
+              for name in bases}
+    variants = {name + suffix for name, suffix in folded.items()}
+    return [f"{name}[{folded[name]}]" if name in folded else name
+            for name in names if name not in variants]
+
+
+def _list_fields(config) -> None:
+    """One entry per config field: `--set key=value` as the preset has it, its help and its
+    constraints (`config.option`)."""
+    settings = {field.name: f"--set {field.name}={_set_value(getattr(config, field.name))}"
+                for field in dataclasses.fields(config)}
+    column = min(max(map(len, settings.values())), 36)
+    for field in dataclasses.fields(config):
+        words = (field.metadata.get("help", "") + _constraints(field.metadata)).split()
+        for line in _wrap(words, f"    {settings[field.name]:{column}s}  ", " " * (column + 6),
+                          any_first_word=True):
+            print(line.rstrip())
+
+
+def _set_value(value) -> str:
+    """`value` as `--set key=value` takes it."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, tuple):
+        return ",".join(map(_set_value, value))
+    if value is None:
+        return "none"
+    if isinstance(value, str) and (not value or " " in value):
+        return repr(value)
+    return str(value)
+
+
+def _constraints(metadata) -> str:
+    """A field's declared constraints (`config.option`), as ` [>= 1; <= 64]`, or ''."""
+    found = []
+    if metadata.get("choices") is not None:
+        found.append("one of: " + ", ".join(map(str, metadata["choices"])))
+    if metadata.get("positive"):
+        found.append("> 0")
+    if metadata.get("minimum") is not None:
+        found.append(f">= {metadata['minimum']}")
+    if metadata.get("maximum") is not None:
+        found.append(f"<= {metadata['maximum']}")
+    return f" [{'; '.join(found)}]" if found else ""
+
+
+# A word a script could take for a lab's or a preset's name (see `_wrap`).
+_NAME_LIKE = re.compile(r"^[a-z][a-z0-9_.-]*$")
+LIST_WIDTH = 100
+
+
+def _wrap(words: list[str], first: str, indent: str, width: int = LIST_WIDTH, *,
+          any_first_word: bool = False) -> list[str]:
+    """`words` as lines of at most `width` characters: the first line after `first`, the
+    others after `indent` (a word longer than a line gets a line of its own).
+
+    Unless `any_first_word`, a continuation line never starts with a word that looks like a name
+    (lower-case letters, digits, `-_.`): the word before it moves down with it. So the first
+    word of a line of `keras-labs list` is a lab's name on that lab's own line only, and a
+    script that reads `keras-labs list | awk '{print $1}'` finds the labs.
+    """
+    lines: list[str] = []
+    start = 0
+    while start < len(words):
+        prefix = indent if lines else first
+        end = start + 1
+        while end < len(words) and len(prefix + " ".join(words[start:end + 1])) <= width:
+            end += 1
+        while (not any_first_word and end < len(words) and end - 1 > start
+               and _NAME_LIKE.match(words[end])):
+            end -= 1
+        lines.append(prefix + " ".join(words[start:end]))
+        start = end
+    return lines or [first.rstrip()]
 
 
 def _run(args) -> int:
@@ -308,14 +485,42 @@ def _run(args) -> int:
     lab = labs.get(args.lab)
     config = labs.resolve_config(lab, args.preset, args.set, **flags)
     if config.strategy == "multiworker":
-        multiworker.cluster_config()  # a TF_CONFIG mistake is a config error too
+        multiworker.check_cluster()  # a cluster mistake is a config error too
+        _import_tensorflow(args.verbose)
+        return _run_worker(lab, config, args.out, args.preset or lab.DEFAULT_PRESET)
     _import_tensorflow(args.verbose)  # only now: a config error must not wait for it
-    # Under multiworker: the strategy first, and a temporary folder on non-chief workers.
-    with multiworker.output_folders(args.out, config) as (out, config):
-        _preflight(lab, config)
-        workdir = run_folders.new_run_dir(out, lab.NAME, args.preset or lab.DEFAULT_PRESET)
-        print(f"{lab.NAME}: run folder {workdir}", flush=True)
-        _run_one(lab, config, workdir)
+    _preflight(lab, config)
+    workdir = run_folders.new_run_dir(args.out, lab.NAME, args.preset or lab.DEFAULT_PRESET)
+    print(f"{lab.NAME}: run folder {workdir}", flush=True)
+    _run_one(lab, config, workdir)
+    print(f"{lab.NAME}: done; results in {workdir}", flush=True)
+    return 0
+
+
+def _run_worker(lab, config, out: str, preset: str) -> int:
+    """`run LAB --strategy multiworker` on one worker of a cluster.
+
+    The same command, run again on every worker after a failure, continues the run
+    (`multiworker.worker_run`). The strategy comes first, before anything starts TensorFlow's
+    runtime, once every worker has started. A worker lost or never started ends the run with
+    one line saying so, in FAILED.txt too (`multiworker.cluster_failure`).
+    """
+    _preflight(lab, config)
+    with multiworker.worker_run(out, lab.NAME, preset, config) as (workdir, config, resume):
+        print(f"{lab.NAME}: {'resuming' if resume else 'run folder'} {workdir}", flush=True)
+        waited = False
+        try:
+            multiworker.strategy(config.worker_timeout_s)
+            waited = True
+            _run_one(lab, config, workdir, resume=resume)
+        except BaseException as error:
+            failure = multiworker.cluster_failure(error)
+            if failure is None:
+                raise
+            # A failed wait adds its line to an earlier attempt's; `_run_one` wrote its own.
+            with open(workdir / "FAILED.txt", "w" if waited else "a") as failed:
+                failed.write(_failure_line(failure) + "\n")
+            raise failure from None
         print(f"{lab.NAME}: done; results in {workdir}", flush=True)
     return 0
 
@@ -338,21 +543,41 @@ def _resume(lab, run_dir: str, verbose: bool = False) -> int:
 
 
 def _preflight(lab, config) -> None:
-    """Checks the lab's datasets before anything is created (fail fast, no empty run folder)."""
+    """Checks what a run needs before anything is created (fail fast, no empty run folder): the
+    lab's datasets, prepared and intact, and the converter its export format needs."""
+    from keras_labs import export
     from keras_labs.data import loading
 
     loading.require(getattr(lab, "DATASETS", ()), config.data, config.data_dir)
+    export.check_format(config.export_format, lab=lab.NAME)
 
 
 def _run_one(lab, config, workdir, *, resume: bool = False) -> None:
-    """Runs a lab; a run that fails says why in `FAILED.txt` in its own folder."""
+    """Runs a lab; a run that fails or is stopped says why in `FAILED.txt` in its own folder,
+    and a stopped one (Ctrl-C, SIGTERM), whose backup is kept, how to continue it."""
     try:
         labs.run(lab.NAME, config, str(workdir), resume=resume)
     except BaseException as error:
         if workdir.is_dir():
-            reason = str(error) or type(error).__name__
-            (workdir / "FAILED.txt").write_text(f"{type(error).__name__}: {reason}\n")
+            if isinstance(error, KeyboardInterrupt | Terminated):
+                error.add_note(f"continue with: keras-labs run {lab.NAME} --resume "
+                               f"{shlex.quote(str(workdir))}")
+            (workdir / "FAILED.txt").write_text(_failure_line(error) + "\n")
         raise
+
+
+def _failure_line(error: BaseException) -> str:
+    """What FAILED.txt says: the error's class, why, in one line, and its notes."""
+    if isinstance(error, Terminated):
+        reason = "stopped by SIGTERM"
+    elif isinstance(error, KeyboardInterrupt):
+        reason = str(error) or "stopped by Ctrl-C"
+    elif _is_tensorflow_error(error):
+        reason = _tensorflow_reason(error)
+    else:
+        reason = " ".join(str(error).split()) or type(error).__name__
+    notes = "".join(f"; {note}" for note in getattr(error, "__notes__", []))
+    return f"{type(error).__name__}: {reason}{notes}"
 
 
 def _run_all(args, flags) -> int:
@@ -365,8 +590,8 @@ def _run_all(args, flags) -> int:
                      if value is not None and (key != "epochs" or hasattr(lab.PRESETS[preset], "epochs"))}
         configs.append(labs.resolve_config(lab, preset, args.set, **lab_flags))
         if configs[-1].strategy == "multiworker":
-            raise KerasLabsError("--strategy multiworker runs one lab at a time: give every "
-                                 "worker the same `keras-labs run LAB` command")
+            raise ConfigError("--strategy multiworker runs one lab at a time: give every "
+                              "worker the same `keras-labs run LAB` command")
     _import_tensorflow(args.verbose)
     import keras
 
@@ -379,13 +604,17 @@ def _run_all(args, flags) -> int:
         print(f"=== {lab.NAME} ({preset}): {workdir}", flush=True)
         try:
             _run_one(lab, config, workdir)
-        except KerasLabsError as error:  # one lab's bad data must not stop the tour
-            print(f"keras-labs: error: {lab.NAME}: {error}", file=sys.stderr, flush=True)
+        except Exception as error:  # one lab's bad data must not stop the tour
+            if not isinstance(error, KerasLabsError) and not _is_tensorflow_error(error):
+                raise
+            line = (str(error) if isinstance(error, KerasLabsError)
+                    else _tensorflow_error_line(error))
+            print(f"keras-labs: error: {lab.NAME}: {line}", file=sys.stderr, flush=True)
             failed.append(lab.NAME)
     if failed:
         print(f"keras-labs: error: {len(failed)} of {len(chosen)} labs failed: "
               f"{', '.join(failed)}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_FAILURE
     print(f"all {len(chosen)} labs done; run folders under {args.out}", flush=True)
     return 0
 
@@ -408,7 +637,13 @@ def _sweep(args) -> int:
 
 
 def _report(args) -> int:
-    path = report.build(args.runs, args.out or os.path.join(args.runs, "report"))
+    results = Path(args.results) if args.results else report.COMMITTED_RESULTS
+    if not results.is_dir():
+        # Installed from a wheel: the ledger stays in the project's repository.
+        print(f"note: no committed seed ledger at {results} (it is the results/ folder of a "
+              "clone of keras_labs, not part of the installed package): seed rows read these "
+              "runs only; add --results DIR to compare with it", file=sys.stderr)
+    path = report.build(args.runs, args.out or os.path.join(args.runs, "report"), results)
     print(f"report: {path}")
     return 0
 
@@ -459,15 +694,23 @@ def _data_list(args) -> int:
 
     root = loading.resolve_data_dir(args.data_dir)
     print(f"tfds data dir: {root}")
+    damaged = []
     for status in loading.list_datasets(root):
         sample = "embedded sample available" if status["sample"] else "no embedded sample"
         if not status["prepared"]:
             print(f"{status['name']:17s} not prepared ({sample})")
             continue
+        if status["damaged"]:
+            damaged.append(status)
+            print(f"{status['name']:17s} DAMAGED {status['version']}: {status['damaged']}")
+            continue
         splits = ", ".join(f"{split} {count}" for split, count in status["splits"].items())
         partial = "PARTIAL" if status["partial"] else "complete"
         print(f"{status['name']:17s} prepared {status['version']}  {splits}  {partial}  "
               f"from {status['origin']} via {status['method']}  ({sample})")
+    if damaged:  # the listing is complete; then the first damaged one, as a run would fail
+        more = f" ({len(damaged) - 1} more damaged: see above)" if len(damaged) > 1 else ""
+        raise DataError(loading.damage_message(damaged[0]) + more)
     return 0
 
 

@@ -75,6 +75,10 @@ class LabConfig:
     deterministic: bool = option(False, help="enable TensorFlow op determinism")
     strategy: str = option("default", choices=("default", "mirrored", "multiworker"),
                            help="tf.distribute strategy")
+    worker_timeout_s: float = option(
+        600.0, minimum=0.0,
+        help="strategy=multiworker: seconds a worker waits for the others, at the start and "
+             "in every collective op, before it stops with one line (0: no limit)")
     mixed_precision: str = option(
         "off", choices=("off", "fp16", "bf16"),
         help="fp16: mixed_float16 on a GPU; bf16: mixed_bfloat16 on a GPU or a CPU with "
@@ -121,6 +125,7 @@ class LabConfig:
                     raise ConfigError(f"{field.name}={value!r} is not valid; it must be >= {meta['minimum']}")
                 if meta.get("maximum") is not None and number > meta["maximum"]:
                     raise ConfigError(f"{field.name}={value!r} is not valid; it must be <= {meta['maximum']}")
+        profile_batch_range(self.profile_batches)
         self.check()
         return self
 
@@ -181,6 +186,11 @@ class LanguageModelConfig(LabConfig):
         if self.warmup_steps >= self.steps:
             raise ConfigError(f"warmup_steps={self.warmup_steps} is not valid; it must be < "
                               f"steps={self.steps}")
+        if self.export_format != "saved_model":
+            raise ConfigError(f"export_format={self.export_format!r} is not possible for a "
+                              "language model: its generator turns a prime string into text "
+                              "with TensorFlow string ops and a sampling loop, which neither "
+                              "ONNX nor LiteRT converts; use export_format=saved_model")
 
 
 def field_names(config_class: type[LabConfig]) -> list[str]:
@@ -261,3 +271,33 @@ def _check_type(name: str, value: Any, annotation: Any) -> None:
         raise ConfigError(f"{name}={value!r} is not a valid {annotation.__name__}")
     if not isinstance(value, expected):
         raise ConfigError(f"{name}={value!r} is not a valid {annotation.__name__}")
+
+
+def profile_batch_range(text: str) -> tuple[int, int] | None:
+    """The training batches a config's `profile_batches` asks the profiler to trace, as
+    `keras.callbacks.TensorBoard`'s `profile_batch` takes them.
+
+    Args:
+        text: "A,B" (batches A to B, counted from 1 in each fit, A <= B), "N" (batch N alone)
+            or "" (no profile).
+
+    Returns:
+        (A, B), or None for "".
+
+    Raises:
+        ConfigError: Anything else (the message quotes it).
+    """
+    if not text.strip():
+        return None
+    parts = [part.strip() for part in text.split(",")]
+    try:
+        numbers = [int(part) for part in parts]
+    except ValueError:
+        numbers = []
+    if len(numbers) == 1:
+        numbers *= 2
+    if len(numbers) != 2 or not 1 <= numbers[0] <= numbers[1]:
+        raise ConfigError(f"profile_batches={text!r} is not valid; give 'A,B' with 1 <= A <= B "
+                          "(training batches, counted from 1 in each fit), e.g. '10,20', or '' "
+                          "for no profile")
+    return numbers[0], numbers[1]

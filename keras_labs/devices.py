@@ -12,10 +12,10 @@ from keras_labs import ConfigError, compat, multiworker
 from keras_labs.data.loading import untuned
 
 # Below this many examples a step, one thread per op pool is fastest on the CPU: the ops are
-# too small to share, and a second thread costs more than it gives. Measured endpoints
-# (results/benchmarks, the report-004 network on 2 cores): at batch 4 one thread per pool ran
-# 1.37-2.39x PyTorch's best loop, two threads slower; at batch 128 one thread halved the speed
-# (6,888 vs 12,992 images/s against PyTorch). Between them the crossing was not measured.
+# too small to share, and a second thread costs more than it gives. Measured ends
+# (results/benchmarks/cifar-chunked-vs-pytorch.json, the report-004 network on 2 cores): at
+# batch 4, 4,923 images/s on one thread against 2,915 on two; at batch 128, 9,049 against
+# 12,370. Between the two the crossing was not measured.
 SMALL_BATCH = 16
 
 
@@ -131,12 +131,14 @@ def _cpu_mirrored_strategy() -> tf.distribute.MirroredStrategy:
     return tf.distribute.MirroredStrategy(devices=devices)
 
 
-def make_strategy(name: str) -> tf.distribute.Strategy:
+def make_strategy(name: str, *, worker_timeout_s: float | None = None) -> tf.distribute.Strategy:
     """The `tf.distribute` strategy named `default`, `mirrored` or `multiworker`.
 
     `mirrored` uses every GPU, or, on a machine without one, every logical CPU device (two when
     the CPU can still be split), so the data-parallel path runs and is tested on a laptop.
-    `multiworker` reads the cluster from `TF_CONFIG`.
+    `multiworker` reads the cluster from `TF_CONFIG` or Slurm's variables, and is the process's
+    one such strategy (`multiworker.strategy`: the first call creates it, waiting at most
+    `worker_timeout_s` for the other workers; None or 0: no limit).
     """
     if name == "default":
         return tf.distribute.get_strategy()
@@ -147,7 +149,7 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         return _cpu_mirrored_strategy()
     if name == "multiworker":
         _untuned_device_datasets()
-        return multiworker.strategy()
+        return multiworker.strategy(worker_timeout_s)
     raise ConfigError(f"strategy={name!r} is not valid; valid values: default, mirrored, multiworker")
 
 

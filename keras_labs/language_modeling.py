@@ -224,8 +224,10 @@ def write_outputs(run, config: LanguageModelConfig, fitted: dict,
     samples = write_samples(run.workdir / "samples.txt", generator, primes,
                             length=config.sample_length, temperature=config.temperature,
                             top_k=config.top_k)
-    folder = export.export_model(fitted["model"], config.export_dir, run.lab, run.run_id,
-                                 export=generator.save)
+    folder = export.export_model(
+        fitted["model"], run, write=generator.save,
+        saved_model_only="the generator turns a prime string into text with TensorFlow string "
+                         "ops and a sampling loop, which neither ONNX nor LiteRT converts")
     return {"samples": samples, "export": str(folder)}
 
 
@@ -280,7 +282,13 @@ def stateful_loss(step_model: keras.Model, state_sizes: Sequence[int], ids: np.n
     length = len(ids) // streams
     total, count = 0.0, 0
 
-    @tf.function(reduce_retracing=True)
+    # One trace per call: the chunks differ in length (the last of a piece) and in rows (the
+    # leftover piece), so without a signature of unknown dimensions every new shape traced
+    # again, and TensorFlow warned of retracing.
+    tokens = tf.TensorSpec((None, None), tf.int32)
+    state_specs = [tf.TensorSpec((None, size), tf.float32) for size in state_sizes]
+
+    @tf.function(input_signature=[tokens, tokens, state_specs])
     def score(x, y, states):
         logits, *states = step_model([x, *states], training=False)
         losses = keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
@@ -421,7 +429,7 @@ def load_generator(path: str | os.PathLike):
     path = Path(path)
     if not (path / "saved_model.pb").is_file():
         raise ConfigError(f"{str(path)!r} is not a SavedModel folder (no saved_model.pb); give "
-                          "the export of a char-rnn or word-rnn run (saved_models/<lab>/<run>)")
+                          "the export of a char-rnn or word-rnn run (saved_models/<lab>/<version>)")
     try:
         generator = tf.saved_model.load(str(path))
     except Exception as error:  # noqa: BLE001 (protobuf, IO and TF errors: all mean "unusable")

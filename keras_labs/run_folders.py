@@ -1,7 +1,7 @@
-"""Run folders before anything runs: their names (`new_run_dir`, `plain_name`) and the
-config an unfinished one resumes with (`resumable_config`). Nothing here imports TensorFlow, so
-the CLI answers a bad output folder or `--resume` folder at once; `runs.Run` writes a folder's
-contents.
+"""Run folders before anything runs: their names (`new_run_dir`, `plain_name`), the config an
+unfinished one resumes with (`resumable_config`), and the numbered export folders a run leaves
+(`versions`, `exports_of_run`). Nothing here imports TensorFlow, so the CLI answers a bad
+output folder or `--resume` folder at once; `runs.Run` writes a folder's contents.
 """
 
 from __future__ import annotations
@@ -95,3 +95,32 @@ def resumable_config(workdir: str | os.PathLike, lab: str, config_class: type) -
     if config.data == "auto" and len(kinds) == 1 and kinds <= {"full", "sample"}:
         config = dataclasses.replace(config, data=kinds.pop())
     return config
+
+
+# The record an export keeps beside its model: which run made it (`export.export_model`).
+RUN_RECORD = "keras_labs_run.json"
+
+
+def versions(lab_folder: str | os.PathLike) -> list[int]:
+    """The version numbers in a lab's export folder, in order (other names are not versions:
+    TensorFlow Serving ignores them too)."""
+    folder = Path(lab_folder)
+    if not folder.is_dir():
+        return []
+    return sorted(int(path.name) for path in folder.iterdir()
+                  if path.name.isdigit() and path.name.isascii() and path.is_dir())
+
+
+def exports_of_run(export_root: str | os.PathLike, lab: str, run_id: str) -> list[Path]:
+    """The version folders under `<export_root>/<lab>/` that run `run_id` exported (read from
+    their `keras_labs_run.json`)."""
+    folder = Path(export_root).expanduser() / plain_name(lab, "lab")
+    found = []
+    for version in versions(folder):
+        record = folder / str(version) / RUN_RECORD
+        try:
+            if json.loads(record.read_text()).get("run_id") == run_id:
+                found.append(folder / str(version))
+        except (OSError, ValueError):
+            continue
+    return found

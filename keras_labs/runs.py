@@ -5,6 +5,7 @@ tb/ and plots/. A run id is never reused and an existing folder is never written
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import math
 import os
@@ -24,6 +25,11 @@ from keras_labs.files import atomic_write
 from keras_labs.run_folders import check_resumable, plain_name
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+# Subpackages and modules of keras_labs that compute no figure, left out of a run's code
+# fingerprint: the command line, the results layer (the ledger, reproduce, the report) and the
+# seed tables' parser (a lab reads seeds.md only to print the report's figure beside its own).
+# With them in, editing the ledger would make every committed result stale.
+NOT_FINGERPRINTED = ("cli", "__main__", "results", "seeds")
 
 
 def _git_state() -> dict[str, Any]:
@@ -38,6 +44,30 @@ def _git_state() -> dict[str, Any]:
         return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
+
+
+def code_fingerprint(modules: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The fingerprint of the code a run ran: a digest of the source of every `keras_labs`
+    module loaded in this process (but `NOT_FINGERPRINTED`), and each module's own digest, so a
+    stale result can say which modules changed since.
+
+    A module's digest is the first 16 hex digits of the SHA-256 of its file's bytes; the
+    fingerprint's digest is that of the lines "<module> <digest>" in module order.
+    `keras_labs.results.freshness` computes the same from the files on disk, without imports.
+
+    Args:
+        modules: {name: module}; default `sys.modules`.
+    """
+    digests = {}
+    for name, module in sorted((modules if modules is not None else sys.modules).items()):
+        parts = name.split(".")
+        if parts[0] != "keras_labs" or (len(parts) > 1 and parts[1] in NOT_FINGERPRINTED):
+            continue
+        path = getattr(module, "__file__", None)
+        if path and Path(path).is_file():
+            digests[name] = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    lines = "".join(f"{name} {digest}\n" for name, digest in digests.items())
+    return {"digest": hashlib.sha256(lines.encode()).hexdigest()[:16], "modules": digests}
 
 
 def environment() -> dict[str, Any]:
@@ -179,6 +209,8 @@ class Run:
                                     for name, info in self.data_sources.items()})
         metrics["wall_time_s"] = round((datetime.datetime.now() - self.started).total_seconds(), 2)
         self.env["finished"] = datetime.datetime.now().isoformat(timespec="seconds")
+        # At the end, when every module the run used is loaded.
+        self.env["code"] = code_fingerprint()
         self.write_json("env.json", self.env)
         instrumentation.write_final_metrics(self.tb_dir, metrics)
         self.write_json("metrics.json", metrics)

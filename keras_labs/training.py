@@ -9,6 +9,7 @@ import io
 import json
 import math
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import tensorflow as tf
 
 from keras_labs import KerasLabsError, compat, devices, instrumentation, multiworker
 from keras_labs.callbacks import EpochTimer
-from keras_labs.config import LabConfig
+from keras_labs.config import LabConfig, profile_batch_range
 from keras_labs.files import atomic_write, staged_folder
 from keras_labs.run_folders import plain_name
 from keras_labs.runs import Run
@@ -31,12 +32,10 @@ def start(lab: str, config: LabConfig, workdir: str | os.PathLike, *, resume: bo
     Returns:
         (the `runs.Run`, the `tf.distribute.Strategy` to build models under).
     """
-    if resume:
-        multiworker.check_resume(config)
     threads, why = devices.choose_threads(config.threads, getattr(config, "batch_size", None))
     devices.use_threads(threads)
-    if config.strategy == "multiworker":
-        multiworker.strategy()  # TensorFlow takes it only before its runtime starts (Run lists devices)
+    if config.strategy == "multiworker":  # TensorFlow takes it only before its runtime starts
+        multiworker.strategy(config.worker_timeout_s)  # (Run lists devices)
     run = Run(lab, config, workdir, resume=resume)
     run.env["threads_chosen"] = {"threads": threads, "why": why}
     return run, setup(config, run)
@@ -55,7 +54,8 @@ def setup(config: LabConfig, run=None) -> tf.distribute.Strategy:
     if note:
         print(f"note: {note}", file=sys.stderr, flush=True)
     keras.mixed_precision.set_global_policy(policy)
-    strategy = devices.make_strategy(config.strategy)
+    timeout = config.worker_timeout_s if config.strategy == "multiworker" else None
+    strategy = devices.make_strategy(config.strategy, worker_timeout_s=timeout)
     if run is not None:
         try:
             worker_devices = list(strategy.extended.worker_devices)
@@ -133,7 +133,8 @@ def fit(run, model: keras.Model, train: tf.data.Dataset, *, epochs: int,
 def standard_callbacks(run, histogram_freq: int = 1, extra=(), *, backup: Backup | None = None,
                        history_path: str | os.PathLike | None = None,
                        log_dir: str | os.PathLike | None = None) -> list[keras.callbacks.Callback]:
-    """TensorBoard (with weight histograms), history.csv, a stop on NaN loss, and a backup.
+    """TensorBoard (with weight histograms, and the profile of the config's `profile_batches`
+    for its Profile tab), history.csv, a stop on NaN loss, and a backup.
 
     Args:
         run: The `runs.Run`.
@@ -153,7 +154,9 @@ def standard_callbacks(run, histogram_freq: int = 1, extra=(), *, backup: Backup
         EpochTimer(),  # first, so the loggers below see epoch_time_s
         *extra,
         keras.callbacks.TensorBoard(log_dir=str(log_dir or run.tb_dir),
-                                    histogram_freq=histogram_freq),
+                                    histogram_freq=histogram_freq,
+                                    profile_batch=profile_batch_range(
+                                        run.config.profile_batches) or 0),
         keras.callbacks.CSVLogger(str(history_path), append=resumed),
         keras.callbacks.TerminateOnNaN(),
         *([backup] if backup is not None else []),  # last: it saves the complete epoch logs
@@ -189,6 +192,10 @@ class Backup(keras.callbacks.BackupAndRestore):
     Several fits in one run each get their own name; a fit that had finished before the kill
     restores its final state and trains zero epochs. `runs.Run.finish` deletes the backups.
 
+    Under `--strategy multiworker` every worker keeps its own backup (batch normalization's
+    moving statistics differ between workers) of its last two epochs, and a restarted cluster
+    continues from the newest epoch that every worker holds (`_state_every_worker_holds`).
+
     Args:
         run: The `runs.Run`; backups live in its `backup/` folder.
         name: This fit's name (one folder per fit).
@@ -200,11 +207,14 @@ class Backup(keras.callbacks.BackupAndRestore):
         self.directory = Path(run.backup_dir) / plain_name(name, "backup name")
         super().__init__(str(self.directory), save_freq="epoch", delete_checkpoint=False)
         self.extra_state = list(state)
-        self._state = _latest_state(self.directory)
+        self._keep_previous = multiworker.started()
+        self._state = (self._state_every_worker_holds() if self._keep_previous
+                       else _latest_state(self.directory))
         metadata = json.loads((self._state / "metadata.json").read_text()) if self._state else {}
         self.completed_epochs = int(metadata.get("epoch", 0))
         self._earlier_logs: dict[str, list] = metadata.get("logs", {})
         self._logs: dict[str, list] = {}
+        self._skip: tf.Variable | None = None  # see `_skip_once_training`
 
     def stream(self, dataset: tf.data.Dataset, model: keras.Model,
                steps_per_epoch: int | None = None, initial_epoch: int = 0
@@ -239,9 +249,45 @@ class Backup(keras.callbacks.BackupAndRestore):
             dataset = dataset.repeat()
         per_execution = max(int(getattr(model, "steps_per_execution", 1) or 1), 1)
         read_per_epoch = math.ceil(steps_per_epoch / per_execution) * per_execution
-        if self.completed_epochs > initial_epoch:
-            dataset = dataset.skip((self.completed_epochs - initial_epoch) * read_per_epoch)
+        skip = max(self.completed_epochs - initial_epoch, 0) * read_per_epoch
+        if skip and model.distribute_strategy is not tf.distribute.get_strategy():
+            dataset = self._skip_once_training(dataset, skip)
+        elif skip:
+            dataset = dataset.skip(skip)
         return as_elements(dataset, model), steps_per_epoch
+
+    def _skip_once_training(self, dataset: tf.data.Dataset, count: int) -> tf.data.Dataset:
+        """`dataset` without its first `count` batches once training begins (`on_train_begin`).
+
+        Under a `tf.distribute` strategy Keras 3.15's `fit` first opens an iterator of its input
+        for one batch (to build the model) and drops it. That iterator draws reshuffle seeds
+        from the pipeline's shuffle, which every iterator of a dataset shares: with the skip
+        in place from the start, it would draw them at another position than in the
+        uninterrupted run, and training would read other epochs. So it reads from the start,
+        as there, and the batches to skip are dropped from the iterator that trains.
+        """
+        self._skip = tf.Variable(0, dtype=tf.int64, trainable=False, name="backup_skip")
+        self._skip_to = count
+        return (dataset.enumerate().filter(lambda index, _: index >= self._skip)
+                .map(lambda _, batch: batch))
+
+    def _state_every_worker_holds(self) -> Path | None:
+        """The newest saved state that every worker of the cluster holds too (None: start
+        afresh). A worker killed while it saved epoch n holds n - 1 where the others hold n
+        already; each keeps its previous state, and they agree on the epoch (a collective op).
+        """
+        held = {}
+        for path in (self.directory / "state", self.directory / "state.previous"):
+            if (path / "metadata.json").exists():
+                held[int(json.loads((path / "metadata.json").read_text()).get("epoch", 0))] = path
+        epochs = sorted(held)[-2:]
+        rows = multiworker.gather([-1] * (2 - len(epochs)) + epochs)
+        shared = set.intersection(*({epoch for epoch in row if epoch >= 0} for row in rows))
+        epoch = max(shared, default=0)
+        if held and epoch < max(held):
+            print(f"note: {self.directory.name}: continuing after epoch {epoch}, the last one "
+                  f"every worker backed up (this worker holds epoch {max(held)})", flush=True)
+        return held.get(epoch)
 
     def _states(self) -> list:
         return [*_seed_states(self.model), *self.extra_state]
@@ -269,16 +315,25 @@ class Backup(keras.callbacks.BackupAndRestore):
     def _save_model(self):
         logs = {key: self._earlier_logs.get(key, []) + self._logs.get(key, [])
                 for key in {*self._earlier_logs, *self._logs}}
-        with staged_folder(self.directory / "state", replace=True) as staging:
+        state = self.directory / "state"
+        with staged_folder(state, replace=not self._keep_previous) as staging:
             self.model.save_weights(str(staging / "model.weights.h5"))
             np.savez(staging / "seeds.npz", **{f"seed_{index}": np.asarray(variable.numpy())
                                                for index, variable in
                                                enumerate(self._states())})
             (staging / "metadata.json").write_text(json.dumps(
                 {"epoch": self._current_epoch, "logs": logs}))
+            if self._keep_previous and state.exists():
+                # The state saved last becomes the previous one (the one before goes), and the
+                # new one then takes its name: a whole state exists at every instant.
+                previous = state.with_name("state.previous")
+                shutil.rmtree(previous, ignore_errors=True)
+                os.replace(state, previous)
 
     def on_train_begin(self, logs=None):
         self._current_epoch = self.completed_epochs
+        if self._skip is not None:
+            self._skip.assign(self._skip_to)
         super().on_train_begin(logs)
 
     def on_train_end(self, logs=None):

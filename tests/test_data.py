@@ -12,7 +12,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from conftest import make_cifar_dir
 
-from keras_labs import DataError
+from keras_labs import ConfigError, DataError
 from keras_labs.data import loading, preparation, specs
 from keras_labs.data import text as text_data
 
@@ -117,8 +117,76 @@ def test_missing_source_file_is_named(tmp_path):
 
 
 def test_unknown_dataset_lists_valid_ones():
-    with pytest.raises(DataError, match=r"unknown dataset 'mnsit'; valid datasets: mnist, fashion_mnist"):
+    with pytest.raises(ConfigError, match=r"unknown dataset 'mnsit'; valid datasets: mnist, fashion_mnist"):
         specs.check_name("mnsit")
+
+
+def _prepared_mnist(tmp_path):
+    """A tiny MNIST prepared with `data prepare`: (source folder, data dir, version folder)."""
+    source = make_mnist_dir(tmp_path / "src" / "mnist", train=300, test=20)
+    preparation.prepare("mnist", tmp_path / "src", tmp_path / "tfds", log=lambda _: None)
+    return source, tmp_path / "tfds", tmp_path / "tfds" / "mnist" / "3.0.1"
+
+
+def test_a_truncated_shard_fails_on_load_naming_the_command_that_rebuilds_it(tmp_path):
+    source, data_dir, version = _prepared_mnist(tmp_path)
+    sidecar = json.loads((version / specs.SIDECAR).read_text())
+    shard = version / "mnist-train.tfrecord-00000-of-00001"
+    # Every file but the sidecar, with its size, is recorded when the dataset is prepared.
+    assert sidecar["files"] == {path.name: path.stat().st_size for path in version.iterdir()
+                                if path.name != specs.SIDECAR}
+    assert sidecar["files"][shard.name] > 0
+    assert loading.dataset_status("mnist", data_dir)["damaged"] is None
+    size = shard.stat().st_size
+    shard.write_bytes(shard.read_bytes()[:size // 3])  # the train shard cut to a third
+
+    expected = (rf"the prepared mnist in {version} is damaged: {shard.name} is {size // 3:,} "
+                rf"bytes, {size:,} when prepared; rebuild it with `keras-labs data prepare mnist "
+                rf"--force --from {source.resolve()}`")
+    with pytest.raises(DataError, match=f"^{expected}$"):
+        loading.load("mnist", data="full", data_dir=data_dir)
+    with pytest.raises(DataError, match="is damaged"):  # `auto` would read it too
+        loading.load("mnist", data="auto", data_dir=data_dir)
+    with pytest.raises(DataError, match="is damaged"):  # what the CLI checks before a run
+        loading.require(["mnist"], "auto", data_dir)
+    loading.require(["mnist"], "sample", data_dir)  # the embedded sample does not read it
+    assert loading.dataset_status("mnist", data_dir)["damaged"].startswith(shard.name)
+    shard.unlink()
+    assert loading.dataset_status("mnist", data_dir)["damaged"] == f"{shard.name} is missing"
+
+
+def test_a_dataset_prepared_before_sizes_were_recorded_still_loads(tmp_path):
+    _, data_dir, version = _prepared_mnist(tmp_path)
+    sidecar = json.loads((version / specs.SIDECAR).read_text())
+    del sidecar["files"]
+    (version / specs.SIDECAR).write_text(json.dumps(sidecar))
+    assert loading.dataset_status("mnist", data_dir)["damaged"] is None
+    datasets, source = loading.load("mnist", data="full", data_dir=data_dir)
+    assert source.kind == "full" and int(datasets["train"].cardinality()) == 300
+
+
+def test_a_remote_data_dir_passes_through_untouched(tmp_path, monkeypatch):
+    remote = "gs://bucket/path/tensorflow_datasets"
+    assert loading.resolve_data_dir(remote) == remote  # Path() would make it gs:/bucket/...
+    monkeypatch.setenv("TFDS_DATA_DIR", "s3://other-bucket/tfds")
+    assert loading.resolve_data_dir() == "s3://other-bucket/tfds"
+    assert loading.resolve_data_dir(tmp_path / "x" / ".." / "local") == (tmp_path / "local")
+    asked = []
+
+    class NotPrepared:
+        def is_prepared(self):
+            return False
+
+    def builder(name, data_dir):
+        asked.append((name, data_dir))
+        return NotPrepared()
+
+    monkeypatch.setattr(tfds, "builder", builder)
+    assert loading.is_prepared("mnist", remote) is False
+    assert loading.dataset_status("cifar10", remote)["prepared"] is False
+    assert asked == [("mnist", remote), ("cifar10", remote)]
+    with pytest.raises(ConfigError, match="builds into a local data dir"):
+        preparation.prepare("mnist", tmp_path, remote, log=lambda _: None)
 
 
 def test_full_unprepared_fails_fast_auto_falls_back(empty_data_dir, capsys):

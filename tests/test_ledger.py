@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from keras_labs import ConfigError, labs
-from keras_labs.results import benchmarks, ledger, reproduce
+from keras_labs.results import benchmarks, freshness, jobs, ledger, reproduce
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
@@ -28,9 +28,12 @@ def test_every_report_has_seed_items_and_each_names_a_real_preset_and_estimate()
             assert preset in module.PRESETS, (entry.item, preset)
             minutes = labs.seed_items(entry.lab).minutes.get(preset)
             assert isinstance(minutes, float) and minutes > 0, (entry.item, preset)
-        if not entry.qualitative:
-            assert math.isfinite(float(entry.seed)) and entry.direction in ("higher", "lower")
-            assert entry.seed_text
+        if entry.series:
+            assert all(math.isfinite(value) for value in entry.seed) and entry.direction == "match"
+        elif not entry.qualitative:
+            assert math.isfinite(float(entry.seed))
+            assert entry.direction in ("higher", "lower", "match")
+        assert entry.seed_text
         if entry.versus:
             other_lab, _, rest = entry.versus.partition("/")
             assert rest.partition(":")[0] in labs.get(other_lab).PRESETS
@@ -60,12 +63,16 @@ def test_judge_gives_each_verdict():
                             seed_text="CNN beats AE", metric="acc", preset="seed", direction="lower",
                             versus="cifar-cnn/minor-10ep:test_accuracy")
     others = {("cifar-cnn", "minor-10ep"): {"metrics": {"test_accuracy": 0.7}}}
-    assert ledger.judge(claim, {"acc": 0.5}, others).verdict == "qualitative-shown"
-    assert ledger.judge(claim, {"acc": 0.8}, others).verdict == "below"
+    assert ledger.judge(claim, {"acc": 0.5}, others).verdict == "shown"
+    assert ledger.judge(claim, {"acc": 0.8}, others).verdict == "not shown"
     assert ledger.judge(claim, {"acc": 0.5}, {}).verdict == "not run"
     flag = dataclasses_replace(claim, versus="", metric="shown")
-    assert ledger.judge(flag, {"shown": True}).verdict == "qualitative-shown"
-    assert ledger.judge(flag, {"shown": False}).verdict == "below"
+    assert ledger.judge(flag, {"shown": True}).verdict == "shown"
+    assert ledger.judge(flag, {"shown": False}).verdict == "not shown"
+    # A present value that is not a true bool shows nothing: a claim needs a condition.
+    assert ledger.judge(flag, {"shown": [1, 2]}).verdict == "not shown"
+    picture = dataclasses_replace(flag, seed="picture")
+    assert ledger.judge(picture, {"shown": True}).verdict == "picture"
 
 
 def dataclasses_replace(item, **changes):
@@ -99,10 +106,17 @@ def test_a_result_is_current_only_while_its_config_is_the_presets():
     assert not reproduce.same_experiment(dict(current, removed_knob=1), current, "mnist-cnn")
 
 
+def _current_code(*modules: str) -> dict:
+    """A fingerprint of `modules` as they are on disk now (as a run of today's code records)."""
+    digests = freshness.current_digests(modules)
+    return {"digest": freshness.combined(digests), "modules": digests}
+
+
 def test_plan_skips_current_results_unless_forced(tmp_path):
     entry = next(entry for entry in ledger.items(lab="mnist-cnn"))
     result = {"lab": "mnist-cnn", "preset": entry.preset, "wall_time_s": 120.0,
-              "config": reproduce._resolved("mnist-cnn", entry.preset), "metrics": {}}
+              "config": reproduce._resolved("mnist-cnn", entry.preset), "metrics": {},
+              "code": _current_code("keras_labs.labs.mnist_cnn.experiment", "keras_labs.training")}
     path = ledger.result_path(tmp_path, "mnist-cnn", entry.preset)
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(result))
@@ -112,6 +126,14 @@ def test_plan_skips_current_results_unless_forced(tmp_path):
     assert job.status == "stale"
     [job] = reproduce.plan([entry], tmp_path / "none", max_minutes=0.001)
     assert job.status == "too long"
+    # Without a fingerprint the figure may come from other code: `--stale` verifies it.
+    path.write_text(json.dumps({**result, "code": None}))
+    [job] = reproduce.plan([entry], tmp_path)
+    assert job.status == "code stale"
+    # More seeds than it holds: run the missing ones.
+    path.write_text(json.dumps(result))
+    [job] = reproduce.plan([entry], tmp_path, seeds=3)
+    assert job.status == "more seeds" and job.seeds == [0, 1, 2]
 
 
 def test_an_unfinished_run_of_the_same_preset_is_found_for_resume(tmp_path):
@@ -124,7 +146,7 @@ def test_an_unfinished_run_of_the_same_preset_is_found_for_resume(tmp_path):
         folder.mkdir(parents=True)
         (folder / "config.json").write_text(json.dumps(settings))
     (finished / "metrics.json").write_text("{}")
-    assert reproduce._unfinished_run(tmp_path, "mnist-cnn", "seed", config) == unfinished
+    assert jobs._unfinished_run(tmp_path, "mnist-cnn", "seed", config) == unfinished
 
 
 def test_dry_run_lists_every_report_without_tensorflow():
@@ -180,19 +202,47 @@ def test_committed_ledger_and_readme_agree_with_the_result_files():
         assert result["metrics"] and result["config"]
 
 
-def test_reproduce_runs_a_preset_and_writes_its_result(tmp_path, real_data_dir, monkeypatch):
+def test_reproduce_runs_a_preset_records_its_code_and_a_verify_rerun_agrees(
+        tmp_path, real_data_dir, monkeypatch, capsys):
+    """One real preset, end to end: the run records the fingerprint of the code it imported,
+    the ledger finds it current from the files on disk, and `--verify` re-runs it into a scratch
+    folder, agrees with it, and leaves the results folder as it was."""
     data_dir = real_data_dir("mnist")
     monkeypatch.setenv("TFDS_DATA_DIR", data_dir)
     monkeypatch.chdir(tmp_path)
     job = reproduce.Job("mnist-cnn", "quick", ["x"], 1.0)
-    result = reproduce.run_job(job, tmp_path / "results", tmp_path / "runs")
-    written = json.loads((tmp_path / "results" / "mnist-cnn" / "quick.json").read_text())
+    clean = {"commit": "c" * 40, "changes": []}
+    result = reproduce.run_job(job, tmp_path / "results", tmp_path / "runs", tree=clean)
+    path = tmp_path / "results" / "mnist-cnn" / "quick.json"
+    written = json.loads(path.read_text())
     assert written["metrics"]["test_accuracy"] == result["metrics"]["test_accuracy"] > 0.5
     assert written["data_kind"] == "full"
+    assert (written["commit"], written["dirty"], written["provisional"]) == ("c" * 40, False, False)
     assert len(written["env"]["load_start"]) == 3 and written["env"]["steal_s"] >= 0
     assert reproduce.same_experiment(written["config"], reproduce._resolved("mnist-cnn", "quick"),
                                      "mnist-cnn")
     assert os.path.isdir(tmp_path / written["run_dir"])
+    # The fingerprint covers the lab and the core it ran, not the command line or the ledger.
+    modules = written["code"]["modules"]
+    assert {"keras_labs.labs.mnist_cnn.experiment", "keras_labs.training",
+            "keras_labs.runs"} <= set(modules)
+    assert not any(name.startswith(("keras_labs.cli", "keras_labs.results")) for name in modules)
+    assert freshness.combined(freshness.current_digests(modules)) == written["code"]["digest"]
+    assert freshness.staleness(written) == "" and ledger.code_state(written) == f"at {'c' * 7}"
+
+    from keras_labs.results import verify
+
+    item = ledger.SeedItem(report="000", item="000-quick", description="d", seed=0.95,
+                           seed_text="95%", metric="test_accuracy", preset="quick", lab="mnist-cnn")
+    before = path.read_bytes()
+    assert verify.verify([item], tmp_path / "results", runs=str(tmp_path / "runs" / "reproduce"),
+                         max_minutes=20.0) == 0
+    out = capsys.readouterr().out
+    figure = ledger.format_value(written["metrics"]["test_accuracy"], "%")
+    assert f"000-quick (quick): committed {figure}, re-run " in out and ": agree" in out
+    assert "[1/1] mnist-cnn quick: verifying" in out and "min elapsed" in out
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in (tmp_path / "results").rglob("*.json")) == ["quick.json"]
 
 
 def test_seed_tables_parse_defaults_options_escapes_and_refuse_mistakes():
@@ -210,7 +260,7 @@ def test_seed_tables_parse_defaults_options_escapes_and_refuse_mistakes():
                                                                               "a note")
     assert (third.seed, third.direction, third.unit) == ("qualitative", "none", "")
     header = "| item | preset | metric | seed | report's figure | what | options |\n|---|\n"
-    with pytest.raises(ValueError, match="7 or 8 cells"):
+    with pytest.raises(ValueError, match="needs 7 cells"):
         ledger.table(header + "| 004-a | tutorial | test_accuracy | 0.54 | 54% |")
     with pytest.raises(ValueError, match="'speed'"):
         ledger.table(header + "| 004-a | t | m | 0.5 | 50% | w | speed=1 |")

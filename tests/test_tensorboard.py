@@ -1,11 +1,14 @@
 """TensorBoard as the window into every lab: the probes (conv activations and filters, recurrent
 hidden states and gates, nested models, the GAN's discriminator), every run's HParams session,
-and a real `tensorboard` server over tiny runs, asked through its HTTP data API."""
+the profile of the batches `profile_batches` names (the Profile tab), and a real `tensorboard`
+server over tiny runs, asked through its HTTP data API."""
 
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -19,7 +22,8 @@ import pytest
 import tensorflow as tf
 from conftest import ROOT, read_tags, run_cli, tiny
 
-from keras_labs import instrumentation, labs, runs, training
+from keras_labs import ConfigError, instrumentation, labs, runs, training
+from keras_labs.config import profile_batch_range
 from keras_labs.labs.autoencoder.model import build_autoencoder
 from keras_labs.labs.transfer.backbones import transfer_model
 from keras_labs.models import cnn, gan, language, rnn
@@ -113,6 +117,34 @@ def test_probes_only_read(tmp_path):
     assert not (tmp_path / "every0" / "tb" / instrumentation.PROBE_DIR).exists()
 
 
+def test_profile_batches_profile_those_batches_for_the_profile_tab(tmp_path):
+    """`profile_batches` feeds the Keras TensorBoard callback: the batches' trace lands where
+    TensorBoard's Profile tab (the profiler plugin) reads it."""
+    config = dataclasses.replace(tiny("mnist-cnn"), profile_batches="2,3",
+                                 probe_every_steps=0).validate()
+    images = np.random.default_rng(0).uniform(size=(64, 28, 28, 1)).astype("float32")
+    dataset = tf.data.Dataset.from_tensor_slices((images, np.arange(64) % 10)).batch(16)
+    run = runs.Run("mnist-cnn", config, tmp_path / "run")
+    model = cnn.mnist_cnn(filters=(4, 8), dense_units=8)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    training.fit(run, model, dataset, epochs=1, histogram_freq=0)
+    (trace,) = (tmp_path / "run" / "tb" / "train" / "plugins" / "profile").glob("*/*.xplane.pb")
+    assert trace.stat().st_size > 0
+
+
+@pytest.mark.parametrize("text, batches", [("", None), ("  ", None), ("10,20", (10, 20)),
+                                           ("5, 5", (5, 5)), ("7", (7, 7))])
+def test_profile_batches_read_as_a_range(text, batches):
+    assert profile_batch_range(text) == batches
+
+
+@pytest.mark.parametrize("text", ["20,10", "0,4", "-1,2", "a,b", "1,2,3", "1-4", "0"])
+def test_profile_batches_refuse_what_is_not_a_range(text):
+    with pytest.raises(ConfigError, match=rf"^profile_batches={re.escape(repr(text))} is not "
+                                          r"valid; give 'A,B' with 1 <= A <= B"):
+        profile_batch_range(text)
+
+
 def test_the_gan_shows_its_discriminator_on_real_digits(tmp_path):
     config = dataclasses.replace(
         labs.get("gan").PRESETS["quick"], data="sample", iterations=20, sample_every=10,
@@ -175,7 +207,10 @@ class _Client:
             self.base + path, data=None if body is None else json.dumps(body).encode(),
             headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read())
+            body = response.read()
+            if response.headers.get("Content-Encoding") == "gzip":  # the profile plugin's
+                body = gzip.decompress(body)
+            return json.loads(body)
 
     def tags(self, plugin: str) -> dict[str, set[str]]:
         return {run: set(tags) for run, tags in self.get(f"/data/plugin/{plugin}/tags").items()}
@@ -215,7 +250,9 @@ def test_a_real_tensorboard_shows_every_lab_inside(tmp_path):
     root = tmp_path / "runs"
     exports = str(tmp_path / "saved_models")
     for name in ("mnist-cnn", "char-rnn", "embeddings"):
-        labs.run(name, tiny(name, export_dir=exports).validate(), str(root / name / "r1"))
+        profiled = {"profile_batches": "1,2"} if name == "mnist-cnn" else {}
+        labs.run(name, tiny(name, export_dir=exports, **profiled).validate(),
+                 str(root / name / "r1"))
     keras.backend.clear_session()
     folder = sweeps.sweep(labs.get("mnist-cnn"), tiny("mnist-cnn").validate(),
                           {"seed": ["0", "1"]}, root, label="tiny")
@@ -251,6 +288,10 @@ def test_a_real_tensorboard_shows_every_lab_inside(tmp_path):
         projector = _until(lambda: client.get("/data/plugin/projector/runs"), deadline, server)
         assert projector == ["embeddings/r1/tb"]
 
+        # The Profile tab: one profile session, of the mnist-cnn run's training.
+        profiles = _until(lambda: client.get("/data/plugin/profile/runs"), deadline, server)
+        assert len(profiles) == 1 and profiles[0].startswith("mnist-cnn/r1/tb/train/"), profiles
+
         expected = {"mnist-cnn/r1/tb", "char-rnn/r1/tb", "embeddings/r1/tb", *sweep_runs}
         sessions = _until(lambda: _having(client.sessions(), lambda found: expected <= found),
                           deadline, server)
@@ -265,3 +306,9 @@ def test_a_real_tensorboard_shows_every_lab_inside(tmp_path):
         log.close()
     printed = (tmp_path / "tensorboard.log").read_text()
     assert f"http://127.0.0.1:{port}/" in printed.splitlines()[0]
+
+
+def test_a_bad_profile_range_is_a_config_error_before_tensorflow_runs():
+    config = labs.get("mnist-cnn").PRESETS["quick"]
+    with pytest.raises(ConfigError, match="profile_batches='4,2' is not valid"):
+        dataclasses.replace(config, profile_batches="4,2").validate()

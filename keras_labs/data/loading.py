@@ -5,6 +5,10 @@ Every dataset loads through tensorflow-datasets from a tfds data dir (`--data-di
 `keras_labs.data.preparation` fills that dir. When a dataset is not prepared, labs fall back to
 small real samples shipped in `keras_labs/samples/` (unless `--data full`), and say so loudly.
 
+A prepared dataset's sidecar (`keras_labs.json`, written by `data prepare`) records the size of
+every file; a dataset is checked against it whenever it is loaded and in `keras-labs data list`,
+so a truncated or missing shard fails before training, in one line that says how to rebuild it.
+
 Nothing here imports the preparation module, so a run starts without its tfds builder classes.
 """
 
@@ -14,6 +18,8 @@ import dataclasses
 import gzip
 import json
 import os
+import re
+import shlex
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -22,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from keras_labs import DataError
+from keras_labs import ConfigError, DataError
 from keras_labs.data.specs import (
     CIFAR10_CLASSES,
     DATASETS,
@@ -53,17 +59,38 @@ class DataSource:
 # Locations and status
 
 
-def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """The tfds data dir: the argument, else `$TFDS_DATA_DIR`, else `~/tensorflow_datasets`."""
+# A URL-like path (gs://bucket/tfds, s3://..., hdfs://...): tfds reads it through tf.io.gfile.
+_REMOTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def is_remote(path: str | os.PathLike) -> bool:
+    """Whether `path` is a URL-like remote path such as `gs://bucket/tfds`."""
+    return bool(_REMOTE.match(os.fspath(path)))
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path | str:
+    """The tfds data dir: the argument, else `$TFDS_DATA_DIR`, else `~/tensorflow_datasets`.
+
+    A local folder is made absolute; a remote one (`gs://bucket/path`, any `scheme://`) is
+    returned as the string it is, since `Path` would fold its `//` and break it.
+    """
     chosen = data_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets"
+    if is_remote(chosen):
+        return os.fspath(chosen)
     return Path(chosen).expanduser().resolve()
 
 
-def _builder(name: str, data_dir: Path):
+def _join(folder: Path | str, *names: str) -> Path | str:
+    """`folder / names`, for a local `Path` or a remote path string."""
+    return Path(folder, *names) if isinstance(folder, Path) else "/".join(
+        [str(folder).rstrip("/"), *names])
+
+
+def _builder(name: str, data_dir: Path | str):
     try:
         return tfds.builder(name, data_dir=str(data_dir))
     except Exception as error:  # noqa: BLE001 (tfds raises many kinds for a damaged folder)
-        if not (Path(data_dir) / name).exists():
+        if not tf.io.gfile.exists(str(_join(data_dir, name))):
             raise
         lines = str(error).strip().splitlines()
         reason = lines[-1] if lines else type(error).__name__
@@ -77,21 +104,67 @@ def is_prepared(name: str, data_dir: str | os.PathLike | None = None) -> bool:
     return _builder(name, resolve_data_dir(data_dir)).is_prepared()
 
 
-def _read_sidecar(version_dir: Path) -> dict:
+def _read_sidecar(version_dir: Path | str) -> dict:
     try:
-        return json.loads((version_dir / SIDECAR).read_text())
-    except (OSError, ValueError):
+        with tf.io.gfile.GFile(str(_join(version_dir, SIDECAR))) as handle:
+            return json.loads(handle.read())
+    except (OSError, ValueError, tf.errors.OpError):
         return {}
 
 
+def file_sizes(version_dir: Path) -> dict[str, int]:
+    """{path relative to `version_dir`: size in bytes} of every file of a prepared dataset but
+    the sidecar: what `data prepare` records and `dataset_status` checks."""
+    return {path.relative_to(version_dir).as_posix(): path.stat().st_size
+            for path in sorted(version_dir.rglob("*")) if path.is_file() and path.name != SIDECAR}
+
+
+def _size(path: Path | str) -> int | None:
+    try:
+        return tf.io.gfile.stat(str(path)).length
+    except tf.errors.NotFoundError:
+        return None
+
+
+def _damage(version_dir: Path | str, recorded: dict[str, int]) -> str | None:
+    """What differs between a prepared dataset's files and the sizes recorded when it was
+    prepared (None: nothing, or no sizes were recorded). A stat per file: milliseconds."""
+    problems = []
+    for relative, size in recorded.items():
+        actual = _size(_join(version_dir, *relative.split("/")))
+        if actual is None:
+            problems.append(f"{relative} is missing")
+        elif actual != size:
+            problems.append(f"{relative} is {actual:,} bytes, {size:,} when prepared")
+    if not problems:
+        return None
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return problems[0] + more
+
+
+def rebuild_command(name: str, origin: str | None) -> str:
+    """The `keras-labs data prepare` command that rebuilds `name` from where it came from."""
+    source = "" if origin in (None, "download") else f" --from {shlex.quote(origin)}"
+    return f"keras-labs data prepare {name} --force{source}"
+
+
+def damage_message(status: dict) -> str:
+    """The one-line error of a damaged dataset's `dataset_status`: what differs, and the
+    command that rebuilds it."""
+    return (f"the prepared {status['name']} in {status['path']} is damaged: {status['damaged']}; "
+            f"rebuild it with `{rebuild_command(status['name'], status['origin'])}`")
+
+
 def dataset_status(name: str, data_dir: str | os.PathLike | None = None) -> dict:
-    """Prepared or not, splits with example counts, origin and partial flag of one dataset."""
+    """Prepared or not, splits with example counts, origin and partial flag of one dataset, and
+    `damaged`: None, or how its files differ from the sizes recorded when it was prepared (a
+    dataset prepared before sizes were recorded is not checked)."""
     spec = check_name(name)
     root = resolve_data_dir(data_dir)
     builder = _builder(name, root)
     status = {"name": name, "prepared": builder.is_prepared(), "sample": spec.sample is not None}
     if status["prepared"]:
-        version_dir = Path(builder.data_dir)
+        version_dir = builder.data_dir if is_remote(root) else Path(builder.data_dir)
         sidecar = _read_sidecar(version_dir)
         metadata = builder.info.metadata or {}
         splits = {split: info.num_examples for split, info in builder.info.splits.items()}
@@ -102,6 +175,7 @@ def dataset_status(name: str, data_dir: str | os.PathLike | None = None) -> dict
             partial=bool(sidecar.get("partial", metadata.get("partial", False))),
             origin=sidecar.get("origin", "tfds (prepared outside keras-labs)"),
             method=sidecar.get("method", "unknown"),
+            damaged=_damage(version_dir, sidecar.get("files", {})),
         )
     return status
 
@@ -144,16 +218,28 @@ def split_shakespeare(text: str) -> dict[str, str]:
 
 
 def require(names: Iterable[str], data: str, data_dir=None) -> None:
-    """Fails fast, before a run starts, when `data="full"` and a dataset is not prepared."""
+    """Fails fast, before a run starts: a dataset is not prepared and `data="full"`, or a
+    prepared dataset the run would read is damaged (`dataset_status`).
+
+    Raises:
+        DataError: Says which dataset, and the `keras-labs data prepare` command that fixes it.
+    """
     for name in names:
         check_name(name)
-        if data == "full" and not is_prepared(name, data_dir):
-            _choose(name, data, data_dir)  # raises the standard not-prepared error
+        if data == "sample":
+            continue
+        if not is_prepared(name, data_dir):
+            if data == "full":
+                _choose(name, data, data_dir)  # raises the standard not-prepared error
+            continue
+        status = dataset_status(name, data_dir)
+        if status["damaged"]:
+            raise DataError(damage_message(status))
 
 
-def _choose(name: str, data: str, data_dir) -> tuple[str, Path]:
+def _choose(name: str, data: str, data_dir) -> tuple[str, Path | str]:
     if data not in ("auto", "full", "sample"):
-        raise DataError(f"data={data!r} is not valid; valid values: auto, sample, full")
+        raise ConfigError(f"data={data!r} is not valid; valid values: auto, sample, full")
     root = resolve_data_dir(data_dir)
     if data == "sample":
         return "sample", root
@@ -176,7 +262,10 @@ def _open(name: str, data: str, data_dir):
     kind, root = _choose(name, data, data_dir)
     if kind != "full":
         return None, None, root
-    return _builder(name, root), dataset_status(name, root), root
+    status = dataset_status(name, root)
+    if status["damaged"]:
+        raise DataError(damage_message(status))
+    return _builder(name, root), status, root
 
 
 def untuned(dataset: tf.data.Dataset) -> tf.data.Dataset:

@@ -12,7 +12,8 @@
 Sources are validated before anything is written (magic numbers, whole records, complete gzip
 streams) and a dataset is built in a temporary folder inside the data dir, then renamed into
 place: a failed or interrupted prepare leaves nothing half-written and never touches a dataset
-prepared earlier.
+prepared earlier. The sidecar it leaves beside the data (`keras_labs.json`) records where the
+data came from and the size of every file, which loading checks.
 
 Only `keras-labs data prepare` needs this module; importing it loads tfds's builder classes.
 """
@@ -37,11 +38,13 @@ from pathlib import Path
 import numpy as np
 import tensorflow_datasets as tfds
 
-from keras_labs import DataError
+from keras_labs import ConfigError, DataError
 from keras_labs.data.loading import (
     check_name,
     dataset_status,
+    file_sizes,
     is_prepared,
+    is_remote,
     resolve_data_dir,
     split_shakespeare,
 )
@@ -259,7 +262,7 @@ def _locate_source(name: str, from_dir: Path) -> Path:
     """The folder holding `name`'s files: `from_dir/name/` if it exists, else `from_dir`."""
     from_dir = Path(from_dir).expanduser()
     if not from_dir.is_dir():
-        raise DataError(f"--from {str(from_dir)!r} is not a folder")
+        raise ConfigError(f"--from {str(from_dir)!r} is not a folder")
     nested = from_dir / name
     return nested if nested.is_dir() else from_dir
 
@@ -353,10 +356,14 @@ def prepare(name: str, from_dir: str | os.PathLike | None = None,
         The dataset's status (see `dataset_status`).
 
     Raises:
-        DataError: Unknown name, missing or corrupt source files, no network for a download.
+        ConfigError: Unknown name, `from_dir` not a folder, a remote data dir.
+        DataError: Missing or corrupt source files, no network for a download.
     """
     spec = check_name(name)
     root = resolve_data_dir(data_dir)
+    if is_remote(root):
+        raise ConfigError(f"--data-dir {root!r}: data prepare builds into a local data dir; "
+                          "prepare locally, then copy the dataset's folder there")
     if not force and is_prepared(name, root):
         log(f"{name}: already prepared in {root} (use --force to rebuild)")
         return dataset_status(name, root)
@@ -393,6 +400,7 @@ def prepare(name: str, from_dir: str | os.PathLike | None = None,
             "name": name, "version": str(builder.version), "origin": origin, "method": method,
             "prepared_at": datetime.datetime.now().isoformat(timespec="seconds"),
             "splits": {split: info.num_examples for split, info in builder.info.splits.items()},
+            "files": file_sizes(built),  # checked whenever the dataset is loaded
             **facts,
         }
         (built / SIDECAR).write_text(json.dumps(sidecar, indent=2))

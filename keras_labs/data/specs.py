@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from keras_labs import DataError
+from keras_labs import ConfigError
 
 SAMPLES_DIR = Path(__file__).parent.parent / "samples"
 SIDECAR = "keras_labs.json"
@@ -58,8 +58,8 @@ def check_name(name: str) -> DatasetSpec:
     """The spec of dataset `name` (no TensorFlow needed: `data prepare` checks names first).
 
     Raises:
-        DataError: Not one of `DATASETS` (the message lists them).
+        ConfigError: Not one of `DATASETS` (the message lists them).
     """
     if name not in DATASETS:
-        raise DataError(f"unknown dataset {name!r}; valid datasets: {', '.join(DATASETS)}")
+        raise ConfigError(f"unknown dataset {name!r}; valid datasets: {', '.join(DATASETS)}")
     return DATASETS[name]

@@ -5,6 +5,8 @@ Each lab folder declares its seed items and the estimated 2-core CPU minutes of 
 the real data in `seeds.md` (`keras_labs.seeds`), beside its `config.py`. The HTML
 report, `keras-labs reproduce`, `results/LEDGER.md` and the README's results tables all read
 these declarations and the committed `results/<lab>/<preset>.json` files; nothing is typed twice.
+The verdicts are `keras_labs.results.judging`'s; whether a result still stands for today's code
+is `keras_labs.results.freshness`'s.
 
 Nothing here imports TensorFlow: `keras-labs reproduce --dry-run` answers at once.
 """
@@ -13,17 +15,26 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any
 
 from keras_labs import ConfigError, labs
+from keras_labs.config import field_names
 from keras_labs.files import atomic_write
+from keras_labs.results import conditions, freshness
 from keras_labs.results.benchmarks import BENCHMARKS, benchmark_lines, load_figure
+from keras_labs.results.judging import (  # noqa: F401 (the ledger's vocabulary)
+    NOT_RUN,
+    PICTURE,
+    VERDICTS,
+    Reading,
+    format_value,
+    judge,
+    lookup,
+)
 from keras_labs.seeds import REPORTS, SeedItem, table  # noqa: F401 (the ledger's vocabulary)
 
-VERDICTS = ("beaten", "met", "below", "qualitative-shown", "not run")
 # Items whose preset takes longer than this (2-core CPU minutes) are left to the user.
 RUN_LIMIT_MINUTES = 20.0
 
@@ -50,6 +61,12 @@ def items(report: str | None = None, lab: str | None = None, item: str | None = 
                 raise ValueError(f"{name}: seed item {declared.item!r} names preset "
                                  f"{declared.preset!r}, which the lab does not have")
             found.append(dataclasses.replace(declared, lab=name))
+    for entry in found:
+        if entry.condition:
+            try:
+                conditions.parse(entry.condition)
+            except conditions.ConditionError as error:
+                raise ValueError(f"{entry.lab}: seed item {entry.item!r}: {error}") from None
     ids = [entry.item for entry in found]
     duplicated = sorted({entry for entry in ids if ids.count(entry) > 1})
     if duplicated:
@@ -97,24 +114,6 @@ def load_results(results_dir: str | os.PathLike) -> dict[tuple[str, str], dict]:
     return found
 
 
-def lookup(metrics: Any, path: str) -> Any:
-    """The value at dotted `path` in `metrics` (list indexes as numbers, -1 the last), or None."""
-    value = metrics
-    for key in path.split("."):
-        if isinstance(value, dict):
-            if key not in value:
-                return None
-            value = value[key]
-        elif isinstance(value, list):
-            try:
-                value = value[int(key)]
-            except (ValueError, IndexError):
-                return None
-        else:
-            return None
-    return value
-
-
 def data_kind(metrics: dict, env: dict | None = None) -> str:
     """'full', 'partial' or 'sample' from a run's metrics["data"] (else its env.json's "data"):
     the smallest of its sources; 'unknown' when neither says."""
@@ -128,66 +127,9 @@ def data_kind(metrics: dict, env: dict | None = None) -> str:
     return sorted(kinds)[0] if kinds else "unknown"
 
 
-def format_value(value: Any, unit: str) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if unit == "%" and isinstance(value, int | float):
-        return f"{100 * value:.2f}%"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, list | dict):
-        return f"{type(value).__name__} of {len(value)}"
-    return str(value)
-
-
-@dataclasses.dataclass(frozen=True)
-class Reading:
-    """Our figure for one seed item from one result, and its verdict."""
-
-    verdict: str
-    ours: str
-    why: str = ""
-
-
-def judge(entry: SeedItem, metrics: dict | None, results: dict | None = None,
-          preset: str | None = None) -> Reading:
-    """The verdict of `entry` on a run's `metrics` (None: not run).
-
-    Numeric items: "beaten" when ours is better than the seed by more than the tolerance, "met"
-    within it, "below" otherwise. Qualitative items: "qualitative-shown" when the metric holds
-    (a true bool, any other present value; with `versus`, the comparison goes the stated way),
-    "below" when it does not.
-    """
-    if metrics is None:
-        return Reading("not run", "-")
-    value = lookup(metrics, entry.metric)
-    if value is None:
-        return Reading("not run", "-", f"the run has no {entry.metric!r}")
-    if entry.versus:
-        other_lab, _, rest = entry.versus.partition("/")
-        other_preset, _, other_metric = rest.partition(":")
-        other = (results or {}).get((other_lab, other_preset))
-        other_value = lookup(other["metrics"], other_metric) if other else None
-        if not isinstance(other_value, int | float) or not isinstance(value, int | float):
-            return Reading("not run", format_value(value, entry.unit),
-                           f"needs {other_lab} {other_preset} ({other_metric})")
-        holds = value > other_value if entry.direction == "higher" else value < other_value
-        text = (f"{format_value(value, entry.unit)} vs {format_value(other_value, entry.unit)} "
-                f"({other_lab} {other_preset})")
-        return Reading("qualitative-shown" if holds else "below", text,
-                       "" if holds else "the comparison goes the other way")
-    if entry.qualitative:
-        if value is False:
-            return Reading("below", "no", "not shown by our run")
-        return Reading("qualitative-shown", format_value(value, entry.unit))
-    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
-        return Reading("below", format_value(value, entry.unit), "not a finite number")
-    sign = 1.0 if entry.direction == "higher" else -1.0
-    margin = sign * (value - float(entry.seed))
-    verdict = "beaten" if margin > entry.tolerance else "met" if margin >= -entry.tolerance else "below"
-    return Reading(verdict, format_value(value, entry.unit))
+def runs_of(result: dict) -> list[dict]:
+    """Every seed's metrics of a committed result (one run: its metrics alone)."""
+    return [run["metrics"] for run in result.get("seed_runs") or []] or [result["metrics"]]
 
 
 # --------------------------------------------------------------------------------------------
@@ -196,11 +138,27 @@ def judge(entry: SeedItem, metrics: dict | None, results: dict | None = None,
 
 @dataclasses.dataclass(frozen=True)
 class Row:
+    """One seed item's line of the ledger.
+
+    Attributes:
+        entry: The item.
+        reading: Its verdict on the result of its preset.
+        data: That result's data kind ("-" without one).
+        equal_updates: Its verdict on the equal-updates preset's result, where it has one.
+        command: The command that reproduces the preset.
+        code: Whether the result(s) stand for today's code: "at <commit>" / "verified at
+            <commit>", "stale: ..." (`freshness.staleness`), "provisional: ..." (recorded from a
+            dirty tree), "-" without a result.
+        assumed: The settings the report does not state, with our values.
+    """
+
     entry: SeedItem
     reading: Reading
     data: str
     equal_updates: Reading | None
     command: str
+    code: str = "-"
+    assumed: str = ""
 
 
 def _not_run_reason(entry: SeedItem, preset: str, not_run: dict[str, str]) -> str:
@@ -222,6 +180,54 @@ def read_not_run(results_dir: str | os.PathLike) -> dict[str, str]:
     return {key: why for key, why in rows}
 
 
+def code_state(result: dict | None) -> str:
+    """Whether a committed result stands for today's code (see `Row.code`)."""
+    if not result:
+        return "-"
+    if result.get("provisional"):
+        return f"provisional: dirty tree at {str(result.get('commit'))[:7]}"
+    stale = freshness.staleness(result)
+    if stale:
+        return stale
+    verified = result.get("verified_at")
+    return f"verified at {verified[:7]}" if verified else f"at {str(result.get('commit'))[:7]}"
+
+
+def _setting(value: Any) -> str:
+    if isinstance(value, tuple | list):
+        return "(" + ", ".join(str(item) for item in value) + ")"
+    return str(value)
+
+
+def assumed_text(entry: SeedItem) -> str:
+    """The item's `assumed` settings with the preset's values ("epochs=10, batch_size=50"; a
+    differing equal-updates value in brackets); words that are not config fields as they are."""
+    if not entry.assumed:
+        return ""
+    presets = labs.get(entry.lab).PRESETS
+    config = presets[entry.preset]
+    second = presets.get(entry.equal_updates) if entry.equal_updates else None
+    parts = []
+    for word in (part.strip() for part in entry.assumed.split(",")):
+        if word not in field_names(type(config)):
+            parts.append(word)
+            continue
+        text = f"{word}={_setting(getattr(config, word))}"
+        if second is not None and getattr(second, word) != getattr(config, word):
+            text += f" ({_setting(getattr(second, word))} at equal updates)"
+        parts.append(text)
+    return ", ".join(parts)
+
+
+def _reading(entry: SeedItem, preset: str, result: dict | None, results: dict,
+             not_run: dict[str, str]) -> Reading:
+    reading = judge(entry, result["metrics"] if result else None, results,
+                    runs=runs_of(result) if result else None)
+    if reading.verdict == NOT_RUN and not reading.why:
+        reading = dataclasses.replace(reading, why=_not_run_reason(entry, preset, not_run))
+    return reading
+
+
 def rows(results_dir: str | os.PathLike, chosen: list[SeedItem] | None = None) -> list[Row]:
     """The ledger's rows for `chosen` items (default: all) from the results in `results_dir`."""
     results = load_results(results_dir)
@@ -229,18 +235,15 @@ def rows(results_dir: str | os.PathLike, chosen: list[SeedItem] | None = None) -
     found = []
     for entry in chosen if chosen is not None else items():
         result = results.get((entry.lab, entry.preset))
-        reading = judge(entry, result["metrics"] if result else None, results)
-        if reading.verdict == "not run" and not reading.why:
-            reading = dataclasses.replace(reading, why=_not_run_reason(entry, entry.preset, not_run))
-        second = None
+        reading = _reading(entry, entry.preset, result, results, not_run)
+        second, code = None, code_state(result)
         if entry.equal_updates:
             other = results.get((entry.lab, entry.equal_updates))
-            second = judge(entry, other["metrics"] if other else None, results)
-            if second.verdict == "not run" and not second.why:
-                second = dataclasses.replace(
-                    second, why=_not_run_reason(entry, entry.equal_updates, not_run))
+            second = _reading(entry, entry.equal_updates, other, results, not_run)
+            if other is not None and code_state(other) != code:
+                code += f"; equal updates: {code_state(other)}"
         found.append(Row(entry, reading, result["data_kind"] if result else "-", second,
-                         command(entry.lab, entry.preset)))
+                         command(entry.lab, entry.preset), code, assumed_text(entry)))
     return found
 
 
@@ -255,11 +258,10 @@ def _verdict_text(reading: Reading) -> str:
 def markdown(found: list[Row], *, with_report: bool = True) -> str:
     """A markdown table of `found` rows."""
     head = ["report"] * with_report + ["item", "what", "seed report", "ours", "data", "verdict",
-                                       "reproduce"]
+                                       "assumed", "code"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in found:
         entry = row.entry
-        seed = entry.seed_text if entry.qualitative else f"{entry.seed_text}"
         ours = row.reading.ours
         verdict = _verdict_text(row.reading)
         if row.equal_updates is not None:
@@ -267,8 +269,8 @@ def markdown(found: list[Row], *, with_report: bool = True) -> str:
             verdict += f"; equal updates: {_verdict_text(row.equal_updates)}"
         what = entry.description + (f" ({entry.note})" if entry.note else "")
         cells = [entry.report] * with_report + [
-            f"`{entry.item}`", what, seed, ours, row.data, verdict,
-            f"`keras-labs reproduce --item {entry.item}`"]
+            f"`{entry.item}`", what, entry.seed_text, ours, row.data, verdict,
+            row.assumed or "-", row.code]
         lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
     return "\n".join(lines)
 
@@ -280,16 +282,77 @@ def counts(found: list[Row]) -> dict[str, int]:
     return tally
 
 
-def _runs_list(results: dict) -> list[str]:
+def _point(value: float, unit: str) -> str:
+    return f"{100 * value:.1f}%" if unit == "%" else f"{value:.4f}"
+
+
+def curve_tables(found: list[Row]) -> list[str]:
+    """For every series row, the report's points and ours side by side (both readings)."""
     lines = []
-    for (lab, preset), result in sorted(results.items()):
-        env = result.get("env", {})
-        lines.append(
-            f"- `{lab}` `{preset}`: {result.get('data_kind')} data, commit "
-            f"{str(result.get('commit'))[:10]}{' (dirty tree)' if result.get('dirty') else ''}, "
+    for row in found:
+        for name, reading in (("", row.reading), (" (equal updates)", row.equal_updates)):
+            if reading is None or reading.points is None:
+                continue
+            theirs, ours = reading.points
+            unit = row.entry.unit
+            lines += [f"`{row.entry.item}`{name}: {row.entry.description}; {reading.ours}, "
+                      f"{reading.verdict}.", "",
+                      "| point | report | ours | difference |", "|---:|---:|---:|---:|"]
+            lines += [f"| {index} | {_point(report, unit)} | {_point(mine, unit)} | "
+                      f"{_point(mine - report, unit)} |"
+                      for index, (report, mine) in enumerate(zip(theirs, ours, strict=True), 1)]
+            lines.append("")
+    return lines
+
+
+def _run_line(lab: str, preset: str, result: dict) -> str:
+    env = result.get("env", {})
+    seeds = result.get("seed_runs") or []
+    recorded = result.get("recorded_at") or {}
+    provenance = f"commit {str(result.get('commit'))[:10]}"
+    if result.get("dirty"):
+        provenance += " (dirty tree: provisional)" if result.get("provisional") else " (dirty tree)"
+    if result.get("verified_at"):
+        provenance = (f"recorded at {str(recorded.get('commit'))[:10]}"
+                      f"{' (dirty tree)' if recorded.get('dirty') else ''}, verified at "
+                      f"{str(result['verified_at'])[:10]} ({result.get('verified_on', '')})")
+    fingerprint = (result.get("code") or {}).get("digest") or "none"
+    seed_list = ", ".join(str(run.get("seed")) for run in seeds)
+    return (f"- `{lab}` `{preset}`: {result.get('data_kind')} data, {provenance}, code "
+            f"{fingerprint}{f', seeds {seed_list}' if seeds else ''}, "
             f"{result.get('wall_time_s', 0) / 60:.1f} min wall, load {load_figure(env, 'load_start')} -> "
             f"{load_figure(env, 'load_end')}, steal {env.get('steal_s', 0):.1f} s, {result.get('finished', '')}")
-    return lines
+
+
+def _runs_list(results: dict) -> list[str]:
+    return [_run_line(lab, preset, result) for (lab, preset), result in sorted(results.items())]
+
+
+_EXPLAINED = (
+    "Verdicts. A number: ours is the mean over the result's seeds (n=1: one run) with a 95% "
+    "interval: for a test accuracy at least the binomial half-width of the test set, "
+    "1.96 sqrt(p(1-p)/n_test), combined with the seeds' spread (Student's t); the tolerance is "
+    "the item's, never smaller than that binomial half-width at the report's figure. **beaten**: "
+    "the interval clears the report's figure plus the tolerance; **below**: it misses the figure "
+    "minus the tolerance; **met**: anything else. A figure that is neither better nor worse when "
+    "it differs (a training loss) is met within the tolerance and below outside it, never "
+    "beaten. A series the report printed is compared point by point (tables under Curves). A "
+    "claim is **shown** when its stated condition holds on every seed (an untrained, broken or "
+    "shuffled run fails it: tests/test_ledger_negative_controls.py), else **not shown**; a "
+    "**picture** is a figure to look at that claims nothing and counts as shown nowhere; **not "
+    "run** says why. **assumed**: the settings of our run that the report does not state. "
+    "**code**: `at <commit>` when the result's code fingerprint (every keras_labs module the run "
+    "imported) matches today's source, `verified at <commit>` when a re-run there agreed with "
+    "the figure, **stale** when a module changed since (or the result has no fingerprint), "
+    "**provisional** when it was recorded from a dirty tree (`--allow-dirty`).")
+_DATA = (
+    "Data: `full` is the whole dataset, `partial` the 8,152 / 1,017-image CIFAR-10 of "
+    "`../shared/data` (the reports had 50,000 / 10,000). Where the data is smaller, the verdict "
+    "is on the report's own recipe (its epochs); the **equal updates** reading trains for the "
+    "report's number of gradient steps and has its own verdict beside it. Every lab holds out a "
+    "seeded validation split of its training data for curves and selection; the test split is "
+    "scored once, at the end. `keras-labs reproduce --item ID` runs a row's presets; `keras-labs "
+    "reproduce --verify ID` re-runs them into a scratch folder and compares.")
 
 
 def render(results_dir: str | os.PathLike) -> str:
@@ -298,6 +361,8 @@ def render(results_dir: str | os.PathLike) -> str:
     tally = counts(found)
     results = load_results(results_dir)
     summary = ", ".join(f"{count} {verdict}" for verdict, count in tally.items())
+    stale = sum("stale:" in row.code for row in found)
+    provisional = sum("provisional:" in row.code for row in found)
     parts = [
         "# Seed ledger",
         "",
@@ -306,24 +371,25 @@ def render(results_dir: str | os.PathLike) -> str:
         "the five seed reports in `../shared/seeds/`; the items are declared beside each lab's "
         "presets (`keras_labs/labs/<lab>/seeds.md`).",
         "",
-        f"{len(found)} items: {summary}.",
+        f"{len(found)} items: {summary}. {stale} rows are stale (their result has no code "
+        f"fingerprint, or its code or preset changed since), {provisional} provisional.",
         "",
-        "Verdicts: **beaten** (better than the report by more than the item's tolerance), "
-        "**met** (within it), **below**, **qualitative-shown** (a picture or claim of the report "
-        "that our run shows, by the metric named in the item), **not run** (with why). Data: "
-        "`full` is the whole dataset, `partial` the 8,152 / 1,017-image CIFAR-10 of "
-        "`../shared/data` (the reports had 50,000 / 10,000). Where the data is smaller, the "
-        "verdict is on the report's own recipe (its epochs); the **equal updates** reading trains "
-        "for the report's number of gradient steps and has its own verdict beside it. Every lab "
-        "holds out a seeded validation split of its training data for curves and selection; the "
-        "test split is scored once, at the end.",
+        _EXPLAINED,
+        "",
+        _DATA,
         "",
         markdown(found),
         "",
+        "## Curves",
+        "",
+        "The series the reports printed, point by point against ours.",
+        "",
+        *(curve_tables(found) or ["- none measured yet", ""]),
         "## Runs",
         "",
-        "Each result records the commit it ran at, the resolved config, the machine, and the load "
-        "average and CPU steal around the run (wall times are not benchmarks).",
+        "Each result records the commit it ran at (and whether the tree was clean), the "
+        "fingerprint of its code, the resolved config, the machine, and the load average and CPU "
+        "steal around the run (wall times are not benchmarks).",
         "",
         *(_runs_list(results) or ["- none yet"]),
         "",
@@ -356,7 +422,7 @@ def summary_block(results_dir: str | os.PathLike) -> str:
     """Per report, how many of its items are beaten, met, below, shown and not run: the
     README's summary of the ledger."""
     found = rows(results_dir)
-    columns = ("beaten", "met", "below", "qualitative-shown", "not run")
+    columns = VERDICTS
     lines = ["| report | items | " + " | ".join(columns) + " |",
              "|---|---:|" + "---:|" * len(columns)]
     for report, title in REPORTS.items():

@@ -15,11 +15,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-from keras_labs import KerasLabsError, labs
+from keras_labs import ConfigError, KerasLabsError, labs
 from keras_labs.files import atomic_write
 from keras_labs.results import ledger
 
 RUN_NAME = re.compile(r"^\d{8}-\d{6}-(?P<preset>.+)-[0-9a-f]{4}$")
+# The committed seed ledger of a clone of the project; a wheel does not carry it.
+COMMITTED_RESULTS = Path(__file__).resolve().parents[2] / "results"
 
 
 def run_preset(run: Path) -> str | None:
@@ -29,9 +31,11 @@ def run_preset(run: Path) -> str | None:
 
 
 def find_runs(root: Path) -> list[Path]:
-    """Run folders (holding config.json) under `root`, oldest first."""
-    return sorted((path.parent for path in root.rglob("config.json")),
-                  key=lambda path: path.stat().st_mtime)
+    """Run folders (holding config.json) under `root`, oldest first; hidden folders (a
+    multi-worker job's non-chief scratch runs under `.workers/`) are left out."""
+    found = (path.parent for path in root.rglob("config.json")
+             if not any(part.startswith(".") for part in path.relative_to(root).parts))
+    return sorted(found, key=lambda path: path.stat().st_mtime)
 
 
 def _read_json(path: Path) -> dict:
@@ -81,7 +85,8 @@ def seed_rows(lab: str, lab_runs: list[Path], committed: dict) -> list[tuple]:
                     ledger.data_kind(metrics, _read_json(run / "env.json")), f"run {run.name}")
         result = committed.get((lab, preset))
         if result is not None:
-            return (ledger.judge(entry, result["metrics"], latest), result.get("data_kind", "?"),
+            return (ledger.judge(entry, result["metrics"], latest, runs=ledger.runs_of(result)),
+                    result.get("data_kind", "?"),
                     f"committed ledger (results/, commit {str(result.get('commit'))[:10]})")
         return None
 
@@ -129,18 +134,24 @@ def build(runs_root: str | os.PathLike, out_dir: str | os.PathLike,
     """Writes `out_dir/report.html` for every run under `runs_root`; returns its path.
 
     Seed rows read the runs of each item's own preset, else the committed ledger in
-    `results_dir` (default: the project's `results/`).
+    `results_dir` (default: the project's `results/`). Every value the page shows is escaped
+    (`html.escape`, quotes included, in text and attributes alike): folder names and the
+    files in them are whatever the user or a tool wrote.
+
+    Raises:
+        ConfigError: `runs_root` does not exist or holds no run folder.
+        KerasLabsError: The report cannot be written.
     """
 
     if results_dir is None:
-        results_dir = Path(__file__).resolve().parents[2] / "results"
+        results_dir = COMMITTED_RESULTS
     committed = ledger.load_results(results_dir)
     root = Path(runs_root)
     if not root.is_dir():
-        raise KerasLabsError(f"runs folder {str(root)!r} does not exist")
+        raise ConfigError(f"runs folder {str(root)!r} does not exist")
     runs = find_runs(root)
     if not runs:
-        raise KerasLabsError(f"no run folders (with config.json) under {str(root)!r}")
+        raise ConfigError(f"no run folders (with config.json) under {str(root)!r}")
     by_lab: dict[str, list[Path]] = {}
     for run in runs:
         lab = _read_json(run / "env.json").get("lab") or run.parent.name
@@ -200,7 +211,7 @@ def _lab_section(lab: str, lab_runs: list[Path], committed: dict) -> tuple[str, 
         f"<tr><td>{html.escape(entry.report)}</td><td>{html.escape(entry.item)}</td>"
         f"<td>{html.escape(entry.description)}</td><td>{html.escape(entry.seed_text)}</td>"
         f"<td>{html.escape(reading.ours)}</td><td>{html.escape(kind)}</td>"
-        f"<td class='{reading.verdict.split('-')[0].replace(' ', '')}'>"
+        f"<td class='{html.escape(reading.verdict.split('-')[0].replace(' ', ''))}'>"
         f"{html.escape(reading.verdict + (f' ({reading.why})' if reading.why else ''))}</td>"
         f"<td>{html.escape(where)}</td></tr>"
         for entry, reading, kind, where in found)

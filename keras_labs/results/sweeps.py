@@ -28,7 +28,7 @@ import shutil
 from pathlib import Path
 from types import ModuleType
 
-from keras_labs import ConfigError, KerasLabsError, labs
+from keras_labs import ConfigError, KerasLabsError, labs, run_folders
 from keras_labs.config import LabConfig, apply_overrides, field_names
 from keras_labs.files import atomic_write
 
@@ -142,7 +142,8 @@ def sweep(lab_module: ModuleType, base_config: LabConfig, grid: dict[str, list[s
                 # cut off last time: start it again from nothing (its export too)
                 log(f"sweep: {name} was interrupted; running it again")
                 shutil.rmtree(workdir)
-                shutil.rmtree(exports / lab_module.NAME / name, ignore_errors=True)
+                for version in run_folders.exports_of_run(exports, lab_module.NAME, name):
+                    shutil.rmtree(version, ignore_errors=True)
             log(f"sweep: run {index + 1}/{len(combos)} {name} ({_describe(combo)})")
             _clear_session()
             labs.run(lab_module.NAME, config, str(workdir))

@@ -80,7 +80,7 @@ def test_run_leaves_grids_sweep_plot_and_export(tiny_run):
     assert metrics["w_sweep"][1]["psnr"] == pytest.approx(metrics["psnr"])
     assert (workdir / "history_w0.csv").exists()
     reloaded = tf.saved_model.load(metrics["export"])  # kept: serve() needs its variables
-    served = reloaded.serve(tf.zeros((2, 32, 32, 3)))
+    served = reloaded.serve(tf.zeros((2, 32, 32, 3), tf.uint8))  # raw pixels, scaled inside
     assert served["class"].shape == (2, 10) and served["reconstruction"].shape == (2, 32, 32, 3)
 
 

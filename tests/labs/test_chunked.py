@@ -106,11 +106,12 @@ def test_the_stream_of_a_chunked_model_comes_in_elements_of_its_executions(tmp_p
 
 
 def test_a_run_sizes_both_pools_before_the_runtime_starts_and_records_them(tmp_path):
-    # a fresh process, as `keras-labs run` is: `training.start` is the first thing a lab does
+    # a fresh process, as `keras-labs run` is: `training.start` is the first thing a lab does;
+    # tutorial leaves threads to the runner, which picks one per pool for batch 4
     script = (
         "import json, sys; from keras_labs import training; "
         "from keras_labs.labs.cifar_cnn.config import PRESETS; "
-        "config = PRESETS['tutorial']; assert config.threads == 1; "
+        "config = PRESETS['tutorial']; assert config.threads == 0 and config.batch_size == 4; "
         "run, _ = training.start('cifar-cnn', config, sys.argv[1]); import tensorflow as tf; "
         "print(json.dumps([tf.config.threading.get_intra_op_parallelism_threads(), "
         "tf.config.threading.get_inter_op_parallelism_threads()]))")

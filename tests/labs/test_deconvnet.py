@@ -210,7 +210,8 @@ def test_lab_smoke_run(tmp_path):
     plots = {p.name for p in (tmp_path / "run" / "plots").iterdir()}
     assert plots >= {"projections_all.png", "projections_strongest.png", "top9_pool1.png",
                      "top9_pool2.png", "curves.png"}
-    assert (tmp_path / "sm" / "deconvnet" / "run" / "saved_model.pb").exists()
+    assert metrics["export"] == str(tmp_path / "sm" / "deconvnet" / "1")
+    assert (tmp_path / "sm" / "deconvnet" / "1" / "saved_model.pb").exists()
     assert metrics["figures_written"] == {"projections": True, "strongest": True, "top_k": True}
     assert metrics["figures"]["top_k"] == ["plots/top9_pool1.png", "plots/top9_pool2.png"]
     # The curves ran on a seeded 10% of the 128 training examples; the test split (250 sample

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import types
 
 import numpy as np
 import pytest
@@ -112,9 +113,10 @@ def test_saved_model_reproduces_the_trained_model(tiny_run_and_model):
     reloaded = tf.saved_model.load(metrics["export"])
     datasets, _ = loading.load("mnist", ("test",), data="sample")
     digits, _ = loading.to_numpy(datasets["test"].take(32))
-    noise = np.random.default_rng(0).random((5, 28, 28, 1), dtype=np.float32)
-    for images in (digits.astype(np.float32) / 255.0, noise):
-        expected = model.predict(images, verbose=0)  # inference: dropout off, batch-norm averages
+    noise = np.random.default_rng(0).integers(0, 256, (5, 28, 28, 1), dtype=np.uint8)
+    for images in (digits, noise):  # raw uint8 pixels: the export scales them itself
+        # inference: dropout off, batch-norm averages
+        expected = model.predict(images.astype(np.float32) / 255.0, verbose=0)
         got = reloaded.serve(tf.constant(images)).numpy()
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(got.sum(axis=1), 1.0, rtol=1e-5)
@@ -122,14 +124,20 @@ def test_saved_model_reproduces_the_trained_model(tiny_run_and_model):
 
 def test_export_matches_model_and_never_overwrites(tmp_path):
     model = cnn.mnist_cnn(filters=(4, 8), dense_units=8)
-    images = np.random.default_rng(1).random((3, 28, 28, 1), dtype=np.float32)
-    path = export_model(model, tmp_path, "mnist-cnn", "run-a")
-    reloaded = tf.saved_model.load(str(path))
-    np.testing.assert_allclose(reloaded.serve(images).numpy(), model.predict(images, verbose=0),
+    pixels = np.random.default_rng(1).integers(0, 256, (3, 28, 28, 1), dtype=np.uint8)
+    run = types.SimpleNamespace(lab="mnist-cnn", run_id="run-a", workdir=tmp_path / "run-a",
+                                env={}, config=types.SimpleNamespace(
+                                    export_dir=str(tmp_path), export_format="saved_model"))
+    first = export_model(model, run, normalize="unit")
+    reloaded = tf.saved_model.load(str(first))
+    np.testing.assert_allclose(reloaded.serve(pixels).numpy(),
+                               model.predict(pixels.astype(np.float32) / 255.0, verbose=0),
                                rtol=1e-5, atol=1e-6)
-    with pytest.raises(KerasLabsError, match="exists already"):
-        export_model(model, tmp_path, "mnist-cnn", "run-a")
-    assert [p.name for p in (tmp_path / "mnist-cnn").iterdir()] == ["run-a"]
+    # The same run exported again: a new version, the first one untouched.
+    before = (first / "saved_model.pb").read_bytes()
+    assert export_model(model, run, normalize="unit").name == "2"
+    assert sorted(p.name for p in (tmp_path / "mnist-cnn").iterdir()) == ["1", "2"]
+    assert (first / "saved_model.pb").read_bytes() == before
 
 
 def test_run_refuses_existing_run_folder(tiny_run):
@@ -190,4 +198,6 @@ def test_cli_quick_run_leaves_folder_and_export(tmp_path):
     assert "EMBEDDED SAMPLE" in result.stderr
     (run_dir,) = (tmp_path / "runs" / "mnist-cnn").iterdir()
     assert (run_dir / "metrics.json").exists()
-    assert (tmp_path / "sm" / "mnist-cnn" / run_dir.name / "saved_model.pb").exists()
+    version = tmp_path / "sm" / "mnist-cnn" / "1"
+    assert (version / "saved_model.pb").exists()
+    assert json.loads((version / "keras_labs_run.json").read_text())["run_id"] == run_dir.name

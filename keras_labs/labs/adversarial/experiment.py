@@ -4,6 +4,7 @@ gradient maps, plot."""
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 
 from keras_labs import cached_models, training, visualization
@@ -19,6 +20,8 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     model, classifier = cached_models.mnist_classifier(
         datasets, source, config.export_dir, epochs=config.classifier_epochs,
         train_examples=config.classifier_examples, seed=config.seed, strategy=strategy)
+    if config.strategy == "multiworker":
+        model = _one_worker_copy(model)
 
     source_images = _test_source_images(datasets, config)
     source_name, target = str(config.source_class), config.target_class
@@ -66,6 +69,16 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
           f"{universal['success_rate_heldout']:.4f} of held-out {source_name}s; gradient maps "
           f"correlate {correlation:.3f} on {source.describe()}")
     return run.finish(metrics)
+
+
+def _one_worker_copy(model: keras.Model) -> keras.Model:
+    """`model`, with its weights, outside the cluster's strategy. The attacks are inference and
+    input gradients, which every worker runs alone; under the cluster, Keras's `predict` would
+    split a batch of one image over the workers, and batch normalization fails on the worker
+    whose share is empty."""
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def _test_source_images(datasets, config: Config) -> np.ndarray:

@@ -57,7 +57,7 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
         metrics["w_sweep"] = _sweep(config, strategy, input_shape, make_train, validation, test,
                                     run, done={config.w: metrics}, probe=probe)
 
-    metrics["export"] = str(export.export_model(parts.model, config.export_dir, NAME, run.run_id))
+    metrics["export"] = str(export.export_model(parts.model, run, normalize="unit"))
     print(f"{NAME}: w={config.w:g}: test accuracy {metrics['test_accuracy']:.4f}, PSNR "
           f"{metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.3f} on {source.describe()}")
     return run.finish(metrics)

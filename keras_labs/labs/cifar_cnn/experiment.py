@@ -206,10 +206,11 @@ def print_per_class_accuracy(by_name: dict[str, float | None]) -> None:
 
 
 def export_serving(model: keras.Model, config: Config, run: runs.Run) -> Path:
-    """Exports `model` as a SavedModel that serves probabilities, not logits; returns where."""
+    """Exports `model` to serve probabilities, not logits, of raw uint8 images scaled inside
+    as `config.normalize` says; returns where."""
     serving = keras.Model(model.input, layers.Softmax(name="probabilities")(model.output),
-                          name=f"{model.name}_serving")
-    return export.export_model(serving, config.export_dir, NAME, run.run_id)
+                          name=f"{model.name}_probabilities")
+    return export.export_model(serving, run, normalize=config.normalize)
 
 
 def print_summary(metrics: dict, source: loading.DataSource) -> None:

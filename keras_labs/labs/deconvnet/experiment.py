@@ -54,7 +54,7 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     metrics["epoch_time_s"] = [round(t, 2) for t in history.history["epoch_time_s"]]
     metrics["parameters"] = int(model.count_params())
     metrics.update(_figures(run, config, blocks))
-    metrics["export"] = str(export.export_model(model, config.export_dir, NAME, run.run_id))
+    metrics["export"] = str(export.export_model(model, run, normalize="unit"))
     print(f"{NAME}: test accuracy {metrics['test_accuracy']:.4f}; strongest maps "
           f"{metrics['strongest_features']}; top-{config.top_k} maps " + ", ".join(
               f"{block} #{info['feature']}" for block, info in metrics["top_activations"].items()))

@@ -155,8 +155,8 @@ def run(config: Config, workdir: str, callbacks=(), *, resume: bool = False) -> 
         metrics["label_agreement"] = monitor.scores[-1]["label_agreement"]
 
     _plots(run, config, monitor, source, floor)
-    metrics["export"] = str(export.export_model(gan_models.unit_sampler(gan.generator, gan_spec),
-                                                config.export_dir, NAME, run.run_id))
+    sampler = gan_models.unit_sampler(gan.generator, gan_spec)  # noise (and labels) in, no images
+    metrics["export"] = str(export.export_model(sampler, run))
     print(f"{NAME} ({config.loss}): largest class share {metrics['largest_class_share']:.3f}, "
           f"class entropy {metrics['class_entropy']:.2f} bits, classifier FID "
           f"{metrics['classifier_fid']:.2f} (real test digits: {floor['classifier_fid']:.2f}); "

@@ -39,7 +39,7 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     names = loading.class_names("mnist")
     visualization.plot_classifier(run, metrics, names, title=f"{NAME} ({source.kind} data)")
 
-    metrics["export"] = str(export.export_model(model, config.export_dir, NAME, run.run_id))
+    metrics["export"] = str(export.export_model(model, run, normalize="unit"))
     print(f"{NAME}: test accuracy {metrics['test_accuracy']:.4f} on {source.describe()}")
     return run.finish(metrics)
 

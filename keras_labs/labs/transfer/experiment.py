@@ -66,8 +66,8 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     (run.workdir / "table.md").write_text(table)
     print(table, flush=True)
 
-    metrics["export"] = str(export.export_model(trained[first, chosen], config.export_dir, NAME,
-                                                run.run_id))
+    # The targets are fed as 32x32 RGB in [0, 1]: the export takes them as 32x32 RGB uint8.
+    metrics["export"] = str(export.export_model(trained[first, chosen], run, normalize="unit"))
     return run.finish(metrics)
 
 
