@@ -397,21 +397,23 @@ def test_rounds_with_keras_own_loop_give_the_chunked_gain_and_skip_what_was_not_
     assert "batch 128, TensorFlow floor" in text
 
 
-def test_precision_benchmark_lines_give_both_variants_and_every_rounds_ratio(tmp_path):
-    # scripts/benchmark_precision.py's document: the line must carry each round, not a best one
+def test_an_a_b_benchmark_gives_both_variants_and_every_rounds_ratio(tmp_path):
+    # scripts/benchmark_ab.py's document: the line must carry each round, not a best one
     benchmarks_dir = tmp_path / "benchmarks"
     benchmarks_dir.mkdir()
     side = {"images_per_s_median": 7000.0, "images_per_s_range": [6500.0, 7100.0],
             "wall_s_median": 20.0, "test_accuracy_mean": 0.3, "test_accuracy_range": [0.29, 0.31],
             "seeds": 3}
-    summary = {"off": side, "bf16": {**side, "images_per_s_median": 9000.0, "seeds": 3},
-               "bf16_over_float32_speed": {"per_round": [1.31, 0.97, 1.25], "median": 1.25}}
-    (benchmarks_dir / "precision.json").write_text(json.dumps(
-        {"kind": "precision", "lab": "cifar-cnn", "preset": "tutorial", "set": ["batch_size=128"],
-         "machine": {"cpus": 2}, "summary": summary, "command": "python scripts/x.py"}))
+    summary = {"float32": side, "bf16": {**side, "images_per_s_median": 9000.0},
+               "speed_ratio": {"per_round": [1.31, 0.97, 1.25], "median": 1.25}}
+    document = {"kind": "a/b", "variants": ["float32", "bf16"], "lab": "cifar-cnn",
+                "preset": "tutorial", "set": ["batch_size=128"], "machine": {"cpus": 2},
+                "summary": summary, "command": "python scripts/benchmark_ab.py"}
+    (benchmarks_dir / "ab.json").write_text(json.dumps(document))
     text = "\n".join(benchmarks.benchmark_lines(tmp_path))
-    assert "float32, `cifar-cnn --preset tutorial` with batch_size=128: 7,000 images/s" in text
-    assert "mixed_bfloat16" in text and "9,000 images/s" in text
-    assert "1.31x, 0.97x, 1.25x (median 1.25x)" in text
-    (benchmarks_dir / "precision.json").write_text(json.dumps({"summary": summary}))
-    assert "bf16" not in "\n".join(benchmarks.benchmark_lines(tmp_path))  # not a precision record
+    assert ("float32, `cifar-cnn --preset tutorial` with batch_size=128: 7,000 images/s "
+            "(6,500-7,100), test accuracy 30.00% mean over 3 seeds (29.00-31.00%)") in text
+    assert "bf16, `cifar-cnn --preset tutorial` with batch_size=128: 9,000 images/s" in text
+    assert "bf16 / float32 speed per interleaved round: 1.31x, 0.97x, 1.25x (median 1.25x)" in text
+    (benchmarks_dir / "ab.json").write_text(json.dumps({**document, "kind": None}))
+    assert "speed per interleaved round" not in "\n".join(benchmarks.benchmark_lines(tmp_path))

@@ -133,7 +133,7 @@ def benchmark_lines(results_dir: str | os.PathLike) -> list[str]:
                          f"{profile['epoch_wall_s']:.2f} s epoch: "
                          f"{kinds}")
         lines.extend(_profile_reading(document, list(documents.values())))
-        lines.extend(_precision_lines(document))
+        lines.extend(_ab_lines(document))
         by_batch: dict[int, list[dict]] = {}
         for entry in document.get("per_round", []):
             by_batch.setdefault(entry["batch_size"], []).append(entry)
@@ -155,25 +155,26 @@ def benchmark_lines(results_dir: str | os.PathLike) -> list[str]:
     return lines
 
 
-def _precision_lines(document: dict) -> list[str]:
-    """bf16 against float32 (scripts/benchmark_precision.py): speed and accuracy per variant."""
-    summary = document.get("summary", {})
-    if document.get("kind") != "precision" or "bf16_over_float32_speed" not in summary:
+def _ab_lines(document: dict) -> list[str]:
+    """An A/B of two settings (scripts/benchmark_ab.py): speed and accuracy per variant, and
+    the second's speed over the first's in every round."""
+    summary, variants = document.get("summary", {}), document.get("variants") or []
+    if document.get("kind") != "a/b" or len(variants) != 2 or "speed_ratio" not in summary:
         return []
     lines = []
-    for variant, name in (("off", "float32"), ("bf16", "mixed_bfloat16")):
+    for variant in variants:
         side = summary[variant]
         low, high = side["images_per_s_range"]
         accuracy_low, accuracy_high = side["test_accuracy_range"]
-        lines.append(f"  - {name}, `{document.get('lab')} --preset {document.get('preset')}` "
+        lines.append(f"  - {variant}, `{document.get('lab')} --preset {document.get('preset')}` "
                      f"with {', '.join(document.get('set') or []) or 'nothing changed'}: "
                      f"{side['images_per_s_median']:,.0f} images/s ({low:,.0f}-{high:,.0f}), "
                      f"test accuracy {100 * side['test_accuracy_mean']:.2f}% mean over "
                      f"{side['seeds']} seeds ({100 * accuracy_low:.2f}-{100 * accuracy_high:.2f}%)")
-    ratios = summary["bf16_over_float32_speed"]["per_round"]
-    lines.append(f"  - bf16 / float32 speed per interleaved round: "
-                 f"{', '.join(f'{ratio:.2f}x' for ratio in ratios)} (median "
-                 f"{summary['bf16_over_float32_speed']['median']:.2f}x)")
+    ratio = summary["speed_ratio"]
+    lines.append(f"  - {variants[1]} / {variants[0]} speed per interleaved round: "
+                 f"{', '.join(f'{value:.2f}x' for value in ratio['per_round'])} "
+                 f"(median {ratio['median']:.2f}x)")
     return lines
 
 

@@ -1,15 +1,17 @@
-"""bf16 against float32 on the CPU, as a user runs it: one lab preset with one field changed.
+"""A/B of two settings as a user runs them: one lab preset with one field changed.
 
-    python scripts/benchmark_precision.py [--lab cifar-cnn] [--preset tutorial]
-        [--set batch_size=128] [--rounds 3] [--data-dir .cache/tfds]
+    python scripts/benchmark_ab.py [--compare precision|threads] [--lab cifar-cnn]
+        [--preset tutorial] [--set batch_size=128] [--rounds 3] [--data-dir .cache/tfds]
         [--json results/benchmarks/precision-bf16-cifar-tutorial-batch128.json]
 
-Each round runs `keras-labs run LAB --preset P --set ... --mixed-precision off|bf16` end to end
-in a fresh process, both variants one after the other, the order alternating between rounds
-(interleaved, so a slow spell of a shared machine falls on both), round r at seed r: the rounds
-give the speed (steady-state training images/s, every epoch but the first, which traces) and,
-at 3 seeds, the accuracy spread of each variant. The load average before each run is recorded.
-A speed figure is quoted only from a quiet machine: nothing else running.
+`--compare precision` runs float32 against `--mixed-precision bf16`; `--compare threads` the
+old pinned `threads=1` against the automatic choice (threads=0). Each round runs
+`keras-labs run LAB --preset P --set ...` end to end with each variant in a fresh process, one
+after the other, the order alternating between rounds (interleaved, so a slow spell of a shared
+machine falls on both), round r at seed r. The rounds give the speed (steady-state training
+images/s: every epoch but the first, which traces) and, at 3 seeds, each variant's accuracy
+spread. The load average before each run is recorded. A speed figure is quoted only from a
+quiet machine: nothing else running.
 """
 
 from __future__ import annotations
@@ -28,14 +30,21 @@ from benchmark import _machine, summarize_run  # noqa: E402
 
 from keras_labs.results.jobs import steal_seconds  # noqa: E402
 
-VARIANTS = ("off", "bf16")
+# What each comparison runs: (name, extra arguments) for the baseline, then the challenger.
+COMPARISONS = {
+    "precision": (("float32", ["--mixed-precision", "off"]),
+                  ("bf16", ["--mixed-precision", "bf16"])),
+    # threads=1 was the tutorial preset's pin before threads=0 chose from the batch size
+    "threads": (("threads=1", ["--set", "threads=1"]), ("auto", [])),
+}
 
 
-def run_once(args: argparse.Namespace, variant: str, seed: int, root: Path) -> dict:
+def run_once(args: argparse.Namespace, variant: str, extra: list[str], seed: int,
+             root: Path) -> dict:
     """One end-to-end run of a variant at a seed, summarized from its run folder."""
     out = root / f"{variant}-seed{seed}"
     command = [sys.executable, "-m", "keras_labs", "run", args.lab, "--preset", args.preset,
-               "--mixed-precision", variant, "--seed", str(seed), "--data", "full",
+               *extra, "--seed", str(seed), "--data", "full",
                "--out", str(out), "--export-dir", str(root / "saved_models")]
     command += [part for setting in args.set for part in ("--set", setting)]
     if args.data_dir:
@@ -62,10 +71,11 @@ def run_once(args: argparse.Namespace, variant: str, seed: int, root: Path) -> d
     return row
 
 
-def summary(rows: list[dict]) -> dict:
-    """Median and range of speed and accuracy per variant, and bf16's speed ratio."""
+def summary(rows: list[dict], variants: tuple[str, str]) -> dict:
+    """Median and range of speed and accuracy per variant, and the second's speed over the
+    first's, round by round."""
     result = {}
-    for variant in VARIANTS:
+    for variant in variants:
         mine = [row for row in rows if row["variant"] == variant]
         rates = [row["examples_per_s"] for row in mine if "examples_per_s" in row]
         accuracy = [row["test_accuracy"] for row in mine if row["test_accuracy"] is not None]
@@ -77,19 +87,21 @@ def summary(rows: list[dict]) -> dict:
     ratios = []
     for seed in sorted({row["seed"] for row in rows}):
         pair = {row["variant"]: row for row in rows if row["seed"] == seed}
-        ratios.append(round(pair["bf16"]["examples_per_s"] / pair["off"]["examples_per_s"], 3))
-    result["bf16_over_float32_speed"] = {"per_round": ratios, "median": statistics.median(ratios)}
+        ratios.append(round(pair[variants[1]]["examples_per_s"]
+                            / pair[variants[0]]["examples_per_s"], 3))
+    result["speed_ratio"] = {"per_round": ratios, "median": statistics.median(ratios)}
     return result
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--compare", choices=sorted(COMPARISONS), default="precision")
     parser.add_argument("--lab", default="cifar-cnn")
     parser.add_argument("--preset", default="tutorial")
     parser.add_argument("--set", action="append", default=None, metavar="KEY=VALUE")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--keep", default="runs/benchmark-precision")
+    parser.add_argument("--keep", default="runs/benchmark-ab")
     parser.add_argument("--json", help="write the rounds and their summary here")
     args = parser.parse_args()
     args.set = args.set if args.set is not None else ["batch_size=128"]
@@ -97,17 +109,20 @@ def main() -> int:
     root.mkdir(parents=True)
     rows, load_before, steal_start = [], round(os.getloadavg()[0], 2), steal_seconds()
     for seed in range(args.rounds):
-        for variant in (VARIANTS if seed % 2 == 0 else VARIANTS[::-1]):
-            rows.append(run_once(args, variant, seed, root))
+        pairs = COMPARISONS[args.compare]
+        for variant, extra in (pairs if seed % 2 == 0 else pairs[::-1]):
+            rows.append(run_once(args, variant, extra, seed, root))
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     machine = {**_machine(), "cpus": os.cpu_count(), "load_average_before": load_before,
                "load_average_after": round(os.getloadavg()[0], 2),
                "steal_s": round(steal_seconds() - steal_start, 1)}
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout
-    document = {"kind": "precision", "command": "python " + " ".join(sys.argv),
+    variants = tuple(name for name, _ in COMPARISONS[args.compare])
+    document = {"kind": "a/b", "compare": args.compare, "variants": variants, "command": "python " + " ".join(sys.argv),
                 "commit": commit.strip(), "lab": args.lab, "preset": args.preset,
                 "data_kind": "partial" if "partial" in rows[0].get("data", "") else "full",
-                "set": args.set, "machine": machine, "rounds": rows, "summary": summary(rows)}
+                "set": args.set, "machine": machine, "rounds": rows,
+                "summary": summary(rows, variants)}
     text = json.dumps(document, indent=1)
     if args.json:
         Path(args.json).write_text(text + "\n")
