@@ -289,23 +289,11 @@ def main(argv: list[str] | None = None) -> int:
 def _command(args) -> int:
     if args.command in ("run", "sweep", "generate"):
         check_tensorflow_install()
-    if args.command == "list":
-        return _list(args)
-    if args.command == "run":
-        return _run(args)
-    if args.command == "sweep":
-        return _sweep(args)
-    if args.command == "report":
-        return _report(args)
-    if args.command == "reproduce":
-        return reproduce.main(args)
-    if args.command == "tensorboard":
-        return _tensorboard(args)
-    if args.command == "generate":
-        return _generate(args)
-    if args.data_command == "prepare":
-        return _prepare(args)
-    return _data_list(args)
+    if args.command == "data":
+        return _prepare(args) if args.data_command == "prepare" else _data_list(args)
+    handlers = {"list": _list, "run": _run, "sweep": _sweep, "report": _report,
+                "reproduce": reproduce.main, "tensorboard": _tensorboard, "generate": _generate}
+    return handlers[args.command](args)
 
 
 @contextlib.contextmanager

@@ -233,6 +233,18 @@ def summarize_run(lab: str, preset: str, run_dir: Path, wall_s: float, peak_rss_
     return row
 
 
+def run_process(command: list[str], log_path: Path) -> tuple[int, float, float]:
+    """Runs `command` with its output in `log_path`: (exit code, wall seconds, peak RSS in MB
+    of that process alone)."""
+    started = time.perf_counter()
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                   env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        _, status, usage = os.wait4(process.pid, 0)
+    return (os.waitstatus_to_exitcode(status), time.perf_counter() - started,
+            usage.ru_maxrss / 1024)
+
+
 def bench_runs(labs: list[str], preset: str, data: str | None, keep: str | None) -> list[dict]:
     """Runs each lab's preset in a fresh process and summarizes its run folder."""
     import tempfile
@@ -247,18 +259,13 @@ def bench_runs(labs: list[str], preset: str, data: str | None, keep: str | None)
         if data:
             command += ["--data", data]
         print(f"=== {lab} ({preset})", file=sys.stderr, flush=True)
-        started = time.perf_counter()
-        with open(root / f"{lab}.log", "w") as log:
-            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                       env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-            _, status, usage = os.wait4(process.pid, 0)
-        wall_s = time.perf_counter() - started
-        if os.waitstatus_to_exitcode(status) != 0:
-            rows.append({"lab": lab, "preset": preset, "error": f"exit "
-                         f"{os.waitstatus_to_exitcode(status)} (see {root / f'{lab}.log'})"})
+        code, wall_s, peak_mb = run_process(command, root / f"{lab}.log")
+        if code != 0:
+            rows.append({"lab": lab, "preset": preset,
+                         "error": f"exit {code} (see {root / f'{lab}.log'})"})
             continue
         run_dir = max((out / lab).iterdir(), key=lambda path: path.stat().st_mtime)
-        rows.append(summarize_run(lab, preset, run_dir, wall_s, usage.ru_maxrss / 1024))
+        rows.append(summarize_run(lab, preset, run_dir, wall_s, peak_mb))
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     return rows
 

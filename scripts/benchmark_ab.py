@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmark import _machine, summarize_run  # noqa: E402
+from benchmark import _machine, run_process, summarize_run  # noqa: E402
 
 from keras_labs.results.jobs import steal_seconds  # noqa: E402
 
@@ -50,16 +50,11 @@ def run_once(args: argparse.Namespace, variant: str, extra: list[str], seed: int
     if args.data_dir:
         command += ["--data-dir", args.data_dir]
     load = os.getloadavg()[0]
-    started = time.perf_counter()
-    with open(root / f"{variant}-seed{seed}.log", "w") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                   env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-        _, status, usage = os.wait4(process.pid, 0)
-    wall_s = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
+    code, wall_s, peak_mb = run_process(command, root / f"{variant}-seed{seed}.log")
+    if code != 0:
         raise SystemExit(f"{variant} seed {seed} failed: see {root / f'{variant}-seed{seed}.log'}")
     run_dir = next((out / args.lab).iterdir())
-    row = summarize_run(args.lab, args.preset, run_dir, wall_s, usage.ru_maxrss / 1024)
+    row = summarize_run(args.lab, args.preset, run_dir, wall_s, peak_mb)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     env = json.loads((run_dir / "env.json").read_text())
     row.update({"variant": variant, "seed": seed, "load_average_before": round(load, 2),
