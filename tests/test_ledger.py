@@ -407,7 +407,8 @@ def test_an_a_b_benchmark_gives_both_variants_and_every_rounds_ratio(tmp_path):
     summary = {"float32": side, "bf16": {**side, "images_per_s_median": 9000.0},
                "speed_ratio": {"per_round": [1.31, 0.97, 1.25], "median": 1.25}}
     document = {"kind": "a/b", "variants": ["float32", "bf16"], "lab": "cifar-cnn",
-                "preset": "tutorial", "set": ["batch_size=128"], "machine": {"cpus": 2},
+                "preset": "tutorial", "set": ["batch_size=128"],
+                "machine": {"cpus": 2, "load_average_before": 0.88, "load_average_after": [2.4]},
                 "summary": summary, "command": "python scripts/benchmark_ab.py"}
     (benchmarks_dir / "ab.json").write_text(json.dumps(document))
     text = "\n".join(benchmarks.benchmark_lines(tmp_path))
@@ -415,5 +416,6 @@ def test_an_a_b_benchmark_gives_both_variants_and_every_rounds_ratio(tmp_path):
             "(6,500-7,100), test accuracy 30.00% mean over 3 seeds (29.00-31.00%)") in text
     assert "bf16, `cifar-cnn --preset tutorial` with batch_size=128: 9,000 images/s" in text
     assert "bf16 / float32 speed per interleaved round: 1.31x, 0.97x, 1.25x (median 1.25x)" in text
+    assert "load 0.9 before / 2.4 after" in text  # a single figure or a triple
     (benchmarks_dir / "ab.json").write_text(json.dumps({**document, "kind": None}))
     assert "speed per interleaved round" not in "\n".join(benchmarks.benchmark_lines(tmp_path))

@@ -21,8 +21,10 @@ SPEED_BAR = 1.25
 
 
 def load_figure(record: dict, key: str) -> str:
-    """The first of a recorded load-average triple, or '?'."""
-    values = record.get(key) or []
+    """The (1-minute) load average recorded under `key`, a number or a triple, or '?'."""
+    values = record.get(key)
+    if isinstance(values, int | float):
+        values = [values]
     return f"{values[0]:.1f}" if values else "?"
 
 
