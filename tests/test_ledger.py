@@ -419,3 +419,24 @@ def test_an_a_b_benchmark_gives_both_variants_and_every_rounds_ratio(tmp_path):
     assert "load 0.9 before / 2.4 after" in text  # a single figure or a triple
     (benchmarks_dir / "ab.json").write_text(json.dumps({**document, "kind": None}))
     assert "speed per interleaved round" not in "\n".join(benchmarks.benchmark_lines(tmp_path))
+
+
+def test_the_readme_summary_counts_stale_rows_and_an_unpinned_result_adds_its_rows(tmp_path):
+    import shutil
+
+    results = tmp_path / "results"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "results", results)
+
+    def stale_in_all():
+        last = ledger.summary_block(results).splitlines()[-1]
+        assert last.startswith("| all |")
+        return int(last.strip("| ").rsplit("|", 1)[-1])
+
+    before = stale_in_all()
+    path = results / "cifar-cnn" / "tutorial.json"
+    document = json.loads(path.read_text())
+    assert document.get("code"), "tutorial.json was re-recorded with a fingerprint"
+    document.pop("code")  # no fingerprint: nothing says which code produced it
+    path.write_text(json.dumps(document))
+    readers = [entry for entry in ledger.items(lab="cifar-cnn") if entry.preset == "tutorial"]
+    assert stale_in_all() - before == len(readers) > 0

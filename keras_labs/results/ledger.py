@@ -419,20 +419,20 @@ def lab_block(results_dir: str | os.PathLike, lab: str) -> str:
 
 
 def summary_block(results_dir: str | os.PathLike) -> str:
-    """Per report, how many of its items are beaten, met, below, shown and not run: the
-    README's summary of the ledger."""
+    """Per report, how many of its items are beaten, met, below, shown and not run, and how
+    many of them are stale (their figure not yet re-checked on today's code): the README's
+    summary of the ledger."""
     found = rows(results_dir)
     columns = VERDICTS
-    lines = ["| report | items | " + " | ".join(columns) + " |",
-             "|---|---:|" + "---:|" * len(columns)]
-    for report, title in REPORTS.items():
-        chosen = [row for row in found if row.entry.report == report]
+    lines = ["| report | items | " + " | ".join(columns) + " | of them stale |",
+             "|---|---:|" + "---:|" * (len(columns) + 1)]
+    for title, chosen in [*((title, [row for row in found if row.entry.report == report])
+                            for report, title in REPORTS.items()), ("all", found)]:
         tally = counts(chosen)
+        stale = sum("stale:" in row.code for row in chosen)
         lines.append(f"| {title} | {len(chosen)} | "
-                     + " | ".join(str(tally.get(verdict, 0)) for verdict in columns) + " |")
-    tally = counts(found)
-    lines.append(f"| all | {len(found)} | "
-                 + " | ".join(str(tally.get(verdict, 0)) for verdict in columns) + " |")
+                     + " | ".join(str(tally.get(verdict, 0)) for verdict in columns)
+                     + f" | {stale} |")
     return "\n".join(lines)
 
 
