@@ -165,16 +165,17 @@ def test_sweep_command_runs_a_2x2_grid_and_writes_the_table(tmp_path):
                      "--set", "batch_size=32", "--set", "steps_per_execution=1",
                      "--set", "probe_every_steps=1", "--set", "histogram_freq=0",
                      "--epochs", "1", "--grid", "activation=relu,tanh",
-                     "--grid", "optimizer=adam,momentum", "--out", str(tmp_path / "runs"),
+                     "--grid", "optimizer=momentum", "--out", str(tmp_path / "runs"),
                      env={"TFDS_DATA_DIR": str(tmp_path / "empty")}, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     (table,) = (tmp_path / "runs" / "cifar-cnn").glob("sweep-quick-*/results.md")
     rows = [line for line in table.read_text().splitlines() if line.startswith("| 0")]
-    assert len(rows) == 4 and "tanh" in rows[3] and "momentum" in rows[3]
-    # Every run's HParams session sits in its own tb/ (runs.Run), so all four are there.
+    # A 2x1 grid from two --grid flags (the in-process sweep test covers a 2x2 one).
+    assert len(rows) == 2 and "tanh" in rows[1] and "momentum" in rows[1]
+    # Every run's HParams session sits in its own tb/ (runs.Run), so both are there.
     sessions = {path.parent.parent.name
                 for path in table.parent.glob("*/tb/events.out.tfevents*")}
-    assert len(sessions) == 4
+    assert len(sessions) == 2
 
 
 # Runs in a fresh interpreter: each argv through `cli.main`, then which heavy modules loaded.

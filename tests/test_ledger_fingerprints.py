@@ -3,6 +3,7 @@ files on disk and calls a result stale, naming the modules, when they differ."""
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 from keras_labs import runs
@@ -83,3 +84,32 @@ def test_the_committed_results_say_whether_they_are_stale():
             assert row.code == "-"
         elif not result.get("code"):
             assert row.code.startswith("stale: no fingerprint"), row
+
+
+def test_a_new_preset_leaves_results_fresh_but_a_changed_method_does_not(tmp_path):
+    """A lab's config module holds its preset table: adding a preset changes no other preset's
+    figure, so only a change outside the preset statements (read back from git at the result's
+    commit) counts; without git or the commit, every change counts."""
+    package = tmp_path / "keras_labs"
+    config = package / "labs" / "cifar_cnn" / "config.py"
+    config.parent.mkdir(parents=True)
+    shutil.copy(PACKAGE / "labs" / "cifar_cnn" / "config.py", config)
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "presets"], check=True)
+    commit = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True,
+                            text=True).stdout.strip()
+    name = "keras_labs.labs.cifar_cnn.config"
+    fingerprint = {"modules": freshness.current_digests([name], package)}
+    source = config.read_text()
+    config.write_text(source + '\n_FAST = dataclasses.replace(PRESETS["best"], epochs=3)\n'
+                               'PRESETS["fast"] = _FAST  # a new preset\n'
+                               'PRESETS.update(faster=dataclasses.replace(_FAST, epochs=2))\n')
+    assert freshness.changed_modules(fingerprint, package) == [name]
+    assert freshness.changed_modules(fingerprint, package, commit) == []
+    assert freshness.changed_modules(fingerprint, package, "0" * 40) == [name]
+    config.write_text(source.replace("num_classes=NUM_CLASSES", "num_classes=NUM_CLASSES + 1"))
+    assert freshness.changed_modules(fingerprint, package, commit) == [name]
+    config.write_text(source.replace('NAME = "cifar-cnn"', 'NAME = "cifar"'))
+    assert freshness.changed_modules(fingerprint, package, commit) == [name]

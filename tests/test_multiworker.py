@@ -277,32 +277,17 @@ def test_sigterm_stops_the_wait_for_the_cluster(tmp_path):
 
 
 @pytest.mark.slow
-def test_two_workers_from_slurm_variables(tmp_path):
-    """Two tasks of a Slurm job step on one node (`srun --ntasks=2 --resv-ports`): no
-    TF_CONFIG; each worker builds the cluster with SlurmClusterResolver."""
+def test_adversarial_runs_under_multiworker_from_slurm_variables(tmp_path):
+    """Two tasks of a Slurm job step on one node (`srun --ntasks=2 --resv-ports`), no
+    TF_CONFIG: each worker builds the cluster with SlurmClusterResolver. The adversarial lab's
+    classifier trains over both workers; the attacks run on each worker alone."""
     base = _free_port_pair()
     slurm = {"TF_CONFIG": None, "SLURM_JOB_ID": "4242", "SLURM_STEP_NUM_TASKS": "2",
              "SLURM_STEP_NODELIST": "localhost", "SLURM_STEP_TASKS_PER_NODE": "2",
              "SLURM_STEP_RESV_PORTS": f"{base}-{base + 1}", "CUDA_VISIBLE_DEVICES": ""}
-    envs = [{**slurm, "SLURM_PROCID": str(index)} for index in (0, 1)]
-    results = _run_workers(tmp_path, envs, *_tiny(epochs=1))
-    for index, (code, output) in enumerate(results):
-        assert code == 0, f"worker {index} exited {code}:\n{output[-3000:]}"
-    epochs = [EPOCH_LOG.findall(output) for _, output in results]
-    assert len(epochs[0]) == 1 and epochs[0] == epochs[1]
-    strategy = json.loads((_run_folder(tmp_path) / "env.json").read_text())["strategy"]
-    assert strategy["source"] == "Slurm" and strategy["replicas"] == 2
-    assert strategy["cluster"] == {"worker": [f"localhost:{base}", f"localhost:{base + 1}"]}
-    assert _files(tmp_path / "w1") == []
-
-
-@pytest.mark.slow
-def test_adversarial_runs_under_multiworker(tmp_path):
-    """The classifier trains over both workers; the attacks run on each worker alone."""
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
     results = _run_workers(
-        tmp_path, [_worker_env(cluster, index) for index in (0, 1)], "adversarial", "--preset",
-        "quick", "--data", "sample", "--set", "classifier_epochs=1", "--set",
+        tmp_path, [{**slurm, "SLURM_PROCID": str(index)} for index in (0, 1)], "adversarial",
+        "--preset", "quick", "--data", "sample", "--set", "classifier_epochs=1", "--set",
         "classifier_examples=512", "--set", "attack_examples=8", "--set", "pgd_steps=3",
         "--set", "unconstrained_steps=5", "--set", "budget_steps=5", "--set",
         "universal_steps=3", "--set", "universal_train_images=64", "--set", "noise_examples=2",
@@ -312,7 +297,9 @@ def test_adversarial_runs_under_multiworker(tmp_path):
     (run,) = (tmp_path / "w0" / "runs" / "adversarial").iterdir()
     metrics = json.loads((run / "metrics.json").read_text())
     assert set(metrics["success_rate"]) == {"pgd_linf", "pgd_l2", "unconstrained"}
-    assert json.loads((run / "env.json").read_text())["strategy"]["replicas"] == 2
+    strategy = json.loads((run / "env.json").read_text())["strategy"]
+    assert strategy["source"] == "Slurm" and strategy["replicas"] == 2
+    assert strategy["cluster"] == {"worker": [f"localhost:{base}", f"localhost:{base + 1}"]}
     assert _files(tmp_path / "w1") == []
 
 

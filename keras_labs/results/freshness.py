@@ -7,13 +7,23 @@ the files on disk, without importing anything, so the ledger can mark a row "sta
 a module its figure came from changes, and say which ones did. A result with no fingerprint is
 stale too: nothing says which code produced it.
 
+A lab's `config.py` also holds its preset table, and a new preset there changes no figure of
+another one: the preset a result ran is compared field by field instead (`config_changes`). So
+a changed config module does not make a result stale when the source the result recorded, read
+back from git at the result's commit, differs from today's only in the preset statements
+(`without_presets`). Where git or that commit is not at hand, the change counts.
+
 Nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
 
+import ast
+import functools
 import hashlib
 import json
+import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +36,10 @@ LOCATION_FIELDS = ("data_dir", "export_dir")
 # Values a field had before it was renamed, and what they are called now (791da3d: the boolean
 # mixed_precision became off|fp16|bf16, False the float32 it always meant, True mixed_float16).
 RENAMED_VALUES = {("mixed_precision", False): "off", ("mixed_precision", True): "fp16"}
+# The modules that hold a lab's presets.
+PRESET_MODULE = re.compile(r"keras_labs\.labs\.\w+\.config")
+# Top-level names of a preset table: the table, its default and the private building blocks.
+PRESET_NAMES = ("PRESETS", "DEFAULT_PRESET")
 
 
 def module_file(name: str, package_dir: Path = PACKAGE_DIR) -> Path | None:
@@ -54,11 +68,76 @@ def combined(digests: dict[str, str | None]) -> str:
     return hashlib.sha256(lines.encode()).hexdigest()[:16]
 
 
-def changed_modules(fingerprint: dict[str, Any], package_dir: Path = PACKAGE_DIR) -> list[str]:
-    """The modules of a recorded fingerprint whose source differs on disk today (or is gone)."""
+def _is_preset_name(target: ast.expr) -> bool:
+    if isinstance(target, ast.Subscript):  # PRESETS["name"] = ...
+        target = target.value
+    return isinstance(target, ast.Name) and (target.id in PRESET_NAMES
+                                             or target.id.startswith("_"))
+
+
+def _is_preset_statement(node: ast.stmt) -> bool:
+    if isinstance(node, (ast.Assign, ast.AnnAssign)):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        return all(_is_preset_name(target) for target in targets)
+    if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+        function = node.value.func  # PRESETS.update(...)
+        return (isinstance(function, ast.Attribute) and isinstance(function.value, ast.Name)
+                and function.value.id in PRESET_NAMES)
+    return False
+
+
+def without_presets(source: str) -> str | None:
+    """A config module's syntax tree without its preset statements (assignments to `PRESETS`,
+    an entry of it, `DEFAULT_PRESET` or a private name; `PRESETS.update(...)`), comments and
+    layout aside;
+    None when it does not parse."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    kept = [node for node in tree.body if not _is_preset_statement(node)]
+    return ast.dump(ast.Module(body=kept, type_ignores=[]))
+
+
+@functools.lru_cache(maxsize=256)
+def _source_at(commit: str, relative: str, root: str) -> str | None:
+    try:
+        shown = subprocess.run(["git", "-C", root, "show", f"{commit}:{relative}"],
+                               capture_output=True, check=False, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return shown.stdout.decode() if shown.returncode == 0 else None
+
+
+def presets_only_change(name: str, recorded_digest: str, commit: str | None,
+                        package_dir: Path = PACKAGE_DIR) -> bool:
+    """Whether config module `name` differs from the source a result recorded (its digest, at
+    `commit`) only in its preset statements."""
+    path = module_file(name, package_dir)
+    if not commit or path is None or not PRESET_MODULE.fullmatch(name):
+        return False
+    relative = path.relative_to(package_dir.parent).as_posix()
+    before = _source_at(commit, relative, str(package_dir.parent))
+    if before is None or hashlib.sha256(before.encode()).hexdigest()[:16] != recorded_digest:
+        return False
+    stripped = without_presets(before)
+    return stripped is not None and stripped == without_presets(path.read_text())
+
+
+def changed_modules(fingerprint: dict[str, Any], package_dir: Path = PACKAGE_DIR,
+                    commit: str | None = None) -> list[str]:
+    """The modules of a recorded fingerprint whose source differs on disk today (or is gone).
+
+    Args:
+        fingerprint: the result's recorded `code`.
+        package_dir: the `keras_labs` folder to compare with.
+        commit: the commit the result ran (or was verified) at; with it, a lab config module
+            whose change is only in its presets is not counted (`presets_only_change`).
+    """
     recorded = fingerprint.get("modules") or {}
     today = current_digests(recorded, package_dir)
-    return [name for name, digest in recorded.items() if today.get(name) != digest]
+    return [name for name, digest in recorded.items() if today.get(name) != digest
+            and not presets_only_change(name, digest, commit, package_dir)]
 
 
 def resolved_config(lab: str, preset: str, **flags) -> dict:
@@ -110,7 +189,8 @@ def staleness(result: dict | None, package_dir: Path = PACKAGE_DIR) -> str:
     if not fingerprint or not fingerprint.get("modules"):
         reasons.append("no fingerprint")
     else:
-        changed = changed_modules(fingerprint, package_dir)
+        commit = None if result.get("dirty") else result.get("commit")
+        changed = changed_modules(fingerprint, package_dir, commit)
         if changed:
             reasons.append(f"{_names(changed)} changed")
     lab, preset = result.get("lab"), result.get("preset")
