@@ -119,6 +119,9 @@ class HoistedGRU(layers.Layer):
         kernel = ops.cast(self.kernel, self.compute_dtype)
         recurrent_kernel = ops.cast(self.recurrent_kernel, self.compute_dtype)
         bias = ops.cast(self.bias, self.compute_dtype)
+        # Keras's Embedding hands on its float32 table's rows under mixed_bfloat16 too, and
+        # oneDNN's einsum takes no mixed dtypes.
+        inputs = ops.cast(inputs, self.compute_dtype)
         # (time, batch, 3 * units): the input half of every gate, for all steps at once.
         projected = tf.einsum("btf,fg->tbg", inputs, kernel) + bias[0]
         if initial_state is None:

@@ -238,3 +238,26 @@ def test_curve_and_last_loss_are_the_logged_intervals(tiny_run):
     items = {item.item: item for item in labs.seed_items(lab_config.NAME).items}
     assert items["001-ex4-loss"].seed == 1.3524 and items["001-ex4-loss"].metric == "train_loss"
     assert lab_config.PRESETS[items["001-ex4-loss"].preset].log_every == 100
+
+
+@pytest.mark.parametrize("implementation", ["keras", "hoisted"])
+def test_a_bfloat16_language_model_trains_with_float32_weights(implementation):
+    """compute_dtype=bfloat16 runs the recurrence in bfloat16 and keeps the weights and the
+    logits float32, for both implementations; TensorBoard's probe reads the hoisted GRU's
+    gates from float32 inputs (it once fed its einsum those and a bfloat16 kernel, which oneDNN
+    refuses, so every bfloat16 run of it failed at its first probe)."""
+    model, step_model, _ = language.build_language_model(
+        12, units=8, num_layers=2, embedding_dim=4, compute_dtype="bfloat16",
+        implementation=implementation)
+    model.compile(optimizer="adam",
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    ids = np.random.default_rng(0).integers(0, 12, size=(4, 6)).astype("int32")
+    loss = model.train_on_batch(ids, ids)
+    assert np.isfinite(loss)
+    assert model(ids).dtype == "float32"
+    assert {weight.dtype for weight in model.weights} == {"float32"}
+    recurrent = model.get_layer("gru1")
+    assert recurrent.compute_dtype == "bfloat16"
+    if implementation == "hoisted":
+        sequences = recurrent.state_sequences(tf.zeros((2, 3, 4), "float32"))
+        assert sequences["hidden_states"].shape == (2, 3, 8)
