@@ -421,6 +421,45 @@ def test_an_a_b_benchmark_gives_both_variants_and_every_rounds_ratio(tmp_path):
     assert "speed per interleaved round" not in "\n".join(benchmarks.benchmark_lines(tmp_path))
 
 
+def test_time_to_accuracy_gives_the_first_epoch_at_each_target_and_says_a_miss(tmp_path):
+    # scripts/benchmark_tta.py's summary of its rounds, then the ledger's bullet of it
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import benchmark_tta
+    finally:
+        sys.path.pop(0)
+
+    def run(seed, accuracies, seconds=10.0):
+        return {"recipe": "fast", "seed": seed, "curve": [
+            {"epoch": epoch, "test_accuracy": accuracy, "training_s": epoch * seconds,
+             "waited_s": 20 + epoch * seconds}
+            for epoch, accuracy in enumerate(accuracies, start=1)]}
+
+    runs = [run(0, [0.5, 0.76, 0.81]), run(1, [0.6, 0.74, 0.79], 12.0),
+            run(2, [0.55, 0.75, 0.8])]
+    assert benchmark_tta.reached(runs[1]["curve"], 0.8) is None
+    assert benchmark_tta.reached(runs[1]["curve"], 0.75)["epoch"] == 3
+    rows = benchmark_tta.summarize(runs, {"fast": [0.5, 0.75, 0.8]})
+    assert [row["reached_in"] for row in rows] == [3, 3, 2]
+    assert rows[0]["waited_s"] == {"median": 30.0, "min": 30.0, "max": 32.0}
+    assert rows[1]["epoch"] == {"median": 2, "min": 2, "max": 3}
+    assert rows[2]["waited_s"] is None  # a round that never got there: no time to quote
+    assert rows[0]["final_test_accuracy_median"] == 0.8
+    assert benchmark_tta.parse_recipes("tutorial=0.5,fast=0.75/0.8") == {
+        "tutorial": [0.5], "fast": [0.75, 0.8]}
+    with pytest.raises(SystemExit, match="'fast=high'"):
+        benchmark_tta.parse_recipes("fast=high")
+    benchmarks_dir = tmp_path / "benchmarks"
+    benchmarks_dir.mkdir()
+    (benchmarks_dir / "time-to-accuracy.json").write_text(json.dumps({
+        "kind": "time-to-accuracy", "summary": rows, "runs": runs,
+        "machine": {"cpus": 2, "load_average_before": 0.5, "load_average_after": [1.0]}}))
+    text = "\n".join(benchmarks.benchmark_lines(tmp_path))
+    assert ("fast to 50% test accuracy: 30 s waited (30-32), 10 s of training, epoch 1; "
+            "median of 3 interleaved rounds (final test accuracy 80.00%, median)") in text
+    assert "fast to 80% test accuracy: reached in 2 of 3 rounds" in text
+
+
 def test_the_readme_summary_counts_stale_rows_and_an_unpinned_result_adds_its_rows(tmp_path):
     import shutil
 

@@ -136,6 +136,7 @@ def benchmark_lines(results_dir: str | os.PathLike) -> list[str]:
                          f"{kinds}")
         lines.extend(_profile_reading(document, list(documents.values())))
         lines.extend(_ab_lines(document))
+        lines.extend(_time_to_accuracy_lines(document))
         by_batch: dict[int, list[dict]] = {}
         for entry in document.get("per_round", []):
             by_batch.setdefault(entry["batch_size"], []).append(entry)
@@ -177,6 +178,27 @@ def _ab_lines(document: dict) -> list[str]:
     lines.append(f"  - {variants[1]} / {variants[0]} speed per interleaved round: "
                  f"{', '.join(f'{value:.2f}x' for value in ratio['per_round'])} "
                  f"(median {ratio['median']:.2f}x)")
+    return lines
+
+
+def _time_to_accuracy_lines(document: dict) -> list[str]:
+    """Time to accuracy (scripts/benchmark_tta.py): per recipe and target, the seconds waited
+    (from the process start, test scoring excluded) and trained until the test accuracy first
+    reached it, median and range over the rounds; a target some round missed says so."""
+    if document.get("kind") != "time-to-accuracy":
+        return []
+    lines = []
+    for row in document.get("summary", []):
+        head = f"  - {row['recipe']} to {100 * row['target']:.0f}% test accuracy: "
+        waited, trained, epoch = row.get("waited_s"), row.get("training_s"), row.get("epoch")
+        final = row.get("final_test_accuracy_median")
+        tail = f" (final test accuracy {100 * final:.2f}%, median)" if final is not None else ""
+        if waited is None:
+            lines.append(f"{head}reached in {row['reached_in']} of {row['rounds']} rounds{tail}")
+            continue
+        lines.append(f"{head}{waited['median']:.0f} s waited ({waited['min']:.0f}-"
+                     f"{waited['max']:.0f}), {trained['median']:.0f} s of training, epoch "
+                     f"{epoch['median']:g}; median of {row['rounds']} interleaved rounds{tail}")
     return lines
 
 
