@@ -44,6 +44,12 @@ def test_run_writes_metrics_curves_and_samples(tiny_run):
     assert on_disk["perplexity"] == pytest.approx(math.exp(on_disk["validation_loss"]))
     assert on_disk["bits_per_char"] == pytest.approx(on_disk["validation_loss"] / math.log(2))
     assert on_disk["validation_characters"] == 3000 and on_disk["steps"] == 6
+    # nanoGPT's split: validation and test together, each weighted by its characters
+    validation, test = on_disk["validation_loss"], on_disk["test_loss"]
+    assert min(validation, test) <= on_disk["last_tenth_loss"] <= max(validation, test)
+    assert on_disk["last_tenth_loss"] == pytest.approx(
+        (validation * 3000 + test * on_disk["test_characters"])
+        / (3000 + on_disk["test_characters"]))
     assert (workdir / "plots" / "curves.png").stat().st_size > 0
     assert list((workdir / "tb").rglob("events.out.tfevents*"))
     header = (workdir / "history.csv").read_text().splitlines()[0]
