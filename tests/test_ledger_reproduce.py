@@ -65,7 +65,9 @@ def test_the_tree_is_clean_unless_code_changed_outside_results_and_run_folders(t
     _git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "a")
     state = jobs.tree_state(tmp_path)
     assert len(state["commit"]) == 40 and state["changes"] == []
-    for name in ("results/lab/p.json", "runs/lab/x/metrics.json", ".cache/tfds/y"):
+    # what reproduce writes (results, the pages rendered from them), run folders, caches
+    for name in ("results/lab/p.json", "runs/lab/x/metrics.json", ".cache/tfds/y", "README.md",
+                 "docs/labs/lab.md"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("{}")
     assert jobs.tree_state(tmp_path)["changes"] == []

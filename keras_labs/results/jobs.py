@@ -23,9 +23,11 @@ from keras_labs.files import atomic_write
 from keras_labs.results import freshness, ledger
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-# Paths that do not make the tree dirty: the results `reproduce` writes itself, run folders and
-# caches. Everything else git reports (a modified file, an untracked one) does.
-NOT_CODE = ("results/", "runs/", ".cache/")
+# Paths that do not make the tree dirty: the results `reproduce` writes itself, the pages it
+# renders from them (the README's and docs/' generated blocks: one pass's pages must not stop
+# the next pass), run folders and caches. Everything else git reports (a modified file, an
+# untracked one) does.
+NOT_CODE = ("results/", "runs/", ".cache/", "README.md", "docs/")
 
 
 @dataclasses.dataclass
