@@ -20,6 +20,8 @@ REPORTS = {
     "002": "report 002 (CIFAR template grid, deconvnet, RNNs on MNIST)",
     "003": "report 003 (minor 1: CNN and autoencoder on CIFAR-10)",
     "004": "report 004 (assignment 4: PyTorch tutorial CNN, autoencoder)",
+    # Not a report: how far the 2-core CPU gets, against published anchors (item ids "rec-...").
+    "rec": "records beyond the reports (2-core CPU, against published anchors)",
 }
 SEEDS_FILE = "seeds.md"
 _OPTIONS = ("direction", "unit", "tolerance", "equal_updates", "versus", "test_examples",
@@ -39,7 +41,7 @@ class SeedItem:
     """One figure, table or claim of a seed report, and where our run measures it.
 
     Attributes:
-        report: "000".."004".
+        report: "000".."004", or "rec" for a record beyond the reports.
         item: Id, unique across the ledger (e.g. "004-t1-accuracy").
         description: What the report measured or claimed, in a few words.
         seed: The report's figure as a number (accuracies as fractions); a series of numbers

@@ -155,7 +155,7 @@ def test_dry_run_lists_every_report_without_tensorflow():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr
-    lines = [line for line in done.stdout.splitlines() if line[:3].isdigit()]
+    lines = [line for line in done.stdout.splitlines() if line[:3] in ledger.REPORTS]
     assert len(lines) >= 40
     assert {line[:3] for line in lines} == set(ledger.REPORTS)
     assert "CPU" in done.stdout
@@ -458,6 +458,28 @@ def test_time_to_accuracy_gives_the_first_epoch_at_each_target_and_says_a_miss(t
     assert ("fast to 50% test accuracy: 30 s waited (30-32), 10 s of training, epoch 1; "
             "median of 3 interleaved rounds (final test accuracy 80.00%, median)") in text
     assert "fast to 80% test accuracy: reached in 2 of 3 rounds" in text
+
+
+def test_screens_give_what_each_changed_and_its_validation_figure_only(tmp_path):
+    # scripts/summarize_screens.py's document: one seed per screen, validation figures only
+    benchmarks_dir = tmp_path / "benchmarks"
+    benchmarks_dir.mkdir()
+    screens = [{"label": "c4", "changed": {"units": 256, "steps": 1080},
+                "validation": {"validation_loss": 1.46062}, "steps": 1080, "epochs": None,
+                "training_s": 241.3, "wall_s": 256.2, "commit": "cf0d5bd" + "0" * 33,
+                "dirty": False},
+               {"label": "s1", "changed": {}, "validation": {"validation_accuracy": 0.7693},
+                "steps": None, "epochs": 18, "training_s": 160.0, "wall_s": None,
+                "commit": "abc1234", "dirty": True}]
+    (benchmarks_dir / "screens.json").write_text(json.dumps({
+        "kind": "screens", "lab": "char-rnn", "base": "best", "chosen": "c4",
+        "screens": screens, "machine": {"cpus": 2}}))
+    lines = benchmarks.benchmark_lines(tmp_path)
+    assert ("  - `c4` **(chosen)**: best with units=256, steps=1080: validation_loss 1.4606 "
+            "after 1080 steps, 241 s of training, 256 s wall (commit cf0d5bd)") in lines
+    assert ("  - `s1`: best with nothing changed: validation_accuracy 0.7693 after 18 epochs, "
+            "160 s of training (commit abc1234, dirty)") in lines
+    assert not any("test" in line for line in lines[1:])
 
 
 def test_the_readme_summary_counts_stale_rows_and_an_unpinned_result_adds_its_rows(tmp_path):

@@ -137,6 +137,7 @@ def benchmark_lines(results_dir: str | os.PathLike) -> list[str]:
         lines.extend(_profile_reading(document, list(documents.values())))
         lines.extend(_ab_lines(document))
         lines.extend(_time_to_accuracy_lines(document))
+        lines.extend(_screen_lines(document))
         by_batch: dict[int, list[dict]] = {}
         for entry in document.get("per_round", []):
             by_batch.setdefault(entry["batch_size"], []).append(entry)
@@ -199,6 +200,27 @@ def _time_to_accuracy_lines(document: dict) -> list[str]:
         lines.append(f"{head}{waited['median']:.0f} s waited ({waited['min']:.0f}-"
                      f"{waited['max']:.0f}), {trained['median']:.0f} s of training, epoch "
                      f"{epoch['median']:g}; median of {row['rounds']} interleaved rounds{tail}")
+    return lines
+
+
+def _screen_lines(document: dict) -> list[str]:
+    """One-seed screens of a preset's ingredients (scripts/summarize_screens.py): per screen,
+    what it changed from the base preset, its validation figures and its seconds; the chosen
+    one marked."""
+    if document.get("kind") != "screens":
+        return []
+    lines = []
+    for entry in document.get("screens", []):
+        changed = ", ".join(f"{key}={value}" for key, value in entry["changed"].items())
+        figures = ", ".join(f"{key} {value:.4f}" for key, value in entry["validation"].items())
+        unit = (f"{entry['steps']} steps" if entry.get("steps") is not None
+                else f"{entry.get('epochs')} epochs")
+        chosen = " **(chosen)**" if entry["label"] == document.get("chosen") else ""
+        wall = f", {entry['wall_s']:.0f} s wall" if entry.get("wall_s") else ""
+        lines.append(f"  - `{entry['label']}`{chosen}: {document['base']} with "
+                     f"{changed or 'nothing changed'}: {figures} after {unit}, "
+                     f"{entry['training_s']:.0f} s of training{wall} (commit "
+                     f"{str(entry.get('commit'))[:7]}{', dirty' if entry.get('dirty') else ''})")
     return lines
 
 

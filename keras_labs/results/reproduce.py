@@ -56,7 +56,7 @@ def _bounded(kind: type, low: float, high: float):
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The options of `keras-labs reproduce` (the command line's sub-parser)."""
-    parser.add_argument("--report", choices=("000", "001", "002", "003", "004"),
+    parser.add_argument("--report", choices=tuple(ledger.REPORTS),
                         help="only this seed report's items")
     parser.add_argument("--lab", help="only this lab's items")
     parser.add_argument("--item", help="only this seed item (ids: --dry-run)")
