@@ -30,12 +30,15 @@ def screen(lab: str, base: dict, root: Path) -> dict:
     config = json.loads((run_dir / "config.json").read_text())
     metrics = json.loads((run_dir / "metrics.json").read_text())
     env = json.loads((run_dir / "env.json").read_text())
+    # compared as JSON: config.json has lists where the preset has tuples
     changed = {key: value for key, value in config.items()
-               if key not in ("data_dir", "export_dir", "data") and base.get(key) != value}
+               if key not in ("data_dir", "export_dir", "data")
+               and json.dumps(base.get(key)) != json.dumps(value)}
+    training_s = metrics.get("train_time_s") or sum(metrics.get("epoch_time_s") or []) or None
     return {"label": root.name, "changed": changed,
             "validation": {key: metrics[key] for key in VALIDATION[lab] if key in metrics},
             "steps": metrics.get("steps"), "epochs": metrics.get("epochs_run"),
-            "training_s": metrics.get("train_time_s") or metrics.get("training_time_s"),
+            "training_s": training_s,
             "wall_s": metrics.get("wall_time_s"), "policy": env.get("strategy", {}).get("policy"),
             "commit": env.get("git", {}).get("commit"), "dirty": env.get("git", {}).get("dirty")}
 
