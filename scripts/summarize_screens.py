@@ -40,7 +40,9 @@ def screen(lab: str, base: dict, root: Path) -> dict:
             "steps": metrics.get("steps"), "epochs": metrics.get("epochs_run"),
             "training_s": training_s,
             "wall_s": metrics.get("wall_time_s"), "policy": env.get("strategy", {}).get("policy"),
-            "commit": env.get("git", {}).get("commit"), "dirty": env.get("git", {}).get("dirty")}
+            "commit": env.get("git", {}).get("commit"), "dirty": env.get("git", {}).get("dirty"),
+            "data": {name: source.get("kind") for name, source in env.get("data", {}).items()},
+            "cpus": env.get("cpu_count")}
 
 
 def main(argv=None) -> int:

@@ -467,7 +467,7 @@ def test_screens_give_what_each_changed_and_its_validation_figure_only(tmp_path)
     screens = [{"label": "c4", "changed": {"units": 256, "steps": 1080},
                 "validation": {"validation_loss": 1.46062}, "steps": 1080, "epochs": None,
                 "training_s": 241.3, "wall_s": 256.2, "commit": "cf0d5bd" + "0" * 33,
-                "dirty": False},
+                "dirty": False, "data": {"tiny_shakespeare": "full"}, "cpus": 2},
                {"label": "s1", "changed": {}, "validation": {"validation_accuracy": 0.7693},
                 "steps": None, "epochs": 18, "training_s": 160.0, "wall_s": None,
                 "commit": "abc1234", "dirty": True}]
@@ -475,6 +475,8 @@ def test_screens_give_what_each_changed_and_its_validation_figure_only(tmp_path)
         "kind": "screens", "lab": "char-rnn", "base": "best", "chosen": "c4",
         "screens": screens, "machine": {"cpus": 2}}))
     lines = benchmarks.benchmark_lines(tmp_path)
+    assert lines[0].endswith("one-seed screens of char-rnn's `best` preset, judged on the "
+                             "validation split only (full tiny_shakespeare, 2 CPUs):")
     assert ("  - `c4` **(chosen)**: best with units=256, steps=1080: validation_loss 1.4606 "
             "after 1080 steps, 241 s of training, 256 s wall (commit cf0d5bd)") in lines
     assert ("  - `s1`: best with nothing changed: validation_accuracy 0.7693 after 18 epochs, "

@@ -112,6 +112,15 @@ def benchmark_lines(results_dir: str | os.PathLike) -> list[str]:
         except (OSError, ValueError):
             continue
     for path, document in documents.items():
+        if document.get("kind") == "screens":
+            screens = document.get("screens") or [{}]
+            data = ", ".join(f"{kind} {name}" for name, kind in screens[0].get("data", {}).items())
+            lines.append(f"- `{path.name}` (`{document.get('command')}`): one-seed screens of "
+                         f"{document.get('lab')}'s `{document.get('base')}` preset, judged on the "
+                         f"validation split only ({data or 'data not recorded'}, "
+                         f"{screens[0].get('cpus')} CPUs):")
+            lines.extend(_screen_lines(document))
+            continue
         machine = document.get("machine", {})
         before = load_figure(machine, "load_average_before")
         after = load_figure(machine, "load_average_after")
@@ -137,7 +146,6 @@ def benchmark_lines(results_dir: str | os.PathLike) -> list[str]:
         lines.extend(_profile_reading(document, list(documents.values())))
         lines.extend(_ab_lines(document))
         lines.extend(_time_to_accuracy_lines(document))
-        lines.extend(_screen_lines(document))
         by_batch: dict[int, list[dict]] = {}
         for entry in document.get("per_round", []):
             by_batch.setdefault(entry["batch_size"], []).append(entry)
