@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 import warnings
 from collections.abc import Sequence
@@ -135,11 +136,16 @@ def fit_language_model(config: LanguageModelConfig, run, strategy, train: tf.dat
          contended the timing was on a shared machine), "stopped_by_time_budget",
          "validation_loss_windowed", "train_loss", "vocabulary_size", "parameters"}}.
     """
+    compute_dtype, note = devices.compute_dtype(config.compute_dtype)
+    if note:
+        print(f"note: {note}", file=sys.stderr, flush=True)
+    run.env["compute_dtype"] = {"asked": config.compute_dtype, "used": compute_dtype}
+    run.write_json("env.json", run.env)
     with strategy.scope():
         model, step_model, state_sizes = language.build_language_model(
             vocabulary_size, cell=config.cell, units=config.units, num_layers=config.num_layers,
             embedding_dim=config.embedding_dim, dropout=config.dropout,
-            compute_dtype=config.compute_dtype, name=name, implementation=config.implementation)
+            compute_dtype=compute_dtype, name=name, implementation=config.implementation)
         compile_language_model(model, config, strategy)
     model.summary(print_fn=lambda line, **_: print(line))
 

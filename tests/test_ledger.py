@@ -269,7 +269,7 @@ def test_seed_tables_parse_defaults_options_escapes_and_refuse_mistakes():
 
 
 def _write_benchmarks(directory: Path, torch_rate: float, ratios: list[float],
-                      threads: int = 1) -> None:
+                      threads: int = 1, batch_size: int = 128) -> None:
     """Benchmark rounds at 1 and 2 threads (2 threads: both sides 1.5x faster) and a profile."""
     benchmarks = directory / "benchmarks"
     benchmarks.mkdir(parents=True)
@@ -283,7 +283,7 @@ def _write_benchmarks(directory: Path, torch_rate: float, ratios: list[float],
                  "images_per_s": torch_rate * 0.9 * speedup},
                 {"variant": "torch-tight", "batch_size": 128, "threads": count, "round": number,
                  "images_per_s": torch_rate * speedup}]
-    per_round = [{"batch_size": 128, "round": number, "keras_lab": torch_rate * ratio,
+    per_round = [{"batch_size": batch_size, "round": number, "keras_lab": torch_rate * ratio,
                   "torch_best": torch_rate, "ratio": ratio} for number, ratio in enumerate(ratios)]
     (benchmarks / "rounds.json").write_text(json.dumps(
         {"comparison": comparison, "per_round": per_round, "machine": {"cpus": 2}}))
@@ -304,8 +304,13 @@ def test_benchmark_lines_give_rounds_and_the_kernel_only_bound(tmp_path, torch_r
                                                                 expected_bound, verdict):
     _write_benchmarks(tmp_path, torch_rate, [1.3, 1.2, 1.4])
     text = "\n".join(benchmarks.benchmark_lines(tmp_path))
-    # one round under the bar is enough to say it is not met
-    assert "ratio per round 1.30x, 1.20x, 1.40x: the 1.25x bar is NOT met" in text
+    # the bar is batch 4's: batch 128 gives its ratios and no verdict
+    assert ("ratio per round 1.30x, 1.20x, 1.40x: no bar at this batch (the 1.25x bar is "
+            "batch 4's") in text and "bar is NOT met" not in text
+    # at batch 4, one round under the bar is enough to say it is not met
+    _write_benchmarks(tmp_path / "at4", torch_rate, [1.3, 1.2, 1.4], batch_size=4)
+    assert ("ratio per round 1.30x, 1.20x, 1.40x: the 1.25x bar is NOT met"
+            in "\n".join(benchmarks.benchmark_lines(tmp_path / "at4")))
     assert "take 0.500 s of op time in Keras and 0.500 s in PyTorch" in text
     # the input pipeline (tf.data's own threads) is not part of the bound; PyTorch's epoch is the
     # unprofiled best loop (torch-tight), not the profiled one

@@ -16,8 +16,11 @@ from statistics import median
 
 # results/benchmarks/*.json: speed measurements (scripts/benchmark_cifar.py --json), not presets.
 BENCHMARKS = "benchmarks"
-# The bar of issue 15: the lab's training at >= 1.25x the best plain PyTorch loop.
+# The bar of issue 15: the lab's training at >= 1.25x the best plain PyTorch loop, at the
+# report's batch of 4. At batch 128 TensorFlow's own kernels (the floor) miss it on this CPU, so
+# issue 26 dropped it there: those rounds give their ratios and no verdict.
 SPEED_BAR = 1.25
+SPEED_BAR_BATCH = 4
 
 
 def load_figure(record: dict, key: str) -> str:
@@ -155,12 +158,17 @@ def benchmark_lines(results_dir: str | os.PathLike) -> list[str]:
             ratios = [entry["ratio"] for entry in entries if entry.get("ratio") is not None]
             if lab and torch:
                 holds = len(ratios) == len(entries) and min(ratios) >= SPEED_BAR
+                verdict = (f"the {SPEED_BAR}x bar is {'met in every round' if holds else 'NOT met'}"
+                           if batch == SPEED_BAR_BATCH else
+                           f"no bar at this batch (the {SPEED_BAR}x bar is batch "
+                           f"{SPEED_BAR_BATCH}'s: TensorFlow's own kernels put it out of reach "
+                           "here, see the floor)")
                 lines.append(
                     f"  - batch {batch}: Keras lab pipeline {median(lab):,.0f} images/s "
                     f"({min(lab):,.0f}-{max(lab):,.0f}), best PyTorch loop {median(torch):,.0f} "
                     f"({min(torch):,.0f}-{max(torch):,.0f}) over {len(entries)} interleaved "
-                    f"rounds; ratio per round {', '.join(f'{r:.2f}x' for r in ratios)}: the "
-                    f"{SPEED_BAR}x bar is {'met in every round' if holds else 'NOT met'}")
+                    f"rounds; ratio per round {', '.join(f'{r:.2f}x' for r in ratios)}: "
+                    f"{verdict}")
             lines.extend(_stock_line(batch, entries))
             lines.extend(_autotune_line(batch, document.get("comparison", [])))
             lines.extend(_floor_line(batch, entries, document.get("comparison", [])))
