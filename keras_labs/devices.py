@@ -64,16 +64,6 @@ def precision_policy(choice: str) -> tuple[str, str]:
                        "training in float32")
 
 
-def compute_dtype(choice: str) -> tuple[str, str]:
-    """The dtype a language model's recurrence runs in for the config's `compute_dtype`, and a
-    note when it falls back: bfloat16 needs a GPU or a CPU with bfloat16 arithmetic (emulated,
-    it is slower than float32); elsewhere float32, and the note says why."""
-    if choice != "bfloat16" or tf.config.list_physical_devices("GPU") or cpu_has_bfloat16():
-        return choice, ""
-    return "float32", ("compute_dtype=bfloat16 needs a GPU or a CPU with AVX512-BF16 or AMX; "
-                       "running in float32")
-
-
 def cpu_has_bfloat16(cpuinfo: str = "/proc/cpuinfo") -> bool:
     """Whether the CPU has bfloat16 arithmetic (its flags name avx512_bf16 or amx_bf16)."""
     try:

@@ -119,6 +119,17 @@ def compile_language_model(model: keras.Model, config: LanguageModelConfig,
                       config.steps_per_execution, strategy or tf.distribute.get_strategy()))
 
 
+def choose_compute_dtype(choice: str) -> tuple[str, str]:
+    """The dtype a language model's recurrence runs in for the config's `compute_dtype`, and a
+    note when it falls back: bfloat16 needs a GPU or a CPU with bfloat16 arithmetic (emulated,
+    it is slower than float32); elsewhere float32, and the note says why."""
+    if (choice != "bfloat16" or tf.config.list_physical_devices("GPU")
+            or devices.cpu_has_bfloat16()):
+        return choice, ""
+    return "float32", ("compute_dtype=bfloat16 needs a GPU or a CPU with AVX512-BF16 or AMX; "
+                       "running in float32")
+
+
 def fit_language_model(config: LanguageModelConfig, run, strategy, train: tf.data.Dataset,
                        validation: tf.data.Dataset, vocabulary_size: int, *, name: str,
                        metrics_callback: LanguageModelMetrics,
@@ -136,7 +147,7 @@ def fit_language_model(config: LanguageModelConfig, run, strategy, train: tf.dat
          contended the timing was on a shared machine), "stopped_by_time_budget",
          "validation_loss_windowed", "train_loss", "vocabulary_size", "parameters"}}.
     """
-    compute_dtype, note = devices.compute_dtype(config.compute_dtype)
+    compute_dtype, note = choose_compute_dtype(config.compute_dtype)
     if note:
         print(f"note: {note}", file=sys.stderr, flush=True)
     run.env["compute_dtype"] = {"asked": config.compute_dtype, "used": compute_dtype}

@@ -9,7 +9,7 @@ import json
 import pytest
 from conftest import run_cli
 
-from keras_labs import ConfigError, devices, labs, run_folders
+from keras_labs import ConfigError, devices, labs, language_modeling, run_folders
 
 
 def test_a_small_batch_gets_one_thread_and_a_large_one_every_core():
@@ -42,13 +42,13 @@ def test_bf16_needs_bfloat16_arithmetic(tmp_path, monkeypatch):
     policy, note = devices.precision_policy("bf16")
     assert policy == "float32" and "AVX512-BF16" in note
     # the language models' own switch (char-rnn's fast preset) falls back the same way
-    dtype, note = devices.compute_dtype("bfloat16")
+    dtype, note = language_modeling.choose_compute_dtype("bfloat16")
     assert dtype == "float32" and note.startswith("compute_dtype=bfloat16 needs a GPU")
     monkeypatch.setattr(devices, "cpu_has_bfloat16", lambda: True)
     assert devices.precision_policy("bf16") == ("mixed_bfloat16", "")
     assert devices.precision_policy("off") == ("float32", "")
-    assert devices.compute_dtype("bfloat16") == ("bfloat16", "")
-    assert devices.compute_dtype("float32") == ("float32", "")
+    assert language_modeling.choose_compute_dtype("bfloat16") == ("bfloat16", "")
+    assert language_modeling.choose_compute_dtype("float32") == ("float32", "")
 
 
 def test_mixed_precision_takes_its_three_values_only():
