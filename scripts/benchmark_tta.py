@@ -90,7 +90,8 @@ def keras_worker(preset: str, seed: int, spawned: float, data_dir: str | None) -
 
     stream = training.as_elements(train.repeat(), model)
     model.fit(stream, steps_per_epoch=steps, epochs=epochs, verbose=0, callbacks=[TestClock()])
-    return {"recipe": preset, "seed": seed, "data_kind": source.kind, "epochs": epochs,
+    data_kind = "partial" if getattr(source, "partial", False) else source.kind
+    return {"recipe": preset, "seed": seed, "data_kind": data_kind, "epochs": epochs,
             "policy": keras.mixed_precision.global_policy().name,
             "threads": run.env.get("threads_chosen"),
             "train_examples": sets.split["train_examples"], "test_examples": sets.examples["test"],
@@ -114,7 +115,7 @@ def export_tutorial_images(data_dir: str | None, seed: int, path: Path) -> int:
     train_part, _, _ = loading.split_validation(labelled, config.validation_fraction, seed)
 
     def arrays(dataset):
-        pairs = [(example["image"].numpy(), int(example["label"])) for example in dataset]
+        pairs = [(image.numpy(), int(label)) for image, label in dataset]  # (image, label)
         return np.stack([image for image, _ in pairs]), np.array([label for _, label in pairs])
 
     train_images, train_labels = arrays(train_part)
