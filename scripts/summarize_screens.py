@@ -6,7 +6,8 @@
 Each RUN_ROOT holds one finished run (`keras-labs run LAB --preset BASE --set ...`, as
 `--out`). For each: the config fields that differ from BASE, the validation figures (the
 only ones a choice may rest on: the test split's figures are left out), the steps or epochs,
-the training and wall seconds, and the commit it ran. The
+the training and wall seconds, and the commit it ran; the document records the commit it was
+summarized at and the data kind (full or partial), as every benchmark file does. The
 ledger's benchmarks section renders the document (`results.benchmarks`).
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -41,7 +43,8 @@ def screen(lab: str, base: dict, root: Path) -> dict:
             "training_s": training_s,
             "wall_s": metrics.get("wall_time_s"), "policy": env.get("strategy", {}).get("policy"),
             "commit": env.get("git", {}).get("commit"), "dirty": env.get("git", {}).get("dirty"),
-            "data": {name: source.get("kind") for name, source in env.get("data", {}).items()},
+            "data": {name: "partial" if source.get("partial") else source.get("kind")
+                     for name, source in env.get("data", {}).items()},
             "cpus": env.get("cpu_count")}
 
 
@@ -55,8 +58,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     base = labs.resolve_config(labs.get(args.lab), args.base, None, data="full").to_dict()
     screens = [screen(args.lab, base, root) for root in args.roots]
+    kinds = {kind for entry in screens for kind in entry["data"].values()}
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                            check=False).stdout.strip()
     document = {"kind": "screens", "lab": args.lab, "base": args.base, "chosen": args.chosen,
-                "command": " ".join(["python", *sys.argv]), "screens": screens}
+                "command": " ".join(["python", *sys.argv]), "commit": commit,
+                "data_kind": kinds.pop() if len(kinds) == 1 else "mixed", "screens": screens}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(document, indent=1) + "\n")
     return 0

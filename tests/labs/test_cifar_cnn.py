@@ -73,7 +73,7 @@ def test_seed_items_name_presets_and_every_preset_has_minutes():
     seeds = labs.seed_items(lab_config.NAME)
     items = seeds.items
     ids = [item.item for item in items]
-    assert len(ids) == len(set(ids)) == 39
+    assert len(ids) == len(set(ids)) == 41  # 39 of the reports, 2 records (rec-)
     assert {item.preset for item in items} <= set(lab_config.PRESETS)
     assert {item.equal_updates for item in items} - {None} <= set(lab_config.PRESETS)
     assert sorted(set(lab_config.PRESETS) - set(seeds.minutes)) == ["quick"]
