@@ -354,15 +354,26 @@ def _tensorflow_reason(error: BaseException) -> str:
     return reason
 
 
+# The suite's own presets, listed right after a lab's default (the reports' presets follow).
+SUITE_PRESETS = ("fast", "best", "quick")
+
+
 def _list(args) -> int:
+    # A lab's line names it and what it can run (its default, then fast/best/quick, then the
+    # reports' presets); "about:" and its description follow, indented, so that only a lab's
+    # own line starts with a name (`keras-labs list | awk '{print $1}'`).
     for name in labs.names():
         lab = labs.get(name)
-        for line in _wrap(lab.DESCRIPTION.split(), f"{name:12s} ", " " * 13):
-            print(line)
+        ordered = sorted(lab.PRESETS, key=lambda preset: (
+            preset.removesuffix("-equal-updates") != lab.DEFAULT_PRESET,
+            preset not in SUITE_PRESETS,
+            SUITE_PRESETS.index(preset) if preset in SUITE_PRESETS else 0))
         presets = [shown + (" (default)," if shown.split("[")[0] == lab.DEFAULT_PRESET else ",")
-                   for shown in _fold_variants(list(lab.PRESETS))]
+                   for shown in _fold_variants(ordered)]
         presets[-1] = presets[-1].rstrip(",")
-        for line in _wrap(["presets:", *presets], " " * 13, " " * 15):
+        for line in _wrap(["presets:", *presets], f"{name:12s} ", " " * 15):
+            print(line)
+        for line in _wrap(["about:", *lab.DESCRIPTION.split()], " " * 13, " " * 15):
             print(line)
         if args.verbose:
             _list_fields(lab.PRESETS[lab.DEFAULT_PRESET])
