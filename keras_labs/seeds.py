@@ -25,7 +25,7 @@ REPORTS = {
 }
 SEEDS_FILE = "seeds.md"
 _OPTIONS = ("direction", "unit", "tolerance", "equal_updates", "versus", "test_examples",
-            "distance", "scale")
+            "distance", "scale", "attempts")
 DIRECTIONS = ("higher", "lower", "match", "none")
 DISTANCES = ("max", "mean")
 # A seed cell: a number, "qualitative" (a claim: a condition, a comparison or a bool says when it
@@ -74,6 +74,10 @@ class SeedItem:
         distance: For a series, how the two are compared: "max" (the largest absolute
             difference of a point) or "mean" (the mean absolute difference).
         scale: Ours is multiplied by this before it is compared (a figure in other units).
+        attempts: For a claim our run does not show, the ids of other items ("+" between them)
+            that try it again in a setting nearer the report's, each with its own preset and
+            condition; the row names every attempt with its figure, and says "not reproduced"
+            when none shows it.
         assumed: The settings of our run that the report does not state: config fields of the
             preset (shown with their values) or words, separated by commas.
         note: Anything the reader of the row must know (how the setting differs, and why).
@@ -96,6 +100,7 @@ class SeedItem:
     test_examples: str = ""
     distance: str = "max"
     scale: float = 1.0
+    attempts: str = ""
     assumed: str = ""
     note: str = ""
     lab: str = ""
@@ -276,7 +281,8 @@ def _option_cell(item: SeedItem) -> str:
     if item.scale != 1.0:
         options.append(f"scale={item.scale:g}")
     options += [f"{key}={getattr(item, key)}" for key in ("equal_updates", "versus",
-                                                           "test_examples") if getattr(item, key)]
+                                                           "test_examples", "attempts")
+                if getattr(item, key)]
     return ", ".join(options)
 
 

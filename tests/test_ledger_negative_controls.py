@@ -72,6 +72,7 @@ def _one_step_attack() -> dict:
         metrics["budget"][start].update(confidence=0.1, confidence_min=0.05, success_rate=0.0)
     metrics.update(fours_fooled=False, universal_fools_heldout=False,
                    gradient_hotspots_shared=False, gradient_map_correlation=0.0,
+                   perturbation_hotspots_shared=False, perturbation_map_correlation=0.0,
                    smallest_linf_epsilon_for_100_percent=None)
     return metrics
 
@@ -139,6 +140,10 @@ def test_every_row_fails_on_its_negative_control(controls):
     # Another preset's figure (a comparison, a grid's best) comes from a broken run too.
     broken_results = {key: {**result, "metrics": controls[key[0]]}
                       for key, result in committed.items() if key[0] in controls}
+    for entry in ledger.items():  # a compared run not committed yet is broken too
+        lab, _, rest = entry.versus.partition("/")
+        if entry.versus and (lab, rest.partition(":")[0]) not in broken_results:
+            broken_results[(lab, rest.partition(":")[0])] = {"metrics": controls[lab]}
     verdicts = {}
     for entry in ledger.items():
         for preset in filter(None, (entry.preset, entry.equal_updates)):

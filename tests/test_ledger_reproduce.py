@@ -222,7 +222,7 @@ def test_several_seeds_keep_every_run_and_reuse_a_current_one(tmp_path, fake_run
     assert job.seeds == [0, 1, 2] and job.status == "to run"
     fake_runs.accuracy = {0: 0.9916, 1: 0.9900, 2: 0.9932}
     result = jobs.run_job(job, results, tmp_path / "runs", tree=CLEAN)
-    assert [run["seed"] for run in result["seed_runs"]] == [0, 1, 2]
+    assert [run["seed"] for run in result["runs"]] == [0, 1, 2]
     assert result["metrics"]["test_accuracy"] == 0.9916  # the preset's own seed first
     [row] = ledger.rows(results, ledger.items(item=ITEM))
     assert row.reading.ours == "99.16% ± 0.16 (n=3)"
@@ -235,6 +235,25 @@ def test_several_seeds_keep_every_run_and_reuse_a_current_one(tmp_path, fake_run
                      "--runs", str(tmp_path / "runs"), "--allow-dirty"]) == 0
     assert [call[2] for call in fake_runs.calls] == [1, 2]
     assert "seeds 0, 1, 2," in capsys.readouterr().out
+
+
+def test_noisy_runs_more_seeds_only_where_one_draw_sits_within_noise(tmp_path, fake_runs):
+    """`--noisy --seeds 3` (issue 24 point 3): 95.3% against the report's 95% on 10,000 test
+    images is within 3 standard errors (~0.63 points): its preset gets seeds 1 and 2; at 99.16%
+    it is far outside, and nothing runs."""
+    results = tmp_path / "results"
+    command = ["reproduce", "--item", ITEM, "--noisy", "--seeds", "3", "--results", str(results),
+               "--runs", str(tmp_path / "runs"), "--allow-dirty"]
+    _commit(results, accuracy=0.9916, code=_code(), dirty=False)
+    assert cli.main(command) == 0
+    assert fake_runs.calls == []
+    _commit(results, accuracy=0.953, code=_code(), dirty=False)
+    [row] = ledger.rows(results, ledger.items(item=ITEM))
+    assert row.reading.why.endswith("needs 3 seeds")
+    assert cli.main(command) == 0
+    assert [call[2] for call in fake_runs.calls] == [1, 2]
+    [row] = ledger.rows(results, ledger.items(item=ITEM))
+    assert "(n=3)" in row.reading.ours and "needs 3 seeds" not in row.reading.why
 
 
 def test_each_job_prints_one_progress_line_with_elapsed_time_and_estimate(capsys):
@@ -254,6 +273,7 @@ def test_reproduce_help_names_the_new_flags():
     help_text = cli.build_parser().format_help() + " ".join(
         action.option_strings[0] for action in cli.build_parser()._subparsers._group_actions[0]
         .choices["reproduce"]._actions if action.option_strings)
-    for flag in ("--verify", "--stale", "--rotate", "--seeds", "--allow-dirty", "--data-dir"):
+    for flag in ("--verify", "--stale", "--rotate", "--seeds", "--noisy", "--allow-dirty",
+                 "--data-dir"):
         assert flag in help_text
     assert reproduce.steal_seconds() >= 0.0  # the benchmark scripts import it from here

@@ -3,6 +3,7 @@ tolerances never under the binomial half-width, training figures compared as suc
 point, and claims judged by stated conditions."""
 
 import dataclasses
+import json
 import math
 
 import pytest
@@ -58,6 +59,59 @@ def test_several_seeds_give_mean_spread_and_n_and_widen_the_interval():
     assert ledger.judge(ACCURACY, runs[0]).verdict == "beaten"
     tight = [_run(value) for value in (0.60, 0.60, 0.60)]
     assert ledger.judge(ACCURACY, tight[0], runs=tight).verdict == "beaten"
+
+
+def test_one_draw_within_noise_asks_for_three_seeds(tmp_path):
+    """Issue 24 point 3: a row whose one seed sits within 3 standard errors of the report (or on
+    a test set under 1,000) says it needs 3 seeds, and `reproduce --noisy` selects its preset;
+    3 seeds, a wide margin or a preset over 10 minutes do not ask."""
+    close, far = _run(0.54), _run(0.70)  # 1.5 and 17.5 points from 52.5%; one SE ~1.56 points
+    assert judging.within_noise(ACCURACY, [close])
+    assert not judging.within_noise(ACCURACY, [far])
+    assert judging.within_noise(ACCURACY, [_run(0.70, examples=523)])  # a small test set
+    assert not judging.within_noise(ACCURACY, [close] * 3)
+    assert not judging.within_noise(dataclasses.replace(ACCURACY, metric="train_accuracy"),
+                                    [{"train_accuracy": 0.54}])  # no test set, no binomial noise
+    entry = dataclasses.replace(ACCURACY, lab="cifar-cnn", preset="tutorial")
+    result = {"metrics": close, "config": {"seed": 0}, "wall_time_s": 120.0}
+    assert ledger.needs_seeds(entry, "tutorial", result)
+    assert not ledger.needs_seeds(entry, "tutorial", {**result, "wall_time_s": 900.0})
+    assert not ledger.needs_seeds(entry, "tutorial", {**result, "metrics": far})
+    three = {**result, "runs": [{"seed": s, "metrics": close, "wall_time_s": 120.0}
+                                for s in (0, 1, 2)]}
+    assert not ledger.needs_seeds(entry, "tutorial", three)
+    # results recorded before the list was called "runs" still count their seeds
+    assert not ledger.needs_seeds(entry, "tutorial", {**result, "seed_runs": three["runs"]})
+    reading = ledger._reading(entry, "tutorial", result, {}, {})
+    assert reading.verdict == "met" and reading.why.endswith("needs 3 seeds")
+    (tmp_path / "cifar-cnn").mkdir()
+    (tmp_path / "cifar-cnn" / "tutorial.json").write_text(json.dumps(result))
+    assert ledger.noisy_presets(tmp_path, [entry]) == {("cifar-cnn", "tutorial")}
+    (tmp_path / "cifar-cnn" / "tutorial.json").write_text(json.dumps(three))
+    assert ledger.noisy_presets(tmp_path, [entry]) == set()
+
+
+def test_a_claim_not_shown_names_every_attempt_and_says_not_reproduced():
+    """Issue 24 point 8: the row of a claim our run does not show names each further attempt
+    (its own preset) with its figure; "not reproduced" only when none shows it."""
+    entry = ledger.items(item="001-ex5-hotspots")[0]
+    attempt = ledger.items(item=entry.attempts)[0]
+    assert attempt.preset != entry.preset and attempt.lab == entry.lab
+    mine = ledger.judge(entry, {"gradient_hotspots_shared": False})
+    assert mine.verdict == "not shown"
+
+    def results(shared: bool) -> dict:
+        return {(attempt.lab, attempt.preset): {"metrics": {attempt.metric: shared},
+                                                "config": {"seed": 0}}}
+
+    reading = ledger._with_attempts(entry, mine, results(False), {})
+    assert reading.verdict == "not shown"
+    assert "not reproduced in 2 attempts" in reading.why
+    assert f"`{attempt.item}` ({attempt.lab} {attempt.preset}): no, not shown" in reading.why
+    shown = ledger._with_attempts(entry, mine, results(True), {})
+    assert "not reproduced" not in shown.why and f"shown by attempt `{attempt.item}`" in shown.why
+    waiting = ledger._with_attempts(entry, mine, {}, {})  # an attempt not run yet claims nothing
+    assert "not reproduced" not in waiting.why and "not run" in waiting.why
 
 
 def test_a_figure_better_lower_and_a_figure_that_must_match():
@@ -146,7 +200,10 @@ def test_every_declared_condition_parses_and_reads_the_committed_result():
         if not entry.condition:
             continue
         result = results.get((entry.lab, entry.preset))
-        if result is None:
+        other_lab, _, rest = entry.versus.partition("/")
+        if entry.versus:  # the run compared with is a preset; it may not be recorded yet
+            assert rest.partition(":")[0] in ledger.labs.get(other_lab).PRESETS, entry.item
+        if result is None or (entry.versus and (other_lab, rest.partition(":")[0]) not in results):
             continue
         reading = ledger.judge(entry, result["metrics"], results)
         assert reading.verdict in ("shown", "not shown"), (entry.item, reading)

@@ -2,7 +2,7 @@
 (a fresh TensorFlow, as a user would run it), each result kept in `results/<lab>/<preset>.json`
 with the commit, whether the tree was clean, and the fingerprint of the code the run imported.
 
-A result of several seeds keeps every seed's metrics (`seed_runs`); its `metrics` are the first
+A result of several seeds keeps every seed's metrics (`runs`); its `metrics` are the first
 seed's, the preset's own, so a single-seed reader sees the run the preset describes.
 """
 
@@ -58,20 +58,34 @@ def preset_seed(lab: str, preset: str) -> int:
 
 def recorded_seeds(result: dict) -> list[int]:
     """The seeds a committed result holds, first the preset's own."""
-    return [run["seed"] for run in result.get("seed_runs") or []] or [result["config"]["seed"]]
+    return [run["seed"] for run in ledger.seed_runs(result)] or [result["config"]["seed"]]
+
+
+def _presets_of(entry: ledger.SeedItem) -> list[tuple[str, str]]:
+    """(lab, preset) of every run an item reads: its preset, its equal-updates preset and the
+    run its `versus` compares with."""
+    found = [(entry.lab, entry.preset), (entry.lab, entry.equal_updates)]
+    if entry.versus:
+        lab, _, rest = entry.versus.partition("/")
+        found.append((lab, rest.partition(":")[0]))
+    return found
 
 
 def plan(chosen: list[ledger.SeedItem], results_dir: Path, *, force: bool = False,
-         max_minutes: float = ledger.RUN_LIMIT_MINUTES, seeds: int = 1) -> list[Job]:
-    """The presets behind `chosen` items (the equal-updates ones too), in item order, each with
-    what `reproduce` would do with it."""
+         max_minutes: float = ledger.RUN_LIMIT_MINUTES, seeds: int = 1,
+         compared: bool = False) -> list[Job]:
+    """The presets behind `chosen` items (the equal-updates ones too, and with `compared` the
+    runs their claims compare with), in item order, each with what `reproduce` would do with
+    it. Verifying leaves the compared runs out: their own rows verify them."""
     jobs: dict[tuple[str, str], Job] = {}
     for entry in chosen:
-        for preset in filter(None, (entry.preset, entry.equal_updates)):
-            key = (entry.lab, preset)
+        for lab, preset in _presets_of(entry)[:None if compared else 2]:
+            if not preset:
+                continue
+            key = (lab, preset)
             if key not in jobs:
-                base = preset_seed(entry.lab, preset)
-                jobs[key] = Job(entry.lab, preset, [], ledger.preset_minutes(entry.lab, preset),
+                base = preset_seed(lab, preset)
+                jobs[key] = Job(lab, preset, [], ledger.preset_minutes(lab, preset),
                                 seeds=list(range(base, base + seeds)))
             jobs[key].items.append(entry.item)
     results = ledger.load_results(results_dir)
@@ -252,7 +266,7 @@ def compose(job: Job, runs: list[dict], tree: dict, load_start: list[float], ste
     if dirty:
         result["tree_changes"] = tree["changes"][:20]
     if len(runs) > 1:
-        result["seed_runs"] = [
+        result["runs"] = [
             {"seed": run["seed"], "metrics": run["metrics"], "run_dir": run["run_dir"],
              "wall_time_s": run.get("wall_time_s"),
              "code": ((run.get("env") or {}).get("code") or run.get("code") or {}).get("digest")}
@@ -294,7 +308,7 @@ def kept_runs(recorded: dict | None) -> list[dict]:
     result that stands for today's code and preset, recorded from a clean tree."""
     if not recorded or recorded.get("provisional") or freshness.staleness(recorded):
         return []
-    runs = recorded.get("seed_runs") or [{"seed": recorded["config"]["seed"],
+    runs = ledger.seed_runs(recorded) or [{"seed": recorded["config"]["seed"],
                                           "run_dir": recorded.get("run_dir"),
                                           "wall_time_s": recorded.get("wall_time_s")}]
     first = {"config": recorded["config"], "env": {"code": recorded.get("code")}}

@@ -171,6 +171,34 @@ def _number(entry: SeedItem, runs: list[dict]) -> Reading:
     return Reading(verdict, ours, f"{shown} vs {against}" if shown else f"vs {against}")
 
 
+NOISE_SEEDS = 3
+NOISE_STANDARD_ERRORS = 3.0
+SMALL_TEST_SET = 1_000
+
+
+def within_noise(entry: SeedItem, runs: list[dict]) -> bool:
+    """Whether a number row rests on fewer than `NOISE_SEEDS` seeds where one draw's noise could
+    carry it across the report's figure: its margin to the seed under three binomial standard
+    errors, or a test set under 1,000 examples. Such a row needs more seeds before its verdict
+    says anything (`keras-labs reproduce --noisy --seeds 3`)."""
+    if entry.qualitative or entry.series or entry.picture or len(runs) >= NOISE_SEEDS:
+        return False
+    values = [lookup(metrics, entry.metric) for metrics in runs]
+    if not values or not all(isinstance(value, int | float) and not isinstance(value, bool)
+                             for value in values):
+        return False
+    try:
+        seed = float(entry.seed)
+    except (TypeError, ValueError):
+        return False
+    mean = math.fsum(values) / len(values) * entry.scale
+    examples = test_examples(entry, runs[0])
+    if not examples:
+        return False
+    standard_error = binomial_half_width(mean, examples) / Z95
+    return examples < SMALL_TEST_SET or abs(mean - seed) < NOISE_STANDARD_ERRORS * standard_error
+
+
 def _series(entry: SeedItem, runs: list[dict]) -> Reading:
     curves = [lookup(metrics, entry.metric) for metrics in runs]
     if any(not isinstance(curve, list) or not curve for curve in curves):

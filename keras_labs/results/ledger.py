@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -22,21 +23,29 @@ from typing import Any
 from keras_labs import ConfigError, labs
 from keras_labs.config import field_names
 from keras_labs.files import atomic_write
-from keras_labs.results import conditions, freshness
+from keras_labs.results import conditions, freshness, judging
 from keras_labs.results.benchmarks import BENCHMARKS, benchmark_lines, load_figure
 from keras_labs.results.judging import (  # noqa: F401 (the ledger's vocabulary)
+    BEATEN,
+    BELOW,
+    MET,
     NOT_RUN,
+    NOT_SHOWN,
     PICTURE,
+    SHOWN,
     VERDICTS,
     Reading,
     format_value,
     judge,
     lookup,
+    within_noise,
 )
 from keras_labs.seeds import REPORTS, SeedItem, table  # noqa: F401 (the ledger's vocabulary)
 
 # Items whose preset takes longer than this (2-core CPU minutes) are left to the user.
 RUN_LIMIT_MINUTES = 20.0
+# A row within one draw's noise of the report asks for more seeds where its preset takes less.
+NOISE_RUN_MINUTES = 10.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -127,9 +136,36 @@ def data_kind(metrics: dict, env: dict | None = None) -> str:
     return sorted(kinds)[0] if kinds else "unknown"
 
 
+def seed_runs(result: dict) -> list[dict]:
+    """A committed result's runs, one per seed ({"seed", "metrics", "wall_time_s", ...}); empty
+    for a result of one run without the list. Results recorded before the list was named
+    "runs" call it "seed_runs"."""
+    return list(result.get("runs") or result.get("seed_runs") or [])
+
+
 def runs_of(result: dict) -> list[dict]:
     """Every seed's metrics of a committed result (one run: its metrics alone)."""
-    return [run["metrics"] for run in result.get("seed_runs") or []] or [result["metrics"]]
+    return [run["metrics"] for run in seed_runs(result)] or [result["metrics"]]
+
+
+def minutes_per_seed(lab: str, preset: str, result: dict | None) -> float | None:
+    """The wall minutes one seed of `preset` took (its recorded runs' mean), else its estimate."""
+    if result is None:
+        return preset_minutes(lab, preset)
+    times = [run.get("wall_time_s") for run in seed_runs(result)] or [result.get("wall_time_s")]
+    if all(isinstance(time, int | float) for time in times):
+        return math.fsum(times) / len(times) / 60
+    return preset_minutes(lab, preset)
+
+
+def needs_seeds(entry: SeedItem, preset: str, result: dict | None) -> bool:
+    """Whether the row's figure from `preset` is one draw within noise of the report
+    (`judging.within_noise`) and the preset is cheap enough to run again at more seeds."""
+    if result is None:
+        return False
+    minutes = minutes_per_seed(entry.lab, preset, result)
+    return (minutes is not None and minutes < NOISE_RUN_MINUTES
+            and within_noise(entry, runs_of(result)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -219,13 +255,52 @@ def assumed_text(entry: SeedItem) -> str:
     return ", ".join(parts)
 
 
+def noisy_presets(results_dir: str | os.PathLike, chosen: list[SeedItem]
+                  ) -> set[tuple[str, str]]:
+    """The (lab, preset)s behind `chosen` rows that `needs_seeds` asks more seeds of."""
+    results = load_results(results_dir)
+    return {(entry.lab, preset) for entry in chosen
+            for preset in filter(None, (entry.preset, entry.equal_updates))
+            if needs_seeds(entry, preset, results.get((entry.lab, preset)))}
+
+
 def _reading(entry: SeedItem, preset: str, result: dict | None, results: dict,
              not_run: dict[str, str]) -> Reading:
     reading = judge(entry, result["metrics"] if result else None, results,
                     runs=runs_of(result) if result else None)
+    if needs_seeds(entry, preset, result):
+        note = (f"one draw within {judging.NOISE_STANDARD_ERRORS:g} standard errors of the report:"
+                f" needs {judging.NOISE_SEEDS} seeds")
+        reading = dataclasses.replace(reading, why=f"{reading.why}; {note}" if reading.why else note)
     if reading.verdict == NOT_RUN and not reading.why:
         reading = dataclasses.replace(reading, why=_not_run_reason(entry, preset, not_run))
     return reading
+
+
+def _with_attempts(entry: SeedItem, reading: Reading, results: dict,
+                   not_run: dict[str, str]) -> Reading:
+    """The row's reading with its other attempts at the claim (`SeedItem.attempts`) named, each
+    with its figure and verdict: "not reproduced in N attempts" when none shows it."""
+    if not entry.attempts:
+        return reading
+    texts, held, ran = [], [], reading.verdict != NOT_RUN
+    for item in filter(None, (part.strip() for part in entry.attempts.split("+"))):
+        attempt = items(item=item)[0]
+        other = _reading(attempt, attempt.preset, results.get((attempt.lab, attempt.preset)),
+                         results, not_run)
+        texts.append(f"`{attempt.item}` ({attempt.lab} {attempt.preset}): {other.ours}, "
+                     f"{other.verdict}")
+        held.append(other.verdict in (SHOWN, MET, BEATEN))
+        ran = ran and other.verdict != NOT_RUN
+    if any(held):
+        summary = "shown by attempt " + ", ".join(
+            text.split(" ", 1)[0] for text, shown in zip(texts, held, strict=True) if shown)
+    elif ran and reading.verdict in (NOT_SHOWN, BELOW):
+        summary = f"not reproduced in {1 + len(texts)} attempts (this run and {len(texts)} more)"
+    else:
+        summary = "other attempts"
+    text = f"{summary}: {'; '.join(texts)}"
+    return dataclasses.replace(reading, why=f"{reading.why}; {text}" if reading.why else text)
 
 
 def rows(results_dir: str | os.PathLike, chosen: list[SeedItem] | None = None) -> list[Row]:
@@ -235,7 +310,8 @@ def rows(results_dir: str | os.PathLike, chosen: list[SeedItem] | None = None) -
     found = []
     for entry in chosen if chosen is not None else items():
         result = results.get((entry.lab, entry.preset))
-        reading = _reading(entry, entry.preset, result, results, not_run)
+        reading = _with_attempts(entry, _reading(entry, entry.preset, result, results, not_run),
+                                 results, not_run)
         second, code = None, code_state(result)
         if entry.equal_updates:
             other = results.get((entry.lab, entry.equal_updates))
@@ -307,7 +383,7 @@ def curve_tables(found: list[Row]) -> list[str]:
 
 def _run_line(lab: str, preset: str, result: dict) -> str:
     env = result.get("env", {})
-    seeds = result.get("seed_runs") or []
+    seeds = seed_runs(result)
     recorded = result.get("recorded_at") or {}
     provenance = f"commit {str(result.get('commit'))[:10]}"
     if result.get("dirty"):

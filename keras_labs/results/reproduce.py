@@ -6,6 +6,7 @@ keeps one result per preset in `results/<lab>/<preset>.json`, then regenerates
     keras-labs reproduce --report 004            # run what report 004's items need
     keras-labs reproduce --item 002-t3-lstm-20 --force
     keras-labs reproduce --item 002-t1-tanh-adam-normal --seeds 3   # the mean of 3 seeds
+    keras-labs reproduce --noisy --seeds 3       # 3 seeds where one draw sits within noise
     keras-labs reproduce --stale                 # re-run what today's code made stale
     keras-labs reproduce --verify 001-ex1-sgd    # re-run into a scratch folder and compare
     keras-labs reproduce --verify --rotate 3     # 3 cheap rows, a window moving with the date
@@ -86,6 +87,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--seeds", type=_bounded(int, 1, 10), default=1, metavar="N",
                         help="run each preset at N seeds (its own and the next N-1) and keep "
                              "every run's metrics (default 1)")
+    parser.add_argument("--noisy", action="store_true",
+                        help="only the presets whose rows are one draw within noise of the "
+                             "report and take under 10 minutes (the ledger says 'needs 3 "
+                             "seeds'); with --seeds 3")
     parser.add_argument("--allow-dirty", action="store_true",
                         help="record from a tree with uncommitted changes; the results are "
                              "marked provisional")
@@ -139,7 +144,7 @@ def _dry_run(chosen: list[ledger.SeedItem], planned: list[Job], max_minutes: flo
              stale_only: bool) -> int:
     by_preset = {(job.lab, job.preset): job for job in planned}
     for entry in chosen:
-        job = by_preset[(entry.lab, entry.preset)]
+        job = by_preset.get((entry.lab, entry.preset)) or by_preset[(entry.lab, entry.equal_updates)]
         extra = f" + {entry.equal_updates}" if entry.equal_updates else ""
         print(f"{entry.report}  {entry.item:32s} {entry.lab:11s} {entry.preset}{extra}  "
               f"[{_format_minutes(job.minutes)} CPU, {job.status}]  {entry.description}")
@@ -203,7 +208,12 @@ def main(args: Any) -> int:
         return verify.verify(chosen, results_dir, runs=args.runs, max_minutes=args.max_minutes,
                              data_dir=args.data_dir)
     planned = plan(chosen, results_dir, force=args.force, max_minutes=args.max_minutes,
-                   seeds=args.seeds)
+                   seeds=args.seeds, compared=not args.stale)
+    if getattr(args, "noisy", False):
+        noisy = ledger.noisy_presets(results_dir, chosen)
+        planned = [job for job in planned if (job.lab, job.preset) in noisy]
+        chosen = [entry for entry in chosen if any(
+            (entry.lab, preset) in noisy for preset in (entry.preset, entry.equal_updates))]
     if args.dry_run:
         return _dry_run(chosen, planned, args.max_minutes, args.stale)
     if args.stale:

@@ -192,6 +192,9 @@ def test_tiny_run_writes_metrics_and_pictures(tmp_path, monkeypatch):
     assert split["validation_examples"] == universal["validation_images"] > 0
     assert -1.0 <= on_disk["gradient_map_correlation"] <= 1.0
     assert on_disk["gradient_hotspots_shared"] == (on_disk["gradient_map_correlation"] > 0.3)
+    assert -1.0 <= on_disk["perturbation_map_correlation"] <= 1.0
+    assert on_disk["perturbation_hotspots_shared"] == (
+        on_disk["perturbation_map_correlation"] > 0.3)
     assert "noise" not in on_disk and "zeros" not in on_disk  # no early-stopped figures left
     # Every seed item reads a figure this run records; the qualitative ones read a real bool.
     seeds = labs.seed_items(lab_config.NAME)
@@ -221,6 +224,22 @@ def test_tiny_run_writes_metrics_and_pictures(tmp_path, monkeypatch):
                      "examples_unconstrained.png", "noise_and_zeros.png",
                      "confidence_over_steps.png", "universal_perturbation.png",
                      "gradient_maps.png"}
+
+
+def test_mean_change_map_weighs_every_start_alike():
+    starts = np.zeros((2, 4, 4, 1), np.float32)
+    found = starts.copy()
+    found[0, 0, 0, 0] = 10.0  # a long move
+    found[1, 3, 3, 0] = 0.1  # a short one counts as much
+    change = attacks.mean_change_map(starts, found)
+    assert change[0, 0, 0] == pytest.approx(0.5) and change[3, 3, 0] == pytest.approx(0.5)
+    # the same moves from other starts point the same way; the opposite ones do not
+    assert attacks.map_correlation(change, attacks.mean_change_map(starts + 0.2, found + 0.2)) == (
+        pytest.approx(1.0))
+    assert attacks.map_correlation(change, attacks.mean_change_map(found, starts)) == (
+        pytest.approx(-1.0))
+    with pytest.raises(ValueError, match=r"shape \(2, 4, 4, 1\).*\(1, 4, 4, 1\)"):
+        attacks.mean_change_map(starts, found[:1])
 
 
 def test_budget_takes_every_step_without_stopping_early(classifier_and_fours):

@@ -352,6 +352,10 @@ def test_report_setup_and_conditional_presets():
     assert (setup.architecture, setup.mlp_units, setup.mlp_activation) == ("mlp", (128,), "relu")
     assert setup.discriminator_dropout == 0.0 and setup.batch_size == 128
     assert setup.iterations % setup.sample_every == 0
+    # Issue 24's further attempts change one thing of the course's set-up each.
+    for name, changed in (("report-setup-100k", {"iterations": 100000, "sample_every": 5000}),
+                          ("report-setup-non_saturating", {"loss": "non_saturating"})):
+        assert lab_config.PRESETS[name] == dataclasses.replace(setup, **changed), name
     conditional = lab_config.PRESETS["conditional"]
     assert conditional.conditional and conditional.loss == "non_saturating"
     assert conditional.iterations == 20000

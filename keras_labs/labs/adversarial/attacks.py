@@ -433,6 +433,19 @@ def mean_gradient_map(model: keras.Model, images, target: int, batch_size: int =
     return total / len(images)
 
 
+def mean_change_map(starts, found) -> np.ndarray:
+    """The mean direction of what an attack changed: each image's change (`found - starts`)
+    scaled to unit L2 norm first, so every start counts alike whatever the distance it moved.
+    Unlike `mean_gradient_map` (the first step's direction), this depends on the budget."""
+    starts, found = np.asarray(starts, np.float64), np.asarray(found, np.float64)
+    if starts.shape != found.shape:
+        raise ValueError(f"start images of shape {starts.shape} and attacked images of shape "
+                         f"{found.shape} cannot be compared")
+    change = found - starts
+    lengths = np.maximum(l2_norms(change), 1e-30).reshape(-1, *[1] * (change.ndim - 1))
+    return (change / lengths).mean(axis=0)
+
+
 def map_correlation(first, second) -> float:
     """Pearson correlation of two maps over their pixels.
 

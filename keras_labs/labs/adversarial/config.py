@@ -76,6 +76,10 @@ class Config(LabConfig):
 
 PRESETS = {
     "seed": Config(),
+    # Issue 24's second attempt at report 001's "hotspots in somewhat the same areas": what
+    # the gradient ascent added up (`perturbation_map_correlation`), under a longer budget of
+    # smaller steps (300 of 0.02 against the seed's 100 of 0.1).
+    "hotspots-budget": Config(budget_steps=300, budget_step_size=0.02),
     "quick": Config(attack_examples=100, linf_epsilons=(0.05, 0.1, 0.2), l2_epsilons=(1.0, 2.0),
                     pgd_steps=20, bisection_steps=0, unconstrained_steps=200,
                     unconstrained_step=0.2, noise_examples=4, universal_epsilons=(0.2, 0.3),
