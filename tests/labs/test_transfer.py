@@ -404,6 +404,25 @@ def test_class_subset_keeps_the_first_of_each_class_relabelled():
     assert everything.tolist() == [0, 1]
 
 
+def test_the_broad_source_leaves_out_the_targets_labelled_images():
+    labels = np.array([9, 5, 0, 5, 7, 9, 5, 3, 7, 8, 6, 6, 6], dtype=np.int64)
+    images = np.arange(len(labels), dtype=np.uint8).reshape(-1, 1, 1, 1)
+    held_back = {label: 2 for label in lab_config.TARGET_CLASSES}
+    rest_images, rest_labels = loading.to_numpy(
+        backbones.without_first(tf_dataset(images, labels), held_back))
+    target, _ = loading.to_numpy(loading.class_subset(tf_dataset(images, labels),
+                                                      lab_config.TARGET_CLASSES, 2))
+    # Every image is in exactly one of the two: the target's first 2 of each class, the rest.
+    assert sorted(rest_images.ravel().tolist() + target.ravel().tolist()) == list(range(13))
+    assert not set(rest_images.ravel().tolist()) & set(target.ravel().tolist())
+    assert rest_labels.tolist() == [0, 5, 3, 6]  # the original labels, in order
+    with pytest.raises(ValueError, match=r"held_back\[5\]=-1"):
+        backbones.without_first(tf_dataset(images, labels), {5: -1})
+    with pytest.raises(ConfigError, match="source='cifar10_rest'.*'digits'"):
+        dataclasses.replace(TINY, source="cifar10_rest", targets=("digits",)).validate()
+    assert lab_config.CIFAR_REST_SOURCE.num_classes == 10
+
+
 @pytest.fixture(scope="module")
 def natural_run(lab_root):
     config = dataclasses.replace(
@@ -447,6 +466,12 @@ def test_natural_preset_and_its_seed_items(natural_run):
     found = {entry.item: entry for entry in _items("cifar-natural")}
     assert sorted(found) == ["000-ex2-feature-extraction", "000-ex2-fine-tune",
                              "000-ex2-ordering", "000-ex2-scratch"]
+    # The second attempt at the ordering changes the source only.
+    broad = lab_config.PRESETS["cifar-broad-source"]
+    assert broad == dataclasses.replace(preset, source="cifar10_rest")
+    [attempt] = _items("cifar-broad-source")
+    assert found["000-ex2-ordering"].attempts == attempt.item
+    assert attempt.condition == found["000-ex2-ordering"].condition
     assert [found[key].seed for key in ("000-ex2-scratch", "000-ex2-fine-tune",
                                         "000-ex2-feature-extraction")] == [0.67, 0.62, 0.83]
     for entry in found.values():  # every declared metric is in the run's metrics

@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable
 
 import keras
+import numpy as np
+import tensorflow as tf
 from keras import layers
 
 from keras_labs import ConfigError, DataError
@@ -91,8 +93,9 @@ def mnist_source(datasets: dict, source, recipe: SourceRecipe, export_root, *,
 
 
 def cifar_source(datasets: dict, source, recipe: SourceRecipe, export_root, *, fit: Callable,
-                 facts: dict, spec: CifarNetSpec, classes: tuple[int, ...], name: str
-                 ) -> tuple[keras.Model, dict]:
+                 facts: dict, spec: CifarNetSpec, classes: tuple[int, ...], name: str,
+                 held_back: dict[int, int] | None = None,
+                 test_classes: tuple[int, ...] | None = None) -> tuple[keras.Model, dict]:
     """A CIFAR-10 CNN (`models.cnn.cifar_cnn(spec)`, logits) of some of its classes, trained on all
     their training images (flipped and shifted at random) once per recipe and kept for later
     runs.
@@ -107,21 +110,31 @@ def cifar_source(datasets: dict, source, recipe: SourceRecipe, export_root, *, f
         spec: The network; its `num_classes` is `len(classes)`.
         classes: The CIFAR-10 labels it learns, relabelled 0, 1, ... (`loading.class_subset`).
         name: What it is kept as (the folder's prefix under `_models/`).
+        held_back: {label: N}: the first N training images of each such class are left out
+            (a target's labelled images).
+        test_classes: The classes of its own test score (default: `classes`), so that no
+            target's test images are read.
 
     Returns:
-        (the model, facts about it: `facts`, test accuracy on `classes`, their names, where it
-        is, reused or not).
+        (the model, facts about it: `facts`, test accuracy on `test_classes`, the names of
+        `classes`, where it is, reused or not).
     """
     key = {"architecture": "models.cifar_cnn", "spec": dataclasses.asdict(spec),
            "classes": list(classes), "data": source.kind, "splits": source.splits,
            "seed": recipe.seed, "train_examples": recipe.train_examples,
            "epochs": recipe.epochs, "learning_rate": recipe.learning_rate,
            "batch_size": 64, "augment": True}
+    if held_back or test_classes:  # the keys of the networks kept before these existed stay
+        key.update(held_back={str(label): count for label, count in (held_back or {}).items()},
+                   test_classes=list(test_classes or classes))
 
     def train():
-        train_split = loading.first(loading.class_subset(datasets["train"], classes),
+        train_split = datasets["train"]
+        if held_back:
+            train_split = without_first(train_split, held_back)
+        train_split = loading.first(loading.class_subset(train_split, classes),
                                     recipe.train_examples)
-        test_split = loading.class_subset(datasets["test"], classes)
+        test_split = loading.class_subset(datasets["test"], test_classes or classes)
         # 4,000 images need augmentation not to be memorized within a few epochs.
         train = loading.image_pipeline(train_split, batch_size=64, training=True,
                                        seed=recipe.seed, augment=True)
@@ -133,6 +146,24 @@ def cifar_source(datasets: dict, source, recipe: SourceRecipe, export_root, *, f
         return model, {**info, "classes": [CIFAR10_CLASSES[label] for label in classes]}
 
     return cached_model(export_root, name, key, train)
+
+
+def without_first(dataset: tf.data.Dataset, held_back: dict[int, int]) -> tf.data.Dataset:
+    """`dataset` (image, label) less the first `held_back[label]` examples of each label in it,
+    in its order.
+
+    Raises:
+        ValueError: A count is negative.
+    """
+    for label, count in held_back.items():
+        if count < 0:
+            raise ValueError(f"held_back[{label}]={count!r} is negative; give how many of the "
+                             "first examples of that class to leave out")
+    images, labels = loading.to_numpy(dataset)
+    keep = np.ones(len(labels), dtype=bool)
+    for label, count in held_back.items():
+        keep[np.flatnonzero(labels == label)[:count]] = False
+    return tf.data.Dataset.from_tensor_slices((images[keep], labels[keep]))
 
 
 def _train_source(model: keras.Model, train, test, loss, probe, recipe: SourceRecipe,

@@ -13,6 +13,8 @@ from keras_labs import ConfigError, export, runs, training, visualization
 from keras_labs.data import loading
 from keras_labs.labs.transfer import backbones, phases
 from keras_labs.labs.transfer.config import (
+    ALL_CLASSES,
+    CIFAR_REST_SOURCE,
     CIFAR_SOURCE,
     DIGIT_TARGETS,
     FEATURE_LAYERS,
@@ -190,6 +192,13 @@ def suite_source(config: Config, run: runs.Run) -> tuple[keras.Model, dict]:
         return backbones.mnist_source(datasets, source, recipe, config.export_dir,
                                       image_size=IMAGE_SIZE, **kept)
     datasets, source = run.load_data("cifar10")
+    if config.source == "cifar10_rest":
+        # The target's labelled images are the first `target_per_class` of each of its classes
+        # (`target_data`); the source never sees them, and is scored on classes 0-4 only.
+        return backbones.cifar_source(
+            datasets, source, recipe, config.export_dir, spec=CIFAR_REST_SOURCE,
+            classes=ALL_CLASSES, name="cifar10_rest_source", test_classes=SOURCE_CLASSES,
+            held_back={label: config.target_per_class for label in TARGET_CLASSES}, **kept)
     return backbones.cifar_source(datasets, source, recipe, config.export_dir,
                                   spec=CIFAR_SOURCE, classes=SOURCE_CLASSES,
                                   name="cifar10_0_4_source", **kept)
@@ -202,6 +211,7 @@ def _fit_source(run: runs.Run, phase: str, model: keras.Model, train, *, epochs:
 
 def _source_label(config: Config) -> str:
     return {"mnist": "MNIST CNN", "cifar10_0_4": "CIFAR-10 0-4 CNN",
+            "cifar10_rest": "CIFAR-10 CNN (the rest)",
             "imagenet": f"ImageNet {config.backbone}"}[config.source]
 
 
