@@ -39,7 +39,6 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
     gradient_maps, correlations, control = _gradient_maps(
         model, config, {"source": source_images, "noise": noise, "zeros": zeros})
     correlation = correlations["noise"]
-    changes = _change_correlations(case_images)
 
     _plots(run, config, model, source_images, adversarials, summaries, smallest, curves,
            case_images, perturbation, universal, gradient_maps)
@@ -61,12 +60,7 @@ def run(config: Config, workdir: str, *, resume: bool = False) -> dict:
         # are smooth, with fewer independent areas, so the bar is set well above that: 0.3, about
         # a tenth of the variance shared.
         "gradient_hotspots_shared": correlation > 0.3,
-        # The same question asked of what the fixed budget changed (report 001 compared the
-        # derivatives its gradient ascent had added up): the source's mean change against the
-        # noise starts' (and the zero image's), with the same 0.3 bar.
-        "perturbation_map_correlation": changes["noise"],
-        "perturbation_map_correlation_zeros": changes["zeros"],
-        "perturbation_hotspots_shared": changes["noise"] is not None and changes["noise"] > 0.3,
+        **_change_correlations(case_images),
         **_clean_scores(config, clean, classifier),
     }
     print(f"{NAME}: smallest L-inf epsilon turning every {source_name} into a {target}: "
@@ -209,8 +203,10 @@ def _gradient_maps(model, config: Config, starts: dict) -> tuple[dict, dict, dic
 
 
 def _change_correlations(case_images: dict) -> dict:
-    """{start: the correlation of its mean change under the budget with the source images'}
-    for the noise and zero starts; None where a start did not move (a constant map)."""
+    """The hotspots question asked of what the fixed budget changed (report 001 compared the
+    derivatives its gradient ascent had added up): the correlation of the noise starts' (and
+    the zero image's) mean change with the source images', None where a start did not move
+    (a constant map), and whether the noise's clears the gradient maps' 0.3 bar."""
     reference = attacks.mean_change_map(*case_images["source"])
     found = {}
     for name in ("noise", "zeros"):
@@ -219,7 +215,9 @@ def _change_correlations(case_images: dict) -> dict:
                                                   attacks.mean_change_map(*case_images[name]))
         except ValueError:
             found[name] = None
-    return found
+    return {"perturbation_map_correlation": found["noise"],
+            "perturbation_map_correlation_zeros": found["zeros"],
+            "perturbation_hotspots_shared": found["noise"] is not None and found["noise"] > 0.3}
 
 
 def _success_rates(summaries: dict) -> dict:
