@@ -238,12 +238,12 @@ def test_several_seeds_keep_every_run_and_reuse_a_current_one(tmp_path, fake_run
 
 
 def test_noisy_runs_more_seeds_only_where_one_draw_sits_within_noise(tmp_path, fake_runs):
-    """`--noisy --seeds 3` (issue 24 point 3): 95.3% against the report's 95% on 10,000 test
+    """`--noisy` (issue 24 point 3): 95.3% against the report's 95% on 10,000 test
     images is within 3 standard errors (~0.63 points): its preset gets seeds 1 and 2; at 99.16%
     it is far outside, and nothing runs."""
     results = tmp_path / "results"
-    command = ["reproduce", "--item", ITEM, "--noisy", "--seeds", "3", "--results", str(results),
-               "--runs", str(tmp_path / "runs"), "--allow-dirty"]
+    command = ["reproduce", "--item", ITEM, "--noisy", "--results", str(results),
+               "--runs", str(tmp_path / "runs"), "--allow-dirty"]  # 3 seeds without --seeds
     _commit(results, accuracy=0.9916, code=_code(), dirty=False)
     assert cli.main(command) == 0
     assert fake_runs.calls == []

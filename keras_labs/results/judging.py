@@ -180,7 +180,7 @@ def within_noise(entry: SeedItem, runs: list[dict]) -> bool:
     """Whether a number row rests on fewer than `NOISE_SEEDS` seeds where one draw's noise could
     carry it across the report's figure: its margin to the seed under three binomial standard
     errors, or a test set under 1,000 examples. Such a row needs more seeds before its verdict
-    says anything (`keras-labs reproduce --noisy --seeds 3`)."""
+    says anything (`keras-labs reproduce --noisy`)."""
     if entry.qualitative or entry.series or entry.picture or len(runs) >= NOISE_SEEDS:
         return False
     values = [lookup(metrics, entry.metric) for metrics in runs]

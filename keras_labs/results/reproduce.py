@@ -6,7 +6,7 @@ keeps one result per preset in `results/<lab>/<preset>.json`, then regenerates
     keras-labs reproduce --report 004            # run what report 004's items need
     keras-labs reproduce --item 002-t3-lstm-20 --force
     keras-labs reproduce --item 002-t1-tanh-adam-normal --seeds 3   # the mean of 3 seeds
-    keras-labs reproduce --noisy --seeds 3       # 3 seeds where one draw sits within noise
+    keras-labs reproduce --noisy                 # 3 seeds where one draw sits within noise
     keras-labs reproduce --stale                 # re-run what today's code made stale
     keras-labs reproduce --verify 001-ex1-sgd    # re-run into a scratch folder and compare
     keras-labs reproduce --verify --rotate 3     # 3 cheap rows, a window moving with the date
@@ -33,6 +33,7 @@ from keras_labs.files import atomic_write
 from keras_labs.results import jobs, ledger, verify
 from keras_labs.results.freshness import resolved_config, same_experiment  # noqa: F401
 from keras_labs.results.jobs import Job, plan, run_job, steal_seconds  # noqa: F401
+from keras_labs.results.judging import NOISE_SEEDS
 
 PROJECT_ROOT = jobs.PROJECT_ROOT
 
@@ -90,7 +91,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--noisy", action="store_true",
                         help="only the presets whose rows are one draw within noise of the "
                              "report and take under 10 minutes (the ledger says 'needs 3 "
-                             "seeds'); with --seeds 3")
+                             "seeds'), at 3 seeds unless --seeds asks for more")
     parser.add_argument("--allow-dirty", action="store_true",
                         help="record from a tree with uncommitted changes; the results are "
                              "marked provisional")
@@ -207,8 +208,9 @@ def main(args: Any) -> int:
                             args.max_minutes, False)
         return verify.verify(chosen, results_dir, runs=args.runs, max_minutes=args.max_minutes,
                              data_dir=args.data_dir)
+    seeds = max(args.seeds, NOISE_SEEDS) if getattr(args, "noisy", False) else args.seeds
     planned = plan(chosen, results_dir, force=args.force, max_minutes=args.max_minutes,
-                   seeds=args.seeds, compared=not args.stale)
+                   seeds=seeds, compared=not args.stale)
     if getattr(args, "noisy", False):
         noisy = ledger.noisy_presets(results_dir, chosen)
         planned = [job for job in planned if (job.lab, job.preset) in noisy]
