@@ -33,7 +33,10 @@ The reports' figures come from three experiments of their own:
   its epsilon the smallest of `universal_epsilons` that turns `universal_goal` of a seeded
   validation part of the training 4s into 9s, then added unchanged to the held-out test 4s.
 * `gradient_map_correlation`: the correlation of the mean d log p(9) / d x map of the test 4s
-  with that of the noise starts, the "hotspots in the same areas" of report 001.
+  with that of the noise starts, the "hotspots in the same areas" of report 001;
+  `perturbation_map_correlation` asks the same of what the budget's ascent added up (each
+  start's change, scaled to unit length), which depends on the budget (preset
+  `hotspots-budget` tries a longer one of smaller steps).
 
 Pictures: original, perturbation (red: brighter, blue: darker), adversarial image and the
 gradient map d p(9) / d x of the original, side by side; success rate against epsilon; the
