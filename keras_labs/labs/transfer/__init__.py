@@ -29,6 +29,12 @@ The settings (presets):
   thousand 32x32 images instead of ImageNet's 1,000 classes and 1.2 million images, and the
   target has 500 labelled images instead of CIFAR-10's 50,000. `feature_extraction_best` and
   `fine_tune_worst` say whether the report's ordering holds here.
+* `cifar-broad-source`: `cifar-natural` from a source nearer ImageNet's role (issue 24's second
+  attempt at the ordering): the same network over all ten classes, trained on every training
+  image the target does not hold (about 7,650), as ImageNet holds dogs, horses, ships and
+  trucks but not CIFAR-10's own pictures of them. The target's 500 labelled images are left
+  out, and the source is scored on classes 0-4 only, so no target test image is read before
+  the end.
 * `imagenet`: a `keras.applications` backbone with ImageNet weights (target images resized)
   on the same target. It needs the weights file.
 * `seed`: MNIST to the UCI handwritten digits that ship with scikit-learn (8x8, upsampled),
@@ -37,8 +43,8 @@ The settings (presets):
   dataset downloaded and prepared with `keras-labs data prepare`.
 
 Offline, `svhn` and `imagenet` stop within seconds with one line that says what is missing.
-The suite trains each source network (MNIST CNN, CIFAR-10 0-4 CNN) once per recipe and keeps it
-under `<export_dir>/_models/` for later runs. When the source already predicts the target's
+The suite trains each source network (MNIST CNN, CIFAR-10 0-4 CNN, CIFAR-10 CNN of the rest)
+once per recipe and keeps it under `<export_dir>/_models/` for later runs. When the source already predicts the target's
 classes (MNIST to digits or SVHN), it is also scored on the target as it is ("zero-shot").
 
 Held out: a seeded `validation_fraction` of each target's labelled training data is held out.
