@@ -44,8 +44,9 @@ The settings (presets):
 
 Offline, `svhn` and `imagenet` stop within seconds with one line that says what is missing.
 The suite trains each source network (MNIST CNN, CIFAR-10 0-4 CNN, CIFAR-10 CNN of the rest)
-once per recipe and keeps it under `<export_dir>/_models/` for later runs. When the source already predicts the target's
-classes (MNIST to digits or SVHN), it is also scored on the target as it is ("zero-shot").
+once per recipe and keeps it under `<export_dir>/_models/` for later runs. When the source
+already predicts the target's classes (MNIST to digits or SVHN), it is also scored on the
+target as it is ("zero-shot").
 
 Held out: a seeded `validation_fraction` of each target's labelled training data is held out.
 Every strategy's per-epoch curves use it, and `best` (the strategy that is exported) is the one
