@@ -97,18 +97,19 @@ def test_a_claim_not_shown_names_every_attempt_and_says_not_reproduced():
     entry = ledger.items(item="001-ex5-hotspots")[0]
     attempt = ledger.items(item=entry.attempts)[0]
     assert attempt.preset != entry.preset and attempt.lab == entry.lab
-    mine = ledger.judge(entry, {"gradient_hotspots_shared": False})
+    mine = ledger.judge(entry, {entry.metric: 0.01})
     assert mine.verdict == "not shown"
 
-    def results(shared: bool) -> dict:
-        return {(attempt.lab, attempt.preset): {"metrics": {attempt.metric: shared},
+    def results(correlation: float) -> dict:
+        return {(attempt.lab, attempt.preset): {"metrics": {attempt.metric: correlation},
                                                 "config": {"seed": 0}}}
 
-    reading = ledger._with_attempts(entry, mine, results(False), {})
+    reading = ledger._with_attempts(entry, mine, results(0.08), {})
     assert reading.verdict == "not shown"
     assert "not reproduced in 2 attempts" in reading.why
-    assert f"`{attempt.item}` ({attempt.lab} {attempt.preset}): no, not shown" in reading.why
-    shown = ledger._with_attempts(entry, mine, results(True), {})
+    assert (f"`{attempt.item}` ({attempt.lab} {attempt.preset}): perturbation_map_correlation = "
+            "0.08, not shown") in reading.why
+    shown = ledger._with_attempts(entry, mine, results(0.5), {})
     assert "not reproduced" not in shown.why and f"shown by attempt `{attempt.item}`" in shown.why
     waiting = ledger._with_attempts(entry, mine, {}, {})  # an attempt not run yet claims nothing
     assert "not reproduced" not in waiting.why and "not run" in waiting.why

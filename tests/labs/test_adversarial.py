@@ -196,12 +196,16 @@ def test_tiny_run_writes_metrics_and_pictures(tmp_path, monkeypatch):
     assert on_disk["perturbation_hotspots_shared"] == (
         on_disk["perturbation_map_correlation"] > 0.3)
     assert "noise" not in on_disk and "zeros" not in on_disk  # no early-stopped figures left
-    # Every seed item reads a figure this run records; the qualitative ones read a real bool.
+    # Every seed item reads a figure this run records; the qualitative ones read a real bool,
+    # or a number their condition judges.
     seeds = labs.seed_items(lab_config.NAME)
     for item in seeds.items:
         assert item.preset in lab_config.PRESETS
         value = ledger.lookup(on_disk, item.metric)
-        assert isinstance(value, bool) if item.qualitative else 0.0 <= value <= 1.0, item.metric
+        if item.qualitative:
+            assert isinstance(value, bool) or (isinstance(value, float) and item.condition), item
+        else:
+            assert 0.0 <= value <= 1.0, item.metric
         assert ledger.judge(item, on_disk).verdict != "not run"
     assert set(seeds.minutes) == set(lab_config.PRESETS) - {"quick"}
     # Held out: the perturbation was fitted on training 4s only, never on a test image.
