@@ -256,6 +256,19 @@ def test_noisy_runs_more_seeds_only_where_one_draw_sits_within_noise(tmp_path, f
     assert "(n=3)" in row.reading.ours and "needs 3 seeds" not in row.reading.why
 
 
+def test_a_result_with_a_kept_seed_records_todays_fingerprint():
+    """A seed kept from an earlier commit ran on code `kept_runs` found unchanged; the result
+    records the newest run's fingerprint, which matches the commit it is recorded at."""
+    job = jobs.Job("mnist-cnn", "seed", [ITEM], 1.0, seeds=[0, 1])
+    old, new = {"digest": "a" * 16, "modules": {}}, _code()
+    runs = [{"seed": seed, "metrics": {"test_accuracy": 0.99}, "config": {"seed": seed},
+             "env": {"code": code}, "run_dir": "r", "wall_time_s": 1.0}
+            for seed, code in ((0, old), (1, new))]
+    result = jobs.compose(job, runs, CLEAN, [0.0], 0.0, datetime.datetime.now())
+    assert result["code"] == new and [run["code"] for run in result["runs"]] == ["a" * 16,
+                                                                                new["digest"]]
+
+
 def test_each_job_prints_one_progress_line_with_elapsed_time_and_estimate(capsys):
     planned = [jobs.Job("cifar-cnn", "tutorial", ["x"], 0.5),
                jobs.Job("cifar-cnn", "deepdiva-sgd", ["y"], 2.0, seeds=[42, 43])]

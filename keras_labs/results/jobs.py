@@ -248,7 +248,10 @@ def compose(job: Job, runs: list[dict], tree: dict, load_start: list[float], ste
         "commit": tree.get("commit") or (run_env.get("git") or {}).get("commit"),
         "dirty": dirty, "provisional": dirty,
         "config": first["config"], "metrics": first["metrics"],
-        "code": run_env.get("code"),
+        # The newest run's fingerprint: a kept seed ran at an earlier commit, on code that
+        # `kept_runs` found unchanged, so today's fingerprint stands for every seed.
+        "code": next((run["env"]["code"] for run in reversed(runs)
+                      if (run.get("env") or {}).get("code")), run_env.get("code")),
         "data_kind": ledger.data_kind(first["metrics"]),
         "env": {"python": run_env.get("python"), "packages": run_env.get("packages"),
                 "platform": run_env.get("platform"),
