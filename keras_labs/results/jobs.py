@@ -61,11 +61,13 @@ def recorded_seeds(result: dict) -> list[int]:
     return [run["seed"] for run in ledger.seed_runs(result)] or [result["config"]["seed"]]
 
 
-def _presets_of(entry: ledger.SeedItem) -> list[tuple[str, str]]:
-    """(lab, preset) of every run an item reads: its preset, its equal-updates preset and the
-    run its `versus` compares with."""
-    found = [(entry.lab, entry.preset), (entry.lab, entry.equal_updates)]
-    if entry.versus:
+def _presets_of(entry: ledger.SeedItem, compared: bool) -> list[tuple[str, str]]:
+    """(lab, preset) of every run an item's own row reads: its preset and its equal-updates
+    preset; with `compared`, also the run its `versus` compares with."""
+    found = [(entry.lab, entry.preset)]
+    if entry.equal_updates:
+        found.append((entry.lab, entry.equal_updates))
+    if compared and entry.versus:
         lab, _, rest = entry.versus.partition("/")
         found.append((lab, rest.partition(":")[0]))
     return found
@@ -79,9 +81,7 @@ def plan(chosen: list[ledger.SeedItem], results_dir: Path, *, force: bool = Fals
     it. Verifying leaves the compared runs out: their own rows verify them."""
     jobs: dict[tuple[str, str], Job] = {}
     for entry in chosen:
-        for lab, preset in _presets_of(entry)[:None if compared else 2]:
-            if not preset:
-                continue
+        for lab, preset in _presets_of(entry, compared):
             key = (lab, preset)
             if key not in jobs:
                 base = preset_seed(lab, preset)

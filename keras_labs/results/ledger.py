@@ -278,14 +278,19 @@ def _reading(entry: SeedItem, preset: str, result: dict | None, results: dict,
 
 
 def _with_attempts(entry: SeedItem, reading: Reading, results: dict,
-                   not_run: dict[str, str]) -> Reading:
+                   not_run: dict[str, str], known: dict[str, SeedItem] | None = None) -> Reading:
     """The row's reading with its other attempts at the claim (`SeedItem.attempts`) named, each
-    with its figure and verdict: "not reproduced in N attempts" when none shows it."""
+    with its figure and verdict: "not reproduced in N attempts" when none shows it.
+
+    Args:
+        known: {item id: item} of every lab, when the caller has them (each lookup otherwise
+            reads every lab's seeds.md again).
+    """
     if not entry.attempts:
         return reading
     texts, held, ran = [], [], reading.verdict != NOT_RUN
     for item in filter(None, (part.strip() for part in entry.attempts.split("+"))):
-        attempt = items(item=item)[0]
+        attempt = known[item] if known and item in known else items(item=item)[0]
         other = _reading(attempt, attempt.preset, results.get((attempt.lab, attempt.preset)),
                          results, not_run)
         texts.append(f"`{attempt.item}` ({attempt.lab} {attempt.preset}): {other.ours}, "
@@ -307,11 +312,12 @@ def rows(results_dir: str | os.PathLike, chosen: list[SeedItem] | None = None) -
     """The ledger's rows for `chosen` items (default: all) from the results in `results_dir`."""
     results = load_results(results_dir)
     not_run = read_not_run(results_dir)
-    found = []
-    for entry in chosen if chosen is not None else items():
+    found, every = [], items()
+    known = {entry.item: entry for entry in every}
+    for entry in chosen if chosen is not None else every:
         result = results.get((entry.lab, entry.preset))
         reading = _with_attempts(entry, _reading(entry, entry.preset, result, results, not_run),
-                                 results, not_run)
+                                 results, not_run, known)
         second, code = None, code_state(result)
         if entry.equal_updates:
             other = results.get((entry.lab, entry.equal_updates))
