@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from keras_labs import ConfigError, labs
+from keras_labs.labs.cifar_cnn import config as lab_config_cifar
 from keras_labs.results import benchmarks, freshness, jobs, ledger, reproduce
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -471,6 +472,17 @@ def test_time_to_accuracy_gives_the_first_epoch_at_each_target_and_says_a_miss(t
     assert ("fast to 50% test accuracy: 30 s waited (30-32), 10 s of training, epoch 1; "
             "median of 3 interleaved rounds (final test accuracy 80.00%, median)") in text
     assert "fast to 80% test accuracy: reached in 2 of 3 rounds" in text
+
+
+def test_time_to_accuracy_of_a_preset_since_changed_says_what_it_runs_today():
+    fast = lab_config_cifar.PRESETS["fast"]
+    runs = [{"recipe": "fast", "epochs": fast.epochs, "policy": "mixed_bfloat16"}]
+    assert benchmarks._recipe_text("fast", runs) == f"fast ({fast.epochs} epochs, mixed_bfloat16)"
+    earlier = [{"recipe": "fast", "epochs": fast.epochs + 1, "policy": "float32"}]
+    assert benchmarks._recipe_text("fast", earlier) == (
+        f"fast ({fast.epochs + 1} epochs, float32) [the preset as it was then; `fast` now trains "
+        f"{fast.epochs} epochs in mixed_bfloat16]")
+    assert benchmarks._recipe_text("torch-tutorial", [{"epochs": 14}]) == "torch-tutorial"
 
 
 def test_screens_give_what_each_changed_and_its_validation_figure_only(tmp_path):

@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from statistics import median
 
+from keras_labs.labs.cifar_cnn import config as cifar_config
+
 # results/benchmarks/*.json: speed measurements (scripts/benchmark_cifar.py --json), not presets.
 BENCHMARKS = "benchmarks"
 # The bar of issue 15: the lab's training at >= 1.25x the best plain PyTorch loop, at the
@@ -213,7 +215,9 @@ def _time_to_accuracy_lines(document: dict) -> list[str]:
         return []
     lines = []
     for row in document.get("summary", []):
-        head = f"  - {row['recipe']} to {100 * row['target']:.0f}% test accuracy: "
+        recipe = _recipe_text(row["recipe"], [run for run in document.get("runs", [])
+                                              if run.get("recipe") == row["recipe"]])
+        head = f"  - {recipe} to {100 * row['target']:.0f}% test accuracy: "
         waited, trained, epoch = row.get("waited_s"), row.get("training_s"), row.get("epoch")
         final = row.get("final_test_accuracy_median")
         tail = f" (final test accuracy {100 * final:.2f}%, median)" if final is not None else ""
@@ -224,6 +228,29 @@ def _time_to_accuracy_lines(document: dict) -> list[str]:
                      f"{waited['max']:.0f}), {trained['median']:.0f} s of training, epoch "
                      f"{epoch['median']:g}; median of {row['rounds']} interleaved rounds{tail}")
     return lines
+
+
+_POLICIES = {"off": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+
+
+def _recipe_text(recipe: str, runs: list[dict]) -> str:
+    """A time-to-accuracy recipe's name with the epochs and precision its runs trained, and,
+    where it names a cifar-cnn preset that has changed since, what the preset runs today: a
+    figure of an earlier recipe must not read as today's."""
+    trained = sorted({(run["epochs"], run["policy"]) for run in runs
+                      if "epochs" in run and "policy" in run})
+    if len(trained) != 1:
+        return recipe
+    epochs, policy = trained[0]
+    text = f"{recipe} ({epochs} epochs, {policy})"
+    preset = cifar_config.PRESETS.get(recipe)
+    if preset is None or preset.equal_updates_examples:
+        return text
+    today = (preset.epochs, _POLICIES.get(preset.mixed_precision, preset.mixed_precision))
+    if today != (epochs, policy):
+        text += (f" [the preset as it was then; `{recipe}` now trains {today[0]} epochs in "
+                 f"{today[1]}]")
+    return text
 
 
 def _screen_lines(document: dict) -> list[str]:
