@@ -483,6 +483,11 @@ def test_time_to_accuracy_of_a_preset_since_changed_says_what_it_runs_today():
         f"fast ({fast.epochs + 1} epochs, float32) [the preset as it was then; `fast` now trains "
         f"{fast.epochs} epochs in mixed_bfloat16]")
     assert benchmarks._recipe_text("torch-tutorial", [{"epochs": 14}]) == "torch-tutorial"
+    ab = {"lab": "cifar-cnn", "preset": "fast", "rounds": [{"epochs": fast.epochs}] * 2}
+    assert benchmarks._epochs_then(ab) == ""
+    ab["rounds"] = [{"epochs": 10}] * 2
+    assert benchmarks._epochs_then(ab) == (
+        f" [10 epochs, the preset as it was then; it now trains {fast.epochs}]")
 
 
 def test_screens_give_what_each_changed_and_its_validation_figure_only(tmp_path):

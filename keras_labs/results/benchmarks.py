@@ -185,13 +185,13 @@ def _ab_lines(document: dict) -> list[str]:
     summary, variants = document.get("summary", {}), document.get("variants") or []
     if document.get("kind") != "a/b" or len(variants) != 2 or "speed_ratio" not in summary:
         return []
-    lines = []
+    lines, then = [], _epochs_then(document)
     for variant in variants:
         side = summary[variant]
         low, high = side["images_per_s_range"]
         accuracy_low, accuracy_high = side["test_accuracy_range"]
         lines.append(f"  - {variant}, `{document.get('lab')} --preset {document.get('preset')}` "
-                     f"with {', '.join(document.get('set') or []) or 'nothing changed'}: "
+                     f"with {', '.join(document.get('set') or []) or 'nothing changed'}{then}: "
                      f"{side['images_per_s_median']:,.0f} images/s ({low:,.0f}-{high:,.0f}), "
                      f"test accuracy {100 * side['test_accuracy_mean']:.2f}% mean over "
                      f"{side['seeds']} seeds ({100 * accuracy_low:.2f}-{100 * accuracy_high:.2f}%)")
@@ -228,6 +228,19 @@ def _time_to_accuracy_lines(document: dict) -> list[str]:
                      f"{waited['max']:.0f}), {trained['median']:.0f} s of training, epoch "
                      f"{epoch['median']:g}; median of {row['rounds']} interleaved rounds{tail}")
     return lines
+
+
+def _epochs_then(document: dict) -> str:
+    """Where an A/B's cifar-cnn preset trains another number of epochs today than its rounds
+    did, what each ran then and what it runs now; else nothing."""
+    preset = cifar_config.PRESETS.get(document.get("preset"))
+    epochs = {entry.get("epochs") for entry in document.get("rounds", [])}
+    if (document.get("lab") != cifar_config.NAME or preset is None or len(epochs) != 1
+            or preset.equal_updates_examples or None in epochs):
+        return ""
+    ran = epochs.pop()
+    return "" if ran == preset.epochs else (
+        f" [{ran} epochs, the preset as it was then; it now trains {preset.epochs}]")
 
 
 _POLICIES = {"off": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
