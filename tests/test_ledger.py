@@ -487,7 +487,7 @@ def test_time_to_accuracy_of_a_preset_since_changed_says_what_it_runs_today():
     assert benchmarks._epochs_then(ab) == ""
     ab["rounds"] = [{"epochs": 10}] * 2
     assert benchmarks._epochs_then(ab) == (
-        f" [10 epochs, the preset as it was then; it now trains {fast.epochs}]")
+        f" [10 epochs, the preset as it was then; it now trains {fast.epochs} epochs]")
 
 
 def test_screens_give_what_each_changed_and_its_validation_figure_only(tmp_path):

@@ -230,40 +230,45 @@ def _time_to_accuracy_lines(document: dict) -> list[str]:
     return lines
 
 
-def _epochs_then(document: dict) -> str:
-    """Where an A/B's cifar-cnn preset trains another number of epochs today than its rounds
-    did, what each ran then and what it runs now; else nothing."""
-    preset = cifar_config.PRESETS.get(document.get("preset"))
-    epochs = {entry.get("epochs") for entry in document.get("rounds", [])}
-    if (document.get("lab") != cifar_config.NAME or preset is None or len(epochs) != 1
-            or preset.equal_updates_examples or None in epochs):
-        return ""
-    ran = epochs.pop()
-    return "" if ran == preset.epochs else (
-        f" [{ran} epochs, the preset as it was then; it now trains {preset.epochs}]")
-
-
 _POLICIES = {"off": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
 
+def _preset_now(name: str | None, epochs, policy: str | None = None) -> str | None:
+    """What cifar-cnn preset `name` trains today ("90 epochs in mixed_bfloat16"), where it
+    differs from the `epochs` (and `policy`, when given) that a benchmark's runs trained; None
+    where it does not, or where `name` is no such preset: a figure of an earlier recipe must
+    not read as today's."""
+    preset = cifar_config.PRESETS.get(name)
+    if preset is None or preset.equal_updates_examples:
+        return None
+    today = _POLICIES.get(preset.mixed_precision, preset.mixed_precision)
+    if (preset.epochs, today if policy else None) == (epochs, policy):
+        return None
+    return f"{preset.epochs} epochs" + (f" in {today}" if policy else "")
+
+
+def _epochs_then(document: dict) -> str:
+    """Where an A/B's cifar-cnn preset trains another number of epochs today than its rounds
+    did, what each ran then and what it runs now; else nothing."""
+    epochs = {entry.get("epochs") for entry in document.get("rounds", [])}
+    if document.get("lab") != cifar_config.NAME or len(epochs) != 1 or None in epochs:
+        return ""
+    ran = epochs.pop()
+    now = _preset_now(document.get("preset"), ran)
+    return f" [{ran} epochs, the preset as it was then; it now trains {now}]" if now else ""
+
+
 def _recipe_text(recipe: str, runs: list[dict]) -> str:
-    """A time-to-accuracy recipe's name with the epochs and precision its runs trained, and,
-    where it names a cifar-cnn preset that has changed since, what the preset runs today: a
-    figure of an earlier recipe must not read as today's."""
+    """A time-to-accuracy recipe's name with the epochs and precision its runs trained, and
+    what the preset trains today where it has changed since."""
     trained = sorted({(run["epochs"], run["policy"]) for run in runs
                       if "epochs" in run and "policy" in run})
     if len(trained) != 1:
         return recipe
     epochs, policy = trained[0]
-    text = f"{recipe} ({epochs} epochs, {policy})"
-    preset = cifar_config.PRESETS.get(recipe)
-    if preset is None or preset.equal_updates_examples:
-        return text
-    today = (preset.epochs, _POLICIES.get(preset.mixed_precision, preset.mixed_precision))
-    if today != (epochs, policy):
-        text += (f" [the preset as it was then; `{recipe}` now trains {today[0]} epochs in "
-                 f"{today[1]}]")
-    return text
+    now = _preset_now(recipe, epochs, policy)
+    return f"{recipe} ({epochs} epochs, {policy})" + (
+        f" [the preset as it was then; `{recipe}` now trains {now}]" if now else "")
 
 
 def _screen_lines(document: dict) -> list[str]:
