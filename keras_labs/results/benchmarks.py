@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from statistics import median
 
-from keras_labs.labs.cifar_cnn import config as cifar_config
+from keras_labs import labs
 
 # results/benchmarks/*.json: speed measurements (scripts/benchmark_cifar.py --json), not presets.
 BENCHMARKS = "benchmarks"
@@ -230,16 +230,18 @@ def _time_to_accuracy_lines(document: dict) -> list[str]:
     return lines
 
 
+# scripts/benchmark_tta.py times this lab's presets (and PyTorch's loop, which is none).
+TIME_TO_ACCURACY_LAB = "cifar-cnn"
 _POLICIES = {"off": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
 
-def _preset_now(name: str | None, epochs, policy: str | None = None) -> str | None:
-    """What cifar-cnn preset `name` trains today ("90 epochs in mixed_bfloat16"), where it
+def _preset_now(lab: str, name: str | None, epochs, policy: str | None = None) -> str | None:
+    """What preset `name` of `lab` trains today ("90 epochs in mixed_bfloat16"), where it
     differs from the `epochs` (and `policy`, when given) that a benchmark's runs trained; None
     where it does not, or where `name` is no such preset: a figure of an earlier recipe must
     not read as today's."""
-    preset = cifar_config.PRESETS.get(name)
-    if preset is None or preset.equal_updates_examples:
+    preset = labs.get(lab).PRESETS.get(name)
+    if preset is None or getattr(preset, "equal_updates_examples", 0):
         return None
     today = _POLICIES.get(preset.mixed_precision, preset.mixed_precision)
     if (preset.epochs, today if policy else None) == (epochs, policy):
@@ -248,13 +250,13 @@ def _preset_now(name: str | None, epochs, policy: str | None = None) -> str | No
 
 
 def _epochs_then(document: dict) -> str:
-    """Where an A/B's cifar-cnn preset trains another number of epochs today than its rounds
-    did, what each ran then and what it runs now; else nothing."""
+    """Where an A/B's preset trains another number of epochs today than its rounds did, what
+    each ran then and what it runs now; else nothing."""
     epochs = {entry.get("epochs") for entry in document.get("rounds", [])}
-    if document.get("lab") != cifar_config.NAME or len(epochs) != 1 or None in epochs:
+    if document.get("lab") not in labs.names() or len(epochs) != 1 or None in epochs:
         return ""
     ran = epochs.pop()
-    now = _preset_now(document.get("preset"), ran)
+    now = _preset_now(document["lab"], document.get("preset"), ran)
     return f" [{ran} epochs, the preset as it was then; it now trains {now}]" if now else ""
 
 
@@ -266,7 +268,7 @@ def _recipe_text(recipe: str, runs: list[dict]) -> str:
     if len(trained) != 1:
         return recipe
     epochs, policy = trained[0]
-    now = _preset_now(recipe, epochs, policy)
+    now = _preset_now(TIME_TO_ACCURACY_LAB, recipe, epochs, policy)
     return f"{recipe} ({epochs} epochs, {policy})" + (
         f" [the preset as it was then; `{recipe}` now trains {now}]" if now else "")
 
