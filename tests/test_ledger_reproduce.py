@@ -155,6 +155,18 @@ def test_a_changed_config_is_re_recorded_without_comparison(tmp_path, fake_runs,
     assert "re-recording (config changed)" in capsys.readouterr().out
 
 
+def test_verify_reruns_only_the_first_seed_of_a_result_with_several(tmp_path, fake_runs, capsys):
+    results = tmp_path / "results"
+    runs = [{"seed": seed, "metrics": {"test_accuracy": 0.9916, "test_examples": 10000},
+             "wall_time_s": 60.0} for seed in (0, 1, 2)]
+    _commit(results, code=_code(), runs=runs, wall_time_s=180.0)
+    assert verify.verify(ledger.items(item=ITEM), results, runs=str(tmp_path / "runs"),
+                         max_minutes=20.0) == 0
+    out = capsys.readouterr().out
+    assert "seeds 0, 1, 2" not in out and "est. 1 min" in out
+    assert [call[2] for call in fake_runs.calls] == [0]
+
+
 def test_verify_compares_in_a_scratch_folder_and_exits_1_on_a_disagreement(
         tmp_path, fake_runs, capsys):
     results = tmp_path / "results"

@@ -150,6 +150,8 @@ def verify(chosen: list[SeedItem], results_dir: Path, *, runs: str, max_minutes:
             print(f"{job.lab} {job.preset}: {job.minutes:g} min, over --max-minutes "
                   f"{max_minutes:g}: not verified", flush=True)
         else:
+            # the first seed only, as `_rerun` runs it: the progress lines count it so
+            job.seeds = jobs.recorded_seeds(committed[(job.lab, job.preset)])[:1]
             todo.append(job)
     scratch, progress = _scratch(runs), jobs.Progress(todo)
     tally = {True: 0, False: 0, None: 0}
