@@ -39,6 +39,7 @@ from keras_labs import language_modeling  # noqa: E402
 from keras_labs.labs.char_rnn import config as char_rnn_config  # noqa: E402
 from keras_labs.labs.mnist_cnn import config as mnist_cnn_config  # noqa: E402
 from keras_labs.models import cnn, language  # noqa: E402
+from keras_labs.results import jobs  # noqa: E402
 
 
 def peak_memory_mb() -> float:
@@ -289,7 +290,7 @@ def runs_markdown(rows: list[dict]) -> str:
 
 
 def _machine() -> dict:
-    return {"platform": platform.platform(), "cpu_count": os.cpu_count(),
+    return {"platform": platform.platform(), "cpu_model": jobs.cpu_model(), "cpu_count": os.cpu_count(),
             "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
             "tensorflow": tf.__version__, "keras": keras.__version__,
             "load_average_at_end": [round(value, 2) for value in os.getloadavg()]}

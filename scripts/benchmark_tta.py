@@ -282,7 +282,7 @@ def main(argv=None) -> int:
 
     tutorial = labs.resolve_config(labs.get("cifar-cnn"), "tutorial-equal-updates", None,
                                    data="full")
-    from keras_labs.results.jobs import steal_seconds
+    from keras_labs.results.jobs import cpu_model, steal_seconds
 
     steal_start = steal_seconds()
     runs, scratch = [], Path(tempfile.mkdtemp(prefix="tta-images-"))
@@ -305,7 +305,7 @@ def main(argv=None) -> int:
                             check=False).stdout.strip()
     document = {"kind": "time-to-accuracy", "command": " ".join(["python", *sys.argv]),
                 "commit": commit, "data_kind": runs[0].get("data_kind", "full"),
-                "machine": {"cpus": os.cpu_count(),
+                "machine": {"cpus": os.cpu_count(), "cpu_model": cpu_model(),
                             "load_average_before": max(run["load_average_before"] for run in runs),
                             "load_average_after": [round(v, 2) for v in os.getloadavg()],
                             "steal_s": round(steal_seconds() - steal_start, 1)},

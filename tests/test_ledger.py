@@ -423,6 +423,10 @@ def test_an_a_b_benchmark_gives_both_variants_and_every_rounds_ratio(tmp_path):
     assert "bf16, `cifar-cnn --preset tutorial` with batch_size=128: 9,000 images/s" in text
     assert "bf16 / float32 speed per interleaved round: 1.31x, 0.97x, 1.25x (median 1.25x)" in text
     assert "load 0.9 before / 2.4 after" in text  # a single figure or a triple
+    assert "2 CPUs, load" in text  # an older record names no CPU model
+    (benchmarks_dir / "ab.json").write_text(json.dumps(
+        {**document, "machine": {**document["machine"], "cpu_model": "Intel(R) Xeon(R)"}}))
+    assert "2 CPUs (Intel(R) Xeon(R)), load 0.9" in "\n".join(benchmarks.benchmark_lines(tmp_path))
     # both variants at 30%: the accuracy is read; both near chance, it is not
     assert "say nothing about either" not in text
     low = {**side, "test_accuracy_mean": 0.12}

@@ -302,3 +302,12 @@ def test_reproduce_help_names_the_new_flags():
                  "--data-dir"):
         assert flag in help_text
     assert reproduce.steal_seconds() >= 0.0  # the benchmark scripts import it from here
+
+
+def test_cpu_model_is_the_kernels_model_name():
+    # benchmark records name the CPU they ran on: the machines change between sessions
+    cpuinfo = Path("/proc/cpuinfo")
+    named = [line.split(":", 1)[1].strip() for line in
+             (cpuinfo.read_text().splitlines() if cpuinfo.is_file() else [])
+             if line.startswith("model name")]
+    assert jobs.cpu_model() == (named[0] if named else "")

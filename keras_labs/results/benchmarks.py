@@ -35,6 +35,12 @@ def load_figure(record: dict, key: str) -> str:
     return f"{values[0]:.1f}" if values else "?"
 
 
+def _cpu_model(machine: dict) -> str:
+    """' (<model>)' for a record that names its CPU, '' for the older ones that do not."""
+    model = machine.get("cpu_model")
+    return f" ({model})" if model else ""
+
+
 def _unprofiled_rate(documents: list[dict], variants: tuple[str, ...], batch_size,
                      threads) -> float | None:
     """Median over benchmark rounds of the best of `variants` (images/s) at one batch and threads."""
@@ -135,7 +141,8 @@ def benchmark_lines(results_dir: str | os.PathLike) -> list[str]:
         command = document.get("command") or f"python scripts/{script}"
         lines.append(f"- `{path.name}` (`{command}`, commit "
                      f"{str(document.get('commit'))[:10]}, {document.get('data_kind')} CIFAR-10, "
-                     f"{machine.get('cpus')} CPUs, load {before} before / {after} after, steal "
+                     f"{machine.get('cpus')} CPUs{_cpu_model(machine)}, load {before} before / "
+                     f"{after} after, steal "
                      f"{machine.get('steal_s', '?')} s):")
         for side in ("keras", "torch"):  # a profile (scripts/profile_cifar.py)
             profile = document.get(side)

@@ -123,6 +123,18 @@ def steal_seconds() -> float:
         return 0.0
 
 
+def cpu_model() -> str:
+    """The CPU's model name as the kernel reports it ("" where /proc/cpuinfo has none): the
+    machines this suite is measured on change between sessions, and a speed figure is a fact
+    about one of them."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return ""
+    return next((line.split(":", 1)[1].strip() for line in lines
+                 if line.startswith("model name")), "")
+
+
 def load_average() -> list[float]:
     try:
         return [round(value, 2) for value in os.getloadavg()]
