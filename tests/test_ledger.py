@@ -509,8 +509,9 @@ def test_screens_give_what_each_changed_and_its_validation_figure_only(tmp_path)
         "kind": "screens", "lab": "char-rnn", "base": "best", "chosen": "c4",
         "screens": screens, "machine": {"cpus": 2}}))
     lines = benchmarks.benchmark_lines(tmp_path)
-    assert lines[0].endswith("one-seed screens of char-rnn's `best` preset, judged on the "
-                             "validation split only (full tiny_shakespeare, 2 CPUs):")
+    assert lines[0].endswith("one-seed screens of char-rnn's `best` preset as it stood at each "
+                             "screen's commit (a preset may change after its screens), judged on "
+                             "the validation split only (full tiny_shakespeare, 2 CPUs):")
     assert ("  - `c4` **(chosen)**: best with units=256, steps=1080: validation_loss 1.4606 "
             "after 1080 steps, 241 s of training, 256 s wall (commit cf0d5bd)") in lines
     assert ("  - `s1`: best with nothing changed: validation_accuracy 0.7693 after 18 epochs, "

@@ -129,8 +129,9 @@ def benchmark_lines(results_dir: str | os.PathLike) -> list[str]:
             screens = document.get("screens") or [{}]
             data = ", ".join(f"{kind} {name}" for name, kind in screens[0].get("data", {}).items())
             lines.append(f"- `{path.name}` (`{document.get('command')}`): one-seed screens of "
-                         f"{document.get('lab')}'s `{document.get('base')}` preset, judged on the "
-                         f"validation split only ({data or 'data not recorded'}, "
+                         f"{document.get('lab')}'s `{document.get('base')}` preset as it stood "
+                         f"at each screen's commit (a preset may change after its screens), "
+                         f"judged on the validation split only ({data or 'data not recorded'}, "
                          f"{screens[0].get('cpus')} CPUs):")
             lines.extend(_screen_lines(document))
             continue
