@@ -99,7 +99,8 @@ def main() -> int:
     parser.add_argument("--keep", default="runs/benchmark-ab")
     parser.add_argument("--json", help="write the rounds and their summary here")
     args = parser.parse_args()
-    args.set = args.set if args.set is not None else ["batch_size=128"]
+    # No hidden default: an A/B of a preset runs the preset as it is unless --set says otherwise.
+    args.set = args.set or []
     root = Path(args.keep) / time.strftime("%Y%m%d-%H%M%S")
     root.mkdir(parents=True)
     rows, load_before, steal_start = [], round(os.getloadavg()[0], 2), steal_seconds()
