@@ -30,18 +30,13 @@ _BEST = Config(steps=1020, log_every=60, batch_size=64, sequence_length=100, win
                clipnorm=1.0, compute_dtype="float32", steps_per_execution=10, max_minutes=15.0,
                top_k=0)
 
-# Five minutes of the 2-core CPU: bfloat16 (1.5x float32's steps here), a 256-wide GRU at a
-# higher rate for more steps than _BEST's 384 (screened on validation: docs/benchmarks.md).
-_FAST = dataclasses.replace(_BEST, steps=1200, log_every=400, units=256, learning_rate=5e-3,
-                            compute_dtype="bfloat16", max_minutes=0.0)
-
 PRESETS = {
     "seed": Config(),
-    # fast's recipe for as many steps as 15 minutes of the 2-core CPU hold (4.2 steps/s on the
-    # Xeon that ran it, evaluation included): the step count is set by the time budget, not
-    # chosen on any split. _BEST, float32 and 384 wide, scored worse than fast in half the time.
-    "best": dataclasses.replace(_FAST, steps=3400, log_every=680),
-    "fast": _FAST,
+    "best": _BEST,
+    # Five minutes of the 2-core CPU: bfloat16 (1.5x float32's steps here), a 256-wide GRU at
+    # a higher rate for more steps than best's 384 (screened on validation: docs/benchmarks.md).
+    "fast": dataclasses.replace(_BEST, steps=1200, log_every=400, units=256, learning_rate=5e-3,
+                                compute_dtype="bfloat16", max_minutes=0.0),
     "quick": Config(steps=120, log_every=40, batch_size=64, sequence_length=64, units=128,
                     num_layers=1, embedding_dim=32, learning_rate=1e-2, final_learning_rate=0.1,
                     validation_chars=20000, sample_length=120, steps_per_execution=20),
