@@ -290,7 +290,8 @@ def runs_markdown(rows: list[dict]) -> str:
 
 
 def _machine() -> dict:
-    return {"platform": platform.platform(), "cpu_model": jobs.cpu_model(), "cpu_count": os.cpu_count(),
+    return {"platform": platform.platform(), "cpu_model": jobs.cpu_model(),
+            "cpu_count": os.cpu_count(),
             "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
             "tensorflow": tf.__version__, "keras": keras.__version__,
             "load_average_at_end": [round(value, 2) for value in os.getloadavg()]}
