@@ -22,7 +22,9 @@ from pathlib import Path
 from keras_labs import labs
 
 # The figures a screen may be judged on, per lab: validation only.
-VALIDATION = {"cifar-cnn": ("validation_accuracy", "validation_loss"),
+# cifar-cnn's scored and per-view figures are those of runs whose code records them.
+VALIDATION = {"cifar-cnn": ("validation_accuracy", "validation_loss", "validation_accuracy_scored",
+                            "validation_accuracy_by_view"),
               "char-rnn": ("validation_loss", "validation_loss_windowed")}
 
 

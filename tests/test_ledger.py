@@ -504,7 +504,12 @@ def test_screens_give_what_each_changed_and_its_validation_figure_only(tmp_path)
                 "dirty": False, "data": {"tiny_shakespeare": "full"}, "cpus": 2},
                {"label": "s1", "changed": {}, "validation": {"validation_accuracy": 0.7693},
                 "steps": None, "epochs": 18, "training_s": 160.0, "wall_s": None,
-                "commit": "abc1234", "dirty": True}]
+                "commit": "abc1234", "dirty": True},
+               {"label": "e1", "changed": {"ema_momentum": 0.99},
+                "validation": {"validation_accuracy_by_view": {"image": 0.7693,
+                                                               "mirror": 0.789}},
+                "steps": None, "epochs": 20, "training_s": 149.0, "wall_s": 160.0,
+                "commit": "3397271", "dirty": False}]
     (benchmarks_dir / "screens.json").write_text(json.dumps({
         "kind": "screens", "lab": "char-rnn", "base": "best", "chosen": "c4",
         "screens": screens, "machine": {"cpus": 2}}))
@@ -516,6 +521,9 @@ def test_screens_give_what_each_changed_and_its_validation_figure_only(tmp_path)
             "after 1080 steps, 241 s of training, 256 s wall (commit cf0d5bd)") in lines
     assert ("  - `s1`: best with nothing changed: validation_accuracy 0.7693 after 18 epochs, "
             "160 s of training (commit abc1234, dirty)") in lines
+    assert ("  - `e1`: best with ema_momentum=0.99: validation_accuracy_by_view (image 0.7693, "
+            "mirror 0.7890) after 20 epochs, 149 s of training, 160 s wall (commit 3397271)"
+            ) in lines
     assert not any("test" in line for line in lines[1:])
 
 

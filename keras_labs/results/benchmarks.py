@@ -290,7 +290,8 @@ def _screen_lines(document: dict) -> list[str]:
     lines = []
     for entry in document.get("screens", []):
         changed = ", ".join(f"{key}={value}" for key, value in entry["changed"].items())
-        figures = ", ".join(f"{key} {value:.4f}" for key, value in entry["validation"].items())
+        figures = ", ".join(_screen_figure(key, value)
+                            for key, value in entry["validation"].items())
         unit = (f"{entry['steps']} steps" if entry.get("steps") is not None
                 else f"{entry.get('epochs')} epochs")
         chosen = " **(chosen)**" if entry["label"] == document.get("chosen") else ""
@@ -300,6 +301,13 @@ def _screen_lines(document: dict) -> list[str]:
                      f"{entry['training_s']:.0f} s of training{wall} (commit "
                      f"{str(entry.get('commit'))[:7]}{', dirty' if entry.get('dirty') else ''})")
     return lines
+
+
+def _screen_figure(key: str, value) -> str:
+    """"validation_loss 1.3172", or for a figure per view "by view (image 0.7693, ...)"."""
+    if isinstance(value, dict):
+        return f"{key} ({', '.join(f'{name} {figure:.4f}' for name, figure in value.items())})"
+    return f"{key} {value:.4f}"
 
 
 def _stock_line(batch: int, entries: list[dict]) -> list[str]:
