@@ -40,7 +40,7 @@ PRESETS = {
     # Five minutes of the 2-core CPU: bfloat16 (1.5x float32's steps here), a 256-wide GRU at
     # a higher rate for more steps than best's 384 (screened on validation: docs/benchmarks.md).
     "fast": dataclasses.replace(_BEST, steps=1200, log_every=400, units=256, learning_rate=5e-3,
-                                compute_dtype="bfloat16", max_minutes=0.0, dropout=0.1),
+                                compute_dtype="bfloat16", max_minutes=0.0),
     "quick": Config(steps=120, log_every=40, batch_size=64, sequence_length=64, units=128,
                     num_layers=1, embedding_dim=32, learning_rate=1e-2, final_learning_rate=0.1,
                     validation_chars=20000, sample_length=120, steps_per_execution=20),
