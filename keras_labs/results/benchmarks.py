@@ -304,7 +304,8 @@ def _screen_lines(document: dict) -> list[str]:
 
 
 def _screen_figure(key: str, value) -> str:
-    """"validation_loss 1.3172", or for a figure per view "by view (image 0.7693, ...)"."""
+    """A screen's figure as its line prints it: `validation_loss 1.3172`, or for a figure per
+    test-time view `validation_accuracy_by_view (image 0.7693, mirror 0.7890)`."""
     if isinstance(value, dict):
         return f"{key} ({', '.join(f'{name} {figure:.4f}' for name, figure in value.items())})"
     return f"{key} {value:.4f}"
